@@ -1,0 +1,280 @@
+//! Command-line types (clap derive). No behaviour here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{CPUS, DISK_GB, MEMORY_GB};
+
+const ABOUT: &str = "Run Claude Code in disposable Lima VMs";
+const AFTER_HELP: &str = "\
+Examples:
+  claude-vm setup                      build this repository's template VM (once)
+  claude-vm \"fix the failing test\"     run claude in a fresh clone of the template
+  claude-vm \"review\" --model opus      flags after the prompt go to claude untouched
+  claude-vm shell                      a shell in a fresh clone; `shell -- make test` runs a command
+
+Everything after claude-vm's own flags is passed to claude byte for byte.
+Use `claude-vm -- ARGS` when the first argument looks like one of ours.";
+
+#[derive(Debug, Parser)]
+#[command(name = "claude-vm", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(flatten)]
+    pub session: SessionOpts,
+
+    /// The prompt, then any Claude Code arguments.
+    #[arg(value_name = "PROMPT_AND_CLAUDE_ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub claude_args: Vec<OsString>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Stream Lima's and the guest's output.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print the plan (each limactl call and the guest scripts) and run nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ResourceOpts {
+    /// Disk size in GB (1-1000).
+    #[arg(long, value_name = "GB", value_parser = parse_disk)]
+    pub disk: Option<u32>,
+
+    /// Memory in GB (1-64).
+    #[arg(long, value_name = "GB", value_parser = parse_memory)]
+    pub memory: Option<u32>,
+
+    /// Number of CPUs (1-64).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<u32>,
+}
+
+impl ResourceOpts {
+    pub fn is_empty(&self) -> bool {
+        self.disk.is_none() && self.memory.is_none() && self.cpus.is_none()
+    }
+
+    /// Flags given here win over flags given before the subcommand.
+    pub fn or(&self, other: &ResourceOpts) -> ResourceOpts {
+        ResourceOpts {
+            disk: self.disk.or(other.disk),
+            memory: self.memory.or(other.memory),
+            cpus: self.cpus.or(other.cpus),
+        }
+    }
+}
+
+/// Flags of a session (`claude-vm [PROMPT]`, `agent`, `shell`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SessionOpts {
+    #[command(flatten)]
+    pub resources: ResourceOpts,
+
+    /// Share a host directory: /host, /host:ro, /host:/guest, /host:/guest:ro (~ expands).
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mounts: Vec<String>,
+
+    /// Source this script in the VM before claude starts (after .claude-vm.runtime.sh and
+    /// [runtime] scripts).
+    #[arg(long = "runtime-script", value_name = "PATH")]
+    pub runtime_scripts: Vec<PathBuf>,
+
+    /// Do not share this project's Claude conversation folder with the VM.
+    #[arg(long)]
+    pub no_conversations: bool,
+
+    /// Set an environment variable in the VM (the value never appears on a command line).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+
+    /// Build the template first if it does not exist, without asking.
+    #[arg(long)]
+    pub auto_setup: bool,
+}
+
+impl SessionOpts {
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+            && self.mounts.is_empty()
+            && self.runtime_scripts.is_empty()
+            && !self.no_conversations
+            && self.env.is_empty()
+            && !self.auto_setup
+    }
+
+    /// Combines flags given before and after the subcommand name.
+    pub fn merge(&self, later: &SessionOpts) -> SessionOpts {
+        let cat = |a: &Vec<String>, b: &Vec<String>| a.iter().chain(b).cloned().collect();
+        SessionOpts {
+            resources: later.resources.or(&self.resources),
+            mounts: cat(&self.mounts, &later.mounts),
+            runtime_scripts: self.runtime_scripts.iter().chain(&later.runtime_scripts).cloned().collect(),
+            no_conversations: self.no_conversations || later.no_conversations,
+            env: cat(&self.env, &later.env),
+            auto_setup: self.auto_setup || later.auto_setup,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run claude in a fresh clone of the template (the default command).
+    Agent(AgentArgs),
+    /// Open a login shell in a fresh clone, or run a command: `shell -- CMD ARGS...`.
+    Shell(ShellArgs),
+    /// Build (or rebuild) this repository's template VM.
+    Setup(SetupArgs),
+    /// List claude-vm's templates and running sessions.
+    List,
+    /// Delete this repository's template VM.
+    Clean(ConfirmArgs),
+    /// Delete every claude-vm VM and template.
+    CleanAll(ConfirmArgs),
+    /// Show the project, its template and the effective configuration.
+    Info,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub session: SessionOpts,
+
+    /// The prompt, then any Claude Code arguments.
+    #[arg(value_name = "PROMPT_AND_CLAUDE_ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub claude_args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub session: SessionOpts,
+
+    /// A command to run instead of the interactive shell; its exit status is claude-vm's.
+    #[arg(value_name = "COMMAND", last = true)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub resources: ResourceOpts,
+
+    /// An extra setup script, run after ~/.claude-vm.setup.sh, ./.claude-vm.setup.sh and
+    /// [setup] scripts.
+    #[arg(long = "setup-script", value_name = "PATH")]
+    pub setup_scripts: Vec<PathBuf>,
+
+    /// A directory shared only while the template is built (same SPEC as a session's --mount).
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mounts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration.
+    Show,
+    /// Check the configuration files (or one FILE) and report the first problem.
+    Validate {
+        /// A .claude-vm.toml to check on its own.
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_in(s: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    let v: u32 = s.trim().parse().map_err(|_| format!("`{s}` is not a whole number"))?;
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside {}-{}", range.start(), range.end()))
+    }
+}
+
+fn parse_disk(s: &str) -> Result<u32, String> {
+    parse_in(s, DISK_GB)
+}
+
+fn parse_memory(s: &str) -> Result<u32, String> {
+    parse_in(s, MEMORY_GB)
+}
+
+fn parse_cpus(s: &str) -> Result<u32, String> {
+    parse_in(s, CPUS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("claude-vm").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn prompt_and_claude_flags_pass_through() {
+        let cli = parse(&["-v", "fix it", "--model", "opus", "-p", "--", "x"]);
+        assert!(cli.global.verbose);
+        assert!(cli.command.is_none());
+        let args: Vec<_> = cli.claude_args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(args, ["fix it", "--model", "opus", "-p", "--", "x"]);
+    }
+
+    #[test]
+    fn unknown_leading_flags_belong_to_claude() {
+        let cli = parse(&["--mount", "/tmp", "-p", "hello"]);
+        assert_eq!(cli.session.mounts, ["/tmp"]);
+        let args: Vec<_> = cli.claude_args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(args, ["-p", "hello"]);
+    }
+
+    #[test]
+    fn subcommands_and_double_dash() {
+        assert!(matches!(parse(&["setup", "--disk", "30"]).command, Some(Command::Setup(_))));
+        let cli = parse(&["--", "setup"]);
+        assert!(cli.command.is_none(), "after -- a subcommand name is a prompt");
+        let cli = parse(&["shell", "--", "sh", "-c", "exit 7"]);
+        let Some(Command::Shell(s)) = cli.command else { panic!() };
+        assert_eq!(s.command, ["sh", "-c", "exit 7"]);
+        let cli = parse(&["--runtime-script", "./x.sh", "shell"]);
+        assert_eq!(cli.session.runtime_scripts, [PathBuf::from("./x.sh")]);
+    }
+
+    #[test]
+    fn resource_ranges_name_the_flag() {
+        let err = Cli::try_parse_from(["claude-vm", "setup", "--memory", "65"]).unwrap_err().to_string();
+        assert!(err.contains("--memory") && err.contains("outside 1-64"), "{err}");
+        let err = Cli::try_parse_from(["claude-vm", "--disk", "lots", "x"]).unwrap_err().to_string();
+        assert!(err.contains("--disk") && err.contains("not a whole number"), "{err}");
+    }
+}

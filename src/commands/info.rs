@@ -1,0 +1,45 @@
+//! `claude-vm info`: what claude-vm knows about this project.
+
+use super::{overrides, Context};
+use crate::cli::SessionOpts;
+use crate::error::Result;
+use crate::template;
+
+pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
+    let loaded = ctx.load_config(&overrides(opts))?;
+    let c = &loaded.config;
+    let template = ctx.template()?;
+    let manifest = template::read_manifest(&ctx.paths, template.as_str())?;
+    let p = &ctx.project;
+    println!("project:      {}", p.root.display());
+    if let Some(main) = &p.main_root {
+        println!("main repo:    {} (worktree)", main.display());
+    }
+    if !p.in_git {
+        println!("              (not a git repository)");
+    }
+    println!("template:     {template}");
+    match &manifest {
+        Some(m) => println!(
+            "  built:      by claude-vm {} ({} GB disk, {} GB memory, {} CPUs, {})",
+            m.claude_vm_version, m.disk, m.memory, m.cpus, m.image
+        ),
+        None => println!("  built:      no (run `claude-vm setup`)"),
+    }
+    println!("lima home:    {}", ctx.paths.lima_home.display());
+    println!("config files: {}", if loaded.files.is_empty() { "none".into() } else { loaded.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ") });
+    println!("vm:           {} GB disk, {} GB memory, {} CPUs, image {}", c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image);
+    let tools = c.enabled_tools();
+    println!("tools:        {}", if tools.is_empty() { "none".into() } else { tools.join(", ") });
+    println!("mounts:       {} (writable)", p.root.display());
+    if let Some(main) = &p.main_root {
+        println!("              {} (writable, main repository)", main.display());
+    }
+    for m in &c.mounts {
+        println!("              {} -> {} ({})", m.location.display(), m.guest_path(), if m.writable { "writable" } else { "read-only" });
+    }
+    let list = |v: &[std::path::PathBuf]| if v.is_empty() { "none".into() } else { v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") };
+    println!("setup:        {}", list(&c.setup.scripts));
+    println!("runtime:      {}", list(&c.runtime.scripts));
+    Ok(0)
+}

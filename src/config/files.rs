@@ -1,0 +1,274 @@
+//! Reading one `.claude-vm.toml`: strict parsing, then validation and path resolution, so
+//! that every error can name the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use super::layer::{ClaudeArgs, LayerData, Lists, Scripts};
+use super::mounts;
+use super::schema::{FileLayer, MountLayer, VmLayer, CPUS, DISK_GB, KNOWN_TOOLS, MEMORY_GB};
+use super::suggest;
+use crate::error::{Error, Result};
+use crate::paths::expand_tilde;
+
+/// Reads `path` if it exists. Relative script paths are taken from the file's directory.
+pub fn read(path: &Path, home: &Path) -> Result<Option<LayerData>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::usage(format!("cannot read {}: {e}", path.display()))),
+    };
+    parse(&text, path, home).map(Some)
+}
+
+/// Parses and validates the text of a config file that lives at `path`.
+pub fn parse(text: &str, path: &Path, home: &Path) -> Result<LayerData> {
+    let file: FileLayer = toml::from_str(text).map_err(|e| {
+        let hint = suggest::for_unknown_field(e.message())
+            .unwrap_or_else(|| "see the Configuration section of the README for the keys and their types".into());
+        Error::usage(format!("invalid configuration in {}:\n{}", path.display(), indent(&e.to_string())))
+            .with_hint(hint)
+    })?;
+    let ctx = FileCtx { path, dir: path.parent().unwrap_or(Path::new("/")), home };
+    ctx.normalize(file)
+}
+
+struct FileCtx<'a> {
+    path: &'a Path,
+    dir: &'a Path,
+    home: &'a Path,
+}
+
+impl FileCtx<'_> {
+    fn normalize(&self, file: FileLayer) -> Result<LayerData> {
+        let mut data = LayerData::default();
+        if let Some(vm) = file.vm {
+            data.vm = self.vm(vm)?;
+        }
+        if let Some(tools) = file.tools {
+            for name in tools.keys() {
+                check_tool(name).map_err(|(msg, hint)| self.err(&format!("tools.{name}"), &msg, &hint))?;
+            }
+            data.tools = tools;
+        }
+        if let Some(setup) = file.setup {
+            data.setup = Lists {
+                scripts: self.scripts(setup.scripts.unwrap_or_default(), "setup.scripts")?,
+                mounts: self.mounts(setup.mounts.unwrap_or_default(), "setup.mounts")?,
+            };
+        }
+        if let Some(runtime) = file.runtime {
+            data.runtime = Scripts { scripts: self.scripts(runtime.scripts.unwrap_or_default(), "runtime.scripts")? };
+        }
+        if let Some(defaults) = file.defaults {
+            data.defaults = ClaudeArgs { claude_args: defaults.claude_args.unwrap_or_default() };
+        }
+        data.mounts = self.mounts(file.mounts.unwrap_or_default(), "mounts")?;
+        Ok(data)
+    }
+
+    fn vm(&self, vm: VmLayer) -> Result<VmLayer> {
+        let check = |key: &str, value: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| {
+            match value {
+                Some(v) if !range.contains(&v) => Err(self.err(
+                    &format!("vm.{key}"),
+                    &format!("is {v}, outside {}-{}{unit}", range.start(), range.end()),
+                    &format!("set `{key}` to a value from {} to {}", range.start(), range.end()),
+                )),
+                _ => Ok(()),
+            }
+        };
+        check("disk", vm.disk, DISK_GB, " GB")?;
+        check("memory", vm.memory, MEMORY_GB, " GB")?;
+        check("cpus", vm.cpus, CPUS, "")?;
+        if let Some(image) = &vm.image {
+            check_image(image, self.home).map_err(|(m, h)| self.err("vm.image", &m, &h))?;
+        }
+        Ok(vm)
+    }
+
+    fn scripts(&self, scripts: Vec<String>, key: &str) -> Result<Vec<PathBuf>> {
+        scripts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                resolve_script(s, self.dir, self.home).map_err(|m| {
+                    self.err(&format!("{key}[{i}]"), &m, "fix the path (relative paths start at the file's directory)")
+                })
+            })
+            .collect()
+    }
+
+    fn mounts(&self, list: Vec<MountLayer>, key: &str) -> Result<Vec<crate::config::Mount>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, m)| {
+                mounts::validate(&m.location, m.mount_point.as_deref(), m.writable, self.home)
+                    .map_err(|msg| self.err(&format!("{key}[{i}]"), &msg, "fix or remove this mount"))
+            })
+            .collect()
+    }
+
+    fn err(&self, key: &str, problem: &str, fix: &str) -> Error {
+        Error::usage(format!("invalid configuration in {}: `{key}` {problem}", self.path.display())).with_hint(fix.to_owned())
+    }
+}
+
+/// A script path from a file or flag: `~` expands, relative paths start at `base`, and it
+/// must be a readable regular file.
+pub fn resolve_script(raw: &str, base: &Path, home: &Path) -> Result<PathBuf, String> {
+    let p = expand_tilde(raw, home);
+    let p = if p.is_absolute() { p } else { base.join(p) };
+    match std::fs::metadata(&p) {
+        // Canonical, so one script reached through two spellings runs once.
+        Ok(m) if m.is_file() => Ok(std::fs::canonicalize(&p).unwrap_or(p)),
+        Ok(_) => Err(format!("`{}` is not a file", p.display())),
+        Err(e) => Err(format!("script `{}` cannot be read: {e}", p.display())),
+    }
+}
+
+/// `[vm] image`: a Lima template name, a URL, or a local template file.
+pub fn check_image(image: &str, home: &Path) -> Result<(), (String, String)> {
+    let fix = "use `template:debian-13` (a Lima template), an https URL, or an absolute path to a Lima YAML file";
+    let template = image.strip_prefix("template://").or_else(|| image.strip_prefix("template:"));
+    let ok = match template {
+        Some(name) => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b)),
+        None if image.starts_with("https://") || image.starts_with("http://") => true,
+        None => {
+            let p = expand_tilde(image, home);
+            if p.is_absolute() && !p.is_file() {
+                return Err((format!("is `{image}`, which is not a file"), fix.into()));
+            }
+            p.is_absolute()
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err((format!("is `{image}`, which is not a template name, URL or absolute file path"), fix.into()))
+    }
+}
+
+/// Tool names must be ones claude-vm knows.
+pub fn check_tool(name: &str) -> Result<(), (String, String)> {
+    if KNOWN_TOOLS.contains(&name) {
+        return Ok(());
+    }
+    let known = KNOWN_TOOLS.join(", ");
+    let hint = match suggest::closest(name, KNOWN_TOOLS.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? Known tools: {known}"),
+        None => format!("known tools: {known}"),
+    };
+    Err((format!("is not a known tool"), hint))
+}
+
+fn indent(text: &str) -> String {
+    text.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        tmp: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(tmp.path().join("proj/scripts")).unwrap();
+            std::fs::write(tmp.path().join("proj/scripts/a.sh"), "echo a").unwrap();
+            std::fs::create_dir(tmp.path().join("data")).unwrap();
+            Fixture { tmp }
+        }
+        fn file(&self) -> PathBuf {
+            self.tmp.path().join("proj/.claude-vm.toml")
+        }
+        fn parse(&self, text: &str) -> Result<LayerData> {
+            parse(text, &self.file(), self.tmp.path())
+        }
+        fn err(&self, text: &str) -> Error {
+            self.parse(text).unwrap_err()
+        }
+    }
+
+    #[test]
+    fn a_full_file_normalizes_paths() {
+        let f = Fixture::new();
+        let d = f
+            .parse(
+                r#"
+[vm]
+disk = 30
+[tools]
+node = true
+[setup]
+scripts = ["./scripts/a.sh"]
+[[setup.mounts]]
+location = "~/data"
+mount_point = "/tmp/data"
+[runtime]
+scripts = ["scripts/a.sh"]
+[defaults]
+claude_args = ["--model", "opus"]
+[[mounts]]
+location = "~/data"
+writable = true
+"#,
+            )
+            .unwrap();
+        assert_eq!(d.vm.disk, Some(30));
+        let a = std::fs::canonicalize(f.tmp.path().join("proj/scripts/a.sh")).unwrap();
+        assert_eq!(d.setup.scripts, vec![a.clone()]);
+        assert_eq!(d.runtime.scripts, vec![a]);
+        assert_eq!(d.setup.mounts[0].mount_point.as_deref(), Some("/tmp/data"));
+        assert!(!d.setup.mounts[0].writable, "TOML mounts are read-only unless asked");
+        assert!(d.mounts[0].writable);
+        assert_eq!(d.defaults.claude_args, ["--model", "opus"]);
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion_and_the_line() {
+        let f = Fixture::new();
+        let e = f.err("[vm]\ndsk = 3\n");
+        assert!(e.message().contains(".claude-vm.toml"), "{}", e.message());
+        assert!(e.message().contains("line 2"), "{}", e.message());
+        assert_eq!(e.hint(), Some("did you mean `disk`?"));
+        let e = f.err("[vmm]\ndisk = 3\n");
+        assert_eq!(e.hint(), Some("did you mean `vm`?"));
+    }
+
+    #[test]
+    fn wrong_types_and_ranges_name_the_key() {
+        let f = Fixture::new();
+        let e = f.err("[vm]\ndisk = \"thirty\"\n");
+        assert!(e.message().contains("invalid type"), "{}", e.message());
+        assert!(e.message().contains("disk"), "{}", e.message());
+        let e = f.err("[vm]\nmemory = 65\n");
+        assert!(e.message().contains("`vm.memory` is 65, outside 1-64 GB"), "{}", e.message());
+        let e = f.err("[vm]\ncpus = 0\n");
+        assert!(e.message().contains("`vm.cpus`"), "{}", e.message());
+        let e = f.err("[vm]\nimage = \"debian\"\n");
+        assert!(e.message().contains("`vm.image`"), "{}", e.message());
+    }
+
+    #[test]
+    fn bad_paths_name_the_entry() {
+        let f = Fixture::new();
+        let e = f.err("[runtime]\nscripts = [\"./scripts/a.sh\", \"nope.sh\"]\n");
+        assert!(e.message().contains("`runtime.scripts[1]`"), "{}", e.message());
+        let e = f.err("[[mounts]]\nlocation = \"relative/dir\"\n");
+        assert!(e.message().contains("`mounts[0]`") && e.message().contains("relative"), "{}", e.message());
+        let e = f.err("[[setup.mounts]]\nlocation = \"/does/not/exist\"\n");
+        assert!(e.message().contains("`setup.mounts[0]`"), "{}", e.message());
+    }
+
+    #[test]
+    fn unknown_tools_list_the_known_ones() {
+        let f = Fixture::new();
+        let e = f.err("[tools]\nnod = true\n");
+        assert!(e.message().contains("`tools.nod` is not a known tool"), "{}", e.message());
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("did you mean `node`?") && hint.contains("docker"), "{hint}");
+    }
+}

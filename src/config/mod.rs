@@ -1,0 +1,336 @@
+//! Configuration: defaults < `~/.claude-vm.toml` < the main repository's file (worktrees) <
+//! the project's file < `CLAUDE_VM_*` variables < command-line flags.
+//!
+//! Each layer is validated on its own, so an error names its file, variable or flag; figment
+//! then merges them (scalars: the later layer wins; lists: appended) and remembers the origin
+//! of every value for `config show`.
+
+mod files;
+mod layer;
+pub mod mounts;
+mod schema;
+mod suggest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+
+pub use layer::Origin;
+pub use schema::{Config, Mount, CPUS, DISK_GB, MEMORY_GB};
+
+use crate::error::{Error, Result};
+use crate::paths::HostPaths;
+use crate::project::Project;
+use layer::{Layer, LayerData};
+use schema::VmLayer;
+
+/// Environment variables that override `[vm]`.
+pub const ENV_VARS: [(&str, &str); 3] =
+    [("CLAUDE_VM_DISK", "disk"), ("CLAUDE_VM_MEMORY", "memory"), ("CLAUDE_VM_CPUS", "cpus")];
+
+/// What the command line adds; raw, so errors can name the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub disk: Option<u32>,
+    pub memory: Option<u32>,
+    pub cpus: Option<u32>,
+    /// `--mount` of a session.
+    pub mounts: Vec<String>,
+    /// `setup --mount`.
+    pub setup_mounts: Vec<String>,
+    pub runtime_scripts: Vec<PathBuf>,
+    pub setup_scripts: Vec<PathBuf>,
+    /// `--env NAME=VALUE`.
+    pub env: Vec<String>,
+}
+
+/// Everything configuration is made from.
+pub struct Inputs<'a> {
+    pub paths: &'a HostPaths,
+    pub project: &'a Project,
+    pub cwd: &'a Path,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub overrides: &'a Overrides,
+}
+
+/// The effective configuration and the merged sources behind it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub figment: Figment,
+    /// The configuration files that exist and were read, lowest precedence first.
+    pub files: Vec<PathBuf>,
+}
+
+impl Loaded {
+    /// Which layer a key's value came from (e.g. `vm.disk`).
+    pub fn origin_of(&self, key: &str) -> Option<String> {
+        let meta = self.figment.find_metadata(key)?;
+        Some(match &meta.source {
+            Some(src) => format!("{} ({src})", meta.name),
+            None => meta.name.to_string(),
+        })
+    }
+}
+
+pub fn load(inputs: &Inputs) -> Result<Loaded> {
+    let home = &inputs.paths.home;
+    let mut layers = vec![layer(Origin::Default, &Config::default())?];
+    let mut files = Vec::new();
+
+    let mut candidates = vec![(inputs.paths.global_config(), Origin::GlobalFile as fn(PathBuf) -> Origin)];
+    if let Some(main) = inputs.project.main_config_file() {
+        candidates.push((main, Origin::MainRepoFile));
+    }
+    candidates.push((inputs.project.config_file(), Origin::ProjectFile));
+    for (path, origin) in candidates {
+        if files.contains(&path) {
+            continue; // the project is the home directory: one file, read once
+        }
+        if let Some(data) = files::read(&path, home)? {
+            layers.push(layer(origin(path.clone()), &data)?);
+            files.push(path);
+        }
+    }
+
+    for (var, key) in ENV_VARS {
+        if let Some(data) = env_layer(var, key, inputs.env)? {
+            layers.push(layer(Origin::Env(var.to_owned()), &data)?);
+        }
+    }
+    layers.push(layer(Origin::CommandLine, &cli_layer(inputs.overrides, inputs.cwd, home)?)?);
+
+    let figment = layers.into_iter().fold(Figment::new(), Figment::admerge);
+    let mut config: Config = figment
+        .extract()
+        .map_err(|e| Error::failure(format!("cannot merge the configuration: {e}")))?;
+    config.mounts = mounts::dedup(config.mounts);
+    config.setup.mounts = mounts::dedup(config.setup.mounts);
+    dedup_paths(&mut config.setup.scripts);
+    dedup_paths(&mut config.runtime.scripts);
+    Ok(Loaded { config, figment, files })
+}
+
+/// Validates one file on its own (`config validate FILE`).
+pub fn validate_file(path: &Path, home: &Path) -> Result<()> {
+    match files::read(path, home)? {
+        Some(_) => Ok(()),
+        None => Err(Error::usage(format!("{} does not exist", path.display()))
+            .with_hint("pass the path of a .claude-vm.toml file")),
+    }
+}
+
+fn layer(origin: Origin, data: &impl serde::Serialize) -> Result<Layer> {
+    Layer::new(origin, data).map_err(|e| Error::failure(format!("internal configuration error: {e}")))
+}
+
+fn env_layer(var: &str, key: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<LayerData>> {
+    let Some(raw) = lookup(var).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let range = match key {
+        "disk" => DISK_GB,
+        "memory" => MEMORY_GB,
+        _ => CPUS,
+    };
+    let value = raw.trim().parse::<u32>().ok().filter(|v| range.contains(v)).ok_or_else(|| {
+        Error::usage(format!(
+            "environment variable {var} is `{raw}`, but `vm.{key}` must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ))
+        .with_hint(format!("fix or unset {var}"))
+    })?;
+    let mut vm = VmLayer::default();
+    match key {
+        "disk" => vm.disk = Some(value),
+        "memory" => vm.memory = Some(value),
+        _ => vm.cpus = Some(value),
+    }
+    Ok(Some(LayerData { vm, ..LayerData::default() }))
+}
+
+fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
+    let mut data = LayerData::default();
+    data.vm.disk = o.disk;
+    data.vm.memory = o.memory;
+    data.vm.cpus = o.cpus;
+    let flag_err = |flag: &str, value: &str, msg: String| {
+        Error::usage(format!("invalid {flag} `{value}`: {msg}")).with_hint(format!("fix the {flag} value"))
+    };
+    for spec in &o.mounts {
+        data.mounts.push(mounts::parse_spec(spec, home).map_err(|m| flag_err("--mount", spec, m))?);
+    }
+    for spec in &o.setup_mounts {
+        data.setup.mounts.push(mounts::parse_spec(spec, home).map_err(|m| flag_err("--mount", spec, m))?);
+    }
+    let script = |flag: &str, p: &PathBuf| {
+        let raw = p.to_string_lossy();
+        files::resolve_script(&raw, cwd, home).map_err(|m| flag_err(flag, &raw, m))
+    };
+    for p in &o.runtime_scripts {
+        data.runtime.scripts.push(script("--runtime-script", p)?);
+    }
+    for p in &o.setup_scripts {
+        data.setup.scripts.push(script("--setup-script", p)?);
+    }
+    data.env = parse_env_assignments(&o.env)?;
+    Ok(data)
+}
+
+/// `NAME=VALUE` pairs; names are shell identifiers so they can be exported as they are.
+pub fn parse_env_assignments(items: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(Error::usage(format!("invalid --env `{item}`: expected NAME=VALUE"))
+                .with_hint("write it as --env NAME=VALUE"));
+        };
+        check_env_name(name).map_err(|m| Error::usage(format!("invalid --env `{item}`: {m}")).with_hint("fix the variable name"))?;
+        out.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(out)
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what a POSIX shell accepts in `export NAME=...`.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid variable name (letters, digits and _, not starting with a digit)"))
+    }
+}
+
+fn dedup_paths(paths: &mut Vec<PathBuf>) {
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|p| seen.insert(p.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct World {
+        tmp: tempfile::TempDir,
+        paths: HostPaths,
+        project: Project,
+    }
+
+    impl World {
+        fn new() -> World {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = std::fs::canonicalize(tmp.path()).unwrap();
+            std::fs::create_dir_all(home.join("proj")).unwrap();
+            std::fs::create_dir_all(home.join("data")).unwrap();
+            let paths = HostPaths {
+                home: home.clone(),
+                data_dir: home.join(".local/share/claude-vm"),
+                lima_home: home.join(".lima"),
+            };
+            let project = Project { root: home.join("proj"), main_root: None, in_git: false };
+            World { tmp, paths, project }
+        }
+        fn write(&self, rel: &str, text: &str) {
+            std::fs::write(self.paths.home.join(rel), text).unwrap();
+        }
+        fn load_with(&self, env: &[(&str, &str)], o: &Overrides) -> Result<Loaded> {
+            let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let lookup = move |k: &str| env.get(k).cloned();
+            load(&Inputs { paths: &self.paths, project: &self.project, cwd: &self.project.root, env: &lookup, overrides: o })
+        }
+    }
+
+    #[test]
+    fn defaults_without_files() {
+        let w = World::new();
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!(l.config, Config::default());
+        assert_eq!(l.origin_of("vm.disk").as_deref(), Some("default"));
+        drop(w.tmp);
+    }
+
+    #[test]
+    fn precedence_cli_over_env_over_project_over_global() {
+        let w = World::new();
+        w.write(".claude-vm.toml", "[vm]\ndisk = 20\nmemory = 10\ncpus = 2\n");
+        w.write("proj/.claude-vm.toml", "[vm]\ndisk = 30\nmemory = 12\n");
+        let l = w.load_with(&[("CLAUDE_VM_MEMORY", "16")], &Overrides { disk: Some(40), ..Default::default() }).unwrap();
+        assert_eq!((l.config.vm.disk, l.config.vm.memory, l.config.vm.cpus), (40, 16, 2));
+        assert_eq!(l.origin_of("vm.disk").as_deref(), Some("command line"));
+        assert_eq!(l.origin_of("vm.memory").as_deref(), Some("environment (CLAUDE_VM_MEMORY)"));
+        assert!(l.origin_of("vm.cpus").unwrap().starts_with("global file"));
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!(l.config.vm.disk, 30);
+        assert!(l.origin_of("vm.disk").unwrap().starts_with("project file"));
+    }
+
+    #[test]
+    fn lists_accumulate_and_deduplicate() {
+        let w = World::new();
+        w.write("s.sh", "true");
+        w.write(".claude-vm.toml", "[runtime]\nscripts = [\"~/s.sh\"]\n[defaults]\nclaude_args = [\"--a\"]\n[[mounts]]\nlocation = \"~/data\"\n");
+        w.write(
+            "proj/.claude-vm.toml",
+            "[runtime]\nscripts = [\"../s.sh\"]\n[defaults]\nclaude_args = [\"--b\", \"--a\"]\n[[mounts]]\nlocation = \"~/data\"\nwritable = true\n",
+        );
+        let l = w
+            .load_with(&[], &Overrides { runtime_scripts: vec![w.paths.home.join("s.sh")], ..Default::default() })
+            .unwrap();
+        let c = &l.config;
+        assert_eq!(c.runtime.scripts, vec![w.paths.home.join("s.sh")], "one script, three spellings");
+        assert_eq!(c.defaults.claude_args, ["--a", "--b", "--a"], "claude args append in order, untouched");
+        assert_eq!(c.mounts.len(), 1);
+        assert!(c.mounts[0].writable, "the project file's mount overrides the global one");
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let w = World::new();
+        for (var, val) in [("CLAUDE_VM_DISK", "thirty"), ("CLAUDE_VM_CPUS", "0"), ("CLAUDE_VM_MEMORY", "8.5")] {
+            let e = w.load_with(&[(var, val)], &Overrides::default()).unwrap_err();
+            assert!(e.message().contains(var), "{}", e.message());
+            assert!(e.hint().unwrap().contains(var));
+        }
+        assert!(w.load_with(&[("CLAUDE_VM_DISK", "")], &Overrides::default()).is_ok(), "empty means unset");
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let w = World::new();
+        let e = w.load_with(&[], &Overrides { mounts: vec!["rel".into()], ..Default::default() }).unwrap_err();
+        assert!(e.message().starts_with("invalid --mount `rel`"), "{}", e.message());
+        let e = w
+            .load_with(&[], &Overrides { runtime_scripts: vec!["missing.sh".into()], ..Default::default() })
+            .unwrap_err();
+        assert!(e.message().starts_with("invalid --runtime-script"), "{}", e.message());
+        let e = w.load_with(&[], &Overrides { env: vec!["1X=2".into()], ..Default::default() }).unwrap_err();
+        assert!(e.message().contains("not a valid variable name"), "{}", e.message());
+        let e = w.load_with(&[], &Overrides { env: vec!["NOVALUE".into()], ..Default::default() }).unwrap_err();
+        assert!(e.message().contains("expected NAME=VALUE"), "{}", e.message());
+    }
+
+    #[test]
+    fn env_values_keep_every_byte() {
+        let m = parse_env_assignments(&["A=x=y".into(), "B=".into(), "C=\n'\"$`\\ é".into()]).unwrap();
+        assert_eq!(m["A"], "x=y");
+        assert_eq!(m["B"], "");
+        assert_eq!(m["C"], "\n'\"$`\\ é");
+    }
+
+    #[test]
+    fn worktree_reads_the_main_repository_file_below_the_project_file() {
+        let mut w = World::new();
+        std::fs::create_dir_all(w.paths.home.join("main")).unwrap();
+        w.project.main_root = Some(w.paths.home.join("main"));
+        w.write("main/.claude-vm.toml", "[vm]\ndisk = 50\ncpus = 8\n");
+        w.write("proj/.claude-vm.toml", "[vm]\ndisk = 60\n");
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!((l.config.vm.disk, l.config.vm.cpus), (60, 8));
+        assert_eq!(l.files.len(), 2);
+        assert!(l.origin_of("vm.cpus").unwrap().starts_with("main repository file"));
+    }
+}

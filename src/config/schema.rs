@@ -1,0 +1,156 @@
+//! The configuration's shape: the effective `Config` the program uses, and `FileLayer`, what
+//! one `.claude-vm.toml` may contain (every key optional, unknown keys rejected).
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub const DISK_GB: RangeInclusive<u32> = 1..=1000;
+pub const MEMORY_GB: RangeInclusive<u32> = 1..=64;
+pub const CPUS: RangeInclusive<u32> = 1..=64;
+pub const DEFAULT_DISK: u32 = 20;
+pub const DEFAULT_MEMORY: u32 = 8;
+pub const DEFAULT_CPUS: u32 = 4;
+pub const DEFAULT_IMAGE: &str = "template:debian-13";
+
+/// Tools `[tools]` may enable (their definitions arrive with the tools feature).
+pub const KNOWN_TOOLS: &[&str] = &["docker", "node", "python", "rust", "chromium", "gpg", "gh", "git"];
+
+/// The merged, validated configuration. Everything downstream trusts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub vm: Vm,
+    pub tools: BTreeMap<String, bool>,
+    pub setup: Setup,
+    pub runtime: Runtime,
+    pub defaults: Defaults,
+    pub mounts: Vec<Mount>,
+    /// Variables exported in the guest before claude starts (values never reach argv).
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vm {
+    pub disk: u32,
+    pub memory: u32,
+    pub cpus: u32,
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    pub scripts: Vec<PathBuf>,
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    pub scripts: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Defaults {
+    pub claude_args: Vec<String>,
+}
+
+/// A host directory shared with the VM. `location` is absolute and exists; `mount_point` is
+/// an absolute guest path, possibly starting with Lima's `{{.Home}}` for the guest home.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub location: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_point: Option<String>,
+    pub writable: bool,
+}
+
+impl Mount {
+    /// Where the directory appears in the guest.
+    pub fn guest_path(&self) -> String {
+        match &self.mount_point {
+            Some(p) => p.clone(),
+            None => self.location.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            vm: Vm {
+                disk: DEFAULT_DISK,
+                memory: DEFAULT_MEMORY,
+                cpus: DEFAULT_CPUS,
+                image: DEFAULT_IMAGE.to_owned(),
+            },
+            tools: BTreeMap::new(),
+            setup: Setup::default(),
+            runtime: Runtime::default(),
+            defaults: Defaults::default(),
+            mounts: Vec::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Enabled tools, in name order.
+    pub fn enabled_tools(&self) -> Vec<&str> {
+        self.tools.iter().filter(|(_, on)| **on).map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+/// One configuration file as written. Paths are still raw strings here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLayer {
+    pub vm: Option<VmLayer>,
+    pub tools: Option<BTreeMap<String, bool>>,
+    pub setup: Option<SetupLayer>,
+    pub runtime: Option<RuntimeLayer>,
+    pub defaults: Option<DefaultsLayer>,
+    pub mounts: Option<Vec<MountLayer>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupLayer {
+    pub scripts: Option<Vec<String>>,
+    pub mounts: Option<Vec<MountLayer>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeLayer {
+    pub scripts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsLayer {
+    pub claude_args: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountLayer {
+    pub location: String,
+    pub mount_point: Option<String>,
+    /// Lima's default: read-only unless asked.
+    #[serde(default)]
+    pub writable: bool,
+}

@@ -1,0 +1,43 @@
+//! claude-vm: run Claude Code in disposable Lima VMs.
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod handover;
+mod lima;
+mod names;
+mod paths;
+mod plan;
+mod project;
+mod script;
+mod session;
+mod signals;
+mod template;
+mod ui;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            err.exit_code()
+        }
+    };
+    // A termination signal decides the exit status, once cleanup is done.
+    let code = signals::received().map_or(code, signals::exit_code);
+    std::process::exit(code);
+}
+
+/// Prints an error and its hint; no backtrace, no debug formatting.
+pub fn report(err: &error::Error) {
+    eprintln!("claude-vm: error: {}", err.message());
+    if let Some(hint) = err.hint() {
+        for (i, line) in hint.lines().enumerate() {
+            eprintln!("{} {line}", if i == 0 { "  hint:" } else { "       " });
+        }
+    }
+}

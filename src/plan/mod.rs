@@ -1,0 +1,72 @@
+//! Plans: pure data saying what a command will do — the limactl calls in order, the mounts,
+//! and the files handed over to the guest. Unit tests check plans; `--dry-run` prints them.
+
+mod mounts;
+mod session;
+mod setup;
+
+pub use session::{plan_session, SessionInputs, SessionPlan};
+pub use setup::{plan_setup, SetupInputs, SetupPlan};
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use crate::lima::Call;
+
+/// A file placed in the hand-over directory before the guest needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoverFile {
+    /// File name inside the hand-over directory.
+    pub name: String,
+    pub source: FileSource,
+    /// Shown in `--dry-run` output? (false for anything that may hold secrets)
+    pub printable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    Text(String),
+    /// A host file copied as it is.
+    Copy(PathBuf),
+}
+
+/// A host script and how the user knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostScript {
+    pub label: String,
+    pub path: PathBuf,
+}
+
+/// Renders calls and hand-over files for `--dry-run`.
+pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], handover_dir: &std::path::Path) -> String {
+    let mut s = format!("{title}\n\nlimactl calls, in order:\n");
+    for (i, c) in calls.iter().enumerate() {
+        let _ = writeln!(s, "  {}. {c}", i + 1);
+    }
+    let _ = writeln!(s, "\nhand-over directory {} (read-only in the VM at {}):", handover_dir.display(), crate::script::HANDOVER_MOUNT);
+    for f in files {
+        match (&f.source, f.printable) {
+            (FileSource::Copy(p), _) => {
+                let _ = writeln!(s, "\n--- {} (copy of {})", f.name, p.display());
+            }
+            (FileSource::Text(_), false) => {
+                let _ = writeln!(s, "\n--- {} (not shown: may hold secrets)", f.name);
+            }
+            (FileSource::Text(t), true) => {
+                let _ = write!(s, "\n--- {}\n{t}", f.name);
+            }
+        }
+    }
+    s
+}
+
+/// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute.
+pub fn script_label(path: &std::path::Path, project_root: &std::path::Path, home: &std::path::Path) -> String {
+    if let Ok(rel) = path.strip_prefix(project_root) {
+        format!("./{}", rel.display())
+    } else if let Ok(rel) = path.strip_prefix(home) {
+        format!("~/{}", rel.display())
+    } else {
+        path.display().to_string()
+    }
+}

@@ -1,0 +1,140 @@
+//! The mounts of a session clone: the project, the main repository of a worktree, the
+//! project's Claude conversation folder, the configured mounts, and the hand-over directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::mounts::GUEST_HOME;
+use crate::config::Mount;
+use crate::lima::LimaMount;
+use crate::project::Project;
+use crate::script::HANDOVER_MOUNT;
+
+pub struct MountInputs<'a> {
+    pub project: &'a Project,
+    /// The host's conversation folder for this project, unless `--no-conversations`.
+    pub conversations: Option<(PathBuf, String)>,
+    pub config_mounts: &'a [Mount],
+    pub handover_dir: &'a Path,
+}
+
+pub fn session_mounts(i: &MountInputs) -> Result<Vec<Mount>, String> {
+    let rw = |p: &Path| Mount { location: p.to_path_buf(), mount_point: None, writable: true };
+    let mut auto = vec![rw(&i.project.root)];
+    if let Some(main) = &i.project.main_root {
+        if !i.project.root.starts_with(main) {
+            auto.push(rw(main));
+        } else {
+            // A worktree inside its main repository: mount the main repository, the worktree
+            // is then visible through it at the same path.
+            auto[0] = rw(main);
+        }
+    }
+    if let Some((host, folder)) = &i.conversations {
+        auto.push(Mount {
+            location: host.clone(),
+            mount_point: Some(format!("{GUEST_HOME}/.claude/projects/{folder}")),
+            writable: true,
+        });
+    }
+    auto.push(Mount { location: i.handover_dir.to_path_buf(), mount_point: Some(HANDOVER_MOUNT.into()), writable: false });
+
+    let mut all = auto.clone();
+    for m in i.config_mounts {
+        let guest = m.guest_path();
+        if let Some(clash) = auto.iter().find(|a| a.guest_path() == guest) {
+            let what = if clash.mount_point.as_deref() == Some(HANDOVER_MOUNT) {
+                "is reserved for claude-vm's hand-over directory".to_owned()
+            } else {
+                format!("is already mounted by claude-vm (from {})", clash.location.display())
+            };
+            return Err(format!("the mount of {} at {guest} {what}; remove it or choose another guest path", m.location.display()));
+        }
+        all.push(m.clone());
+    }
+    // Parents before children, so a mount inside another one lands on top of it.
+    all.sort_by_key(|m| m.guest_path().matches('/').count());
+    Ok(all)
+}
+
+/// Mounts as Lima spells them. Locations are UTF-8: config and project checks guarantee it.
+pub fn to_lima(mounts: &[Mount]) -> Vec<LimaMount> {
+    mounts
+        .iter()
+        .map(|m| LimaMount {
+            location: m.location.to_string_lossy().into_owned(),
+            mount_point: m.mount_point.clone(),
+            writable: m.writable,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(root: &str, main: Option<&str>) -> Project {
+        Project { root: root.into(), main_root: main.map(Into::into), in_git: true }
+    }
+
+    fn guests(ms: &[Mount]) -> Vec<(String, bool)> {
+        ms.iter().map(|m| (m.guest_path(), m.writable)).collect()
+    }
+
+    #[test]
+    fn project_conversations_config_and_handover() {
+        let p = project("/src/app", None);
+        let cfg = [Mount { location: "/data/set".into(), mount_point: Some("/data".into()), writable: false }];
+        let ms = session_mounts(&MountInputs {
+            project: &p,
+            conversations: Some(("/h/.claude/projects/-src-app".into(), "-src-app".into())),
+            config_mounts: &cfg,
+            handover_dir: Path::new("/h/.local/share/claude-vm/handover/x"),
+        })
+        .unwrap();
+        assert_eq!(
+            guests(&ms),
+            vec![
+                ("/data".to_string(), false),
+                ("/src/app".to_string(), true),
+                ("/mnt/claude-vm".to_string(), false),
+                ("{{.Home}}/.claude/projects/-src-app".to_string(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn worktree_mounts_the_main_repository_writable() {
+        let p = project("/wt/feature", Some("/src/app"));
+        let ms = session_mounts(&MountInputs { project: &p, conversations: None, config_mounts: &[], handover_dir: Path::new("/h/x") }).unwrap();
+        let g = guests(&ms);
+        assert!(g.contains(&("/wt/feature".into(), true)) && g.contains(&("/src/app".into(), true)), "{g:?}");
+        let nested = project("/src/app/.worktrees/f", Some("/src/app"));
+        let ms = session_mounts(&MountInputs { project: &nested, conversations: None, config_mounts: &[], handover_dir: Path::new("/h/x") }).unwrap();
+        assert_eq!(guests(&ms)[0], ("/src/app".into(), true));
+        assert_eq!(ms.len(), 2);
+    }
+
+    #[test]
+    fn config_mounts_cannot_shadow_ours() {
+        let p = project("/src/app", None);
+        for (loc, mp) in [("/other", Some("/src/app")), ("/src/app", None), ("/x", Some("/mnt/claude-vm"))] {
+            let cfg = [Mount { location: loc.into(), mount_point: mp.map(Into::into), writable: false }];
+            let err = session_mounts(&MountInputs { project: &p, conversations: None, config_mounts: &cfg, handover_dir: Path::new("/h/x") })
+                .unwrap_err();
+            assert!(err.contains("remove it or choose another guest path"), "{err}");
+        }
+    }
+
+    #[test]
+    fn nested_mounts_come_after_their_parents() {
+        let p = project("/src/app", None);
+        let cfg = [
+            Mount { location: "/secrets".into(), mount_point: Some("/src/app/secrets".into()), writable: false },
+            Mount { location: "/code".into(), mount_point: Some("/src".into()), writable: false },
+        ];
+        let ms = session_mounts(&MountInputs { project: &p, conversations: None, config_mounts: &cfg, handover_dir: Path::new("/h/x") }).unwrap();
+        let order: Vec<String> = ms.iter().map(Mount::guest_path).collect();
+        let pos = |g: &str| order.iter().position(|x| x == g).unwrap();
+        assert!(pos("/src") < pos("/src/app") && pos("/src/app") < pos("/src/app/secrets"), "{order:?}");
+    }
+}

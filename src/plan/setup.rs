@@ -1,0 +1,158 @@
+//! Building a template: create (setup mounts only) → start → one provisioning shell → stop.
+//! A rebuild builds under a temporary name and swaps it in only once it is complete.
+
+use std::path::PathBuf;
+
+use super::mounts::to_lima;
+use super::{FileSource, HandoverFile, HostScript};
+use crate::config::{Config, Mount};
+use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
+use crate::names::TemplateName;
+use crate::script::{self, ClaudeInstall, GuestScript, ProvisionInput, BASE_PACKAGES, HANDOVER_MOUNT};
+
+pub struct SetupInputs<'a> {
+    pub template: &'a TemplateName,
+    /// The instance to build: the template's own name on a first build, a temporary one when
+    /// an existing template must keep working until the new one is ready.
+    pub build: String,
+    pub config: &'a Config,
+    pub scripts: Vec<HostScript>,
+    pub handover_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct SetupPlan {
+    pub template: TemplateName,
+    pub build: String,
+    pub handover_dir: PathBuf,
+    pub files: Vec<HandoverFile>,
+    pub create: Call,
+    pub start: Call,
+    pub provision: Call,
+    pub stop: Call,
+    /// Replacing an old template: delete it, rename the new one (empty on a first build).
+    pub swap: Vec<Call>,
+    /// Run on failure: removes the half-built instance.
+    pub cleanup: Call,
+}
+
+impl SetupPlan {
+    pub fn is_rebuild(&self) -> bool {
+        !self.swap.is_empty()
+    }
+
+    pub fn calls(&self) -> Vec<&Call> {
+        let mut v = vec![&self.create, &self.start, &self.provision, &self.stop];
+        v.extend(self.swap.iter());
+        v
+    }
+}
+
+pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
+    let guest = |name: &str| format!("{HANDOVER_MOUNT}/{name}");
+    let mut files = Vec::new();
+    let scripts: Vec<GuestScript> = i
+        .scripts
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            let name = format!("setup-{}.sh", n + 1);
+            files.push(HandoverFile { name: name.clone(), source: FileSource::Copy(s.path.clone()), printable: true });
+            GuestScript { label: s.label.clone(), guest_path: guest(&name) }
+        })
+        .collect();
+    let text = script::provision(&ProvisionInput { packages: BASE_PACKAGES, claude: ClaudeInstall::Official, scripts: &scripts });
+    files.push(HandoverFile { name: "provision.sh".into(), source: FileSource::Text(text), printable: true });
+
+    // Only the setup mounts and the hand-over: Lima's default template would share the
+    // whole home directory.
+    if let Some(m) = i.config.setup.mounts.iter().find(|m| m.guest_path() == HANDOVER_MOUNT) {
+        return Err(format!("the setup mount of {} at {HANDOVER_MOUNT} is reserved for claude-vm; choose another guest path", m.location.display()));
+    }
+    let mut mounts = i.config.setup.mounts.clone();
+    mounts.push(Mount { location: i.handover_dir.clone(), mount_point: Some(HANDOVER_MOUNT.into()), writable: false });
+    let lima_mounts = to_lima(&mounts);
+    let vm = &i.config.vm;
+    let create = lima::create(&CreateSpec {
+        name: &i.build,
+        image: &vm.image,
+        resources: Resources { cpus: Some(vm.cpus), memory_gib: Some(vm.memory), disk_gib: Some(vm.disk) },
+        mounts: &lima_mounts,
+        extra: &[],
+    });
+    let command = vec!["bash".to_owned(), guest("provision.sh")];
+    let provision = lima::shell(&ShellSpec { name: &i.build, workdir: None, command: &command });
+    let swap = if i.build == i.template.as_str() {
+        Vec::new()
+    } else {
+        vec![lima::delete(&[i.template.as_str().to_owned()]), lima::rename(&i.build, i.template.as_str())]
+    };
+    Ok(SetupPlan {
+        template: i.template.clone(),
+        start: lima::start(&i.build),
+        stop: lima::stop(&i.build),
+        cleanup: lima::delete(std::slice::from_ref(&i.build)),
+        build: i.build,
+        handover_dir: i.handover_dir,
+        files,
+        create,
+        provision,
+        swap,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lima::Verb;
+    use crate::names::Role;
+    use std::path::Path;
+
+    fn template() -> TemplateName {
+        crate::names::template_name(Path::new("/src/app"), Path::new("/h/.lima")).unwrap()
+    }
+
+    fn plan(build: String, c: &Config, t: &TemplateName) -> SetupPlan {
+        plan_setup(SetupInputs {
+            template: t,
+            build,
+            config: c,
+            scripts: vec![HostScript { label: "~/.claude-vm.setup.sh".into(), path: "/h/.claude-vm.setup.sh".into() }],
+            handover_dir: "/h/handover/b".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn first_build_is_four_calls_under_the_final_name() {
+        let t = template();
+        let c = Config::default();
+        let p = plan(t.as_str().to_owned(), &c, &t);
+        let verbs: Vec<Verb> = p.calls().iter().map(|c| c.verb).collect();
+        assert_eq!(verbs, [Verb::Create, Verb::Start, Verb::Shell, Verb::Stop]);
+        assert!(!p.is_rebuild());
+        let a = &p.create.args;
+        let set = a.iter().position(|x| x == "--set").unwrap();
+        let json: serde_json::Value = serde_json::from_str(a[set + 1].strip_prefix(".mounts = ").unwrap()).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), 1, "only the hand-over: never the home directory");
+        assert_eq!(json[0]["mountPoint"], "/mnt/claude-vm");
+        assert_eq!(json[0]["writable"], false);
+        assert_eq!(a.last().unwrap(), "template:debian-13");
+        for (flag, v) in [("--cpus", "4"), ("--memory", "8"), ("--disk", "20")] {
+            let i = a.iter().position(|x| x == flag).unwrap();
+            assert_eq!(a[i + 1], v);
+        }
+    }
+
+    #[test]
+    fn rebuild_swaps_in_the_new_template_last() {
+        let t = template();
+        let c = Config::default();
+        let build = t.instance_with_id(Role::Build, "zzz999");
+        let p = plan(build.clone(), &c, &t);
+        assert!(p.is_rebuild());
+        assert_eq!(p.swap[0].args, ["delete", "--tty=false", "--force", t.as_str()]);
+        assert_eq!(p.swap[1].args, ["rename", "--tty=false", build.as_str(), t.as_str()]);
+        assert_eq!(p.cleanup.args, ["delete", "--tty=false", "--force", build.as_str()]);
+    }
+}
