@@ -28,7 +28,11 @@ pub struct Cli {
     pub session: SessionOpts,
 
     /// The prompt, then any Claude Code arguments.
-    #[arg(value_name = "PROMPT_AND_CLAUDE_ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "PROMPT_AND_CLAUDE_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub claude_args: Vec<OsString>,
 
     #[command(subcommand)]
@@ -124,7 +128,12 @@ impl SessionOpts {
         SessionOpts {
             resources: later.resources.or(&self.resources),
             mounts: cat(&self.mounts, &later.mounts),
-            runtime_scripts: self.runtime_scripts.iter().chain(&later.runtime_scripts).cloned().collect(),
+            runtime_scripts: self
+                .runtime_scripts
+                .iter()
+                .chain(&later.runtime_scripts)
+                .cloned()
+                .collect(),
             no_conversations: self.no_conversations || later.no_conversations,
             env: cat(&self.env, &later.env),
             auto_setup: self.auto_setup || later.auto_setup,
@@ -159,7 +168,11 @@ pub struct AgentArgs {
     pub session: SessionOpts,
 
     /// The prompt, then any Claude Code arguments.
-    #[arg(value_name = "PROMPT_AND_CLAUDE_ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "PROMPT_AND_CLAUDE_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub claude_args: Vec<OsString>,
 }
 
@@ -207,7 +220,10 @@ pub enum ConfigCommand {
 }
 
 fn parse_in(s: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
-    let v: u32 = s.trim().parse().map_err(|_| format!("`{s}` is not a whole number"))?;
+    let v: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
     if range.contains(&v) {
         Ok(v)
     } else {
@@ -246,7 +262,11 @@ mod tests {
         let cli = parse(&["-v", "fix it", "--model", "opus", "-p", "--", "x"]);
         assert!(cli.global.verbose);
         assert!(cli.command.is_none());
-        let args: Vec<_> = cli.claude_args.iter().map(|a| a.to_str().unwrap()).collect();
+        let args: Vec<_> = cli
+            .claude_args
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect();
         assert_eq!(args, ["fix it", "--model", "opus", "-p", "--", "x"]);
     }
 
@@ -254,17 +274,29 @@ mod tests {
     fn unknown_leading_flags_belong_to_claude() {
         let cli = parse(&["--mount", "/tmp", "-p", "hello"]);
         assert_eq!(cli.session.mounts, ["/tmp"]);
-        let args: Vec<_> = cli.claude_args.iter().map(|a| a.to_str().unwrap()).collect();
+        let args: Vec<_> = cli
+            .claude_args
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect();
         assert_eq!(args, ["-p", "hello"]);
     }
 
     #[test]
     fn subcommands_and_double_dash() {
-        assert!(matches!(parse(&["setup", "--disk", "30"]).command, Some(Command::Setup(_))));
+        assert!(matches!(
+            parse(&["setup", "--disk", "30"]).command,
+            Some(Command::Setup(_))
+        ));
         let cli = parse(&["--", "setup"]);
-        assert!(cli.command.is_none(), "after -- a subcommand name is a prompt");
+        assert!(
+            cli.command.is_none(),
+            "after -- a subcommand name is a prompt"
+        );
         let cli = parse(&["shell", "--", "sh", "-c", "exit 7"]);
-        let Some(Command::Shell(s)) = cli.command else { panic!() };
+        let Some(Command::Shell(s)) = cli.command else {
+            panic!()
+        };
         assert_eq!(s.command, ["sh", "-c", "exit 7"]);
         let cli = parse(&["--runtime-script", "./x.sh", "shell"]);
         assert_eq!(cli.session.runtime_scripts, [PathBuf::from("./x.sh")]);
@@ -272,9 +304,19 @@ mod tests {
 
     #[test]
     fn resource_ranges_name_the_flag() {
-        let err = Cli::try_parse_from(["claude-vm", "setup", "--memory", "65"]).unwrap_err().to_string();
-        assert!(err.contains("--memory") && err.contains("outside 1-64"), "{err}");
-        let err = Cli::try_parse_from(["claude-vm", "--disk", "lots", "x"]).unwrap_err().to_string();
-        assert!(err.contains("--disk") && err.contains("not a whole number"), "{err}");
+        let err = Cli::try_parse_from(["claude-vm", "setup", "--memory", "65"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--memory") && err.contains("outside 1-64"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from(["claude-vm", "--disk", "lots", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--disk") && err.contains("not a whole number"),
+            "{err}"
+        );
     }
 }

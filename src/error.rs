@@ -28,11 +28,19 @@ pub enum Kind {
 
 impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
-        Error { kind: Kind::Usage, message: message.into(), hint: None }
+        Error {
+            kind: Kind::Usage,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn failure(message: impl Into<String>) -> Self {
-        Error { kind: Kind::Failure, message: message.into(), hint: None }
+        Error {
+            kind: Kind::Failure,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

@@ -21,10 +21,19 @@ impl Handover {
     /// Creates `dir` (which must not exist yet) and writes `files` into it.
     pub fn create(dir: &Path, files: &[HandoverFile]) -> Result<Handover> {
         if let Some(parent) = dir.parent() {
-            DirBuilder::new().recursive(true).mode(0o700).create(parent).io_context("create", parent)?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .io_context("create", parent)?;
         }
-        DirBuilder::new().mode(0o700).create(dir).io_context("create the hand-over directory", dir)?;
-        let handover = Handover { dir: dir.to_path_buf() };
+        DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .io_context("create the hand-over directory", dir)?;
+        let handover = Handover {
+            dir: dir.to_path_buf(),
+        };
         for f in files {
             handover.write(f)?;
         }
@@ -66,15 +75,29 @@ mod tests {
         fs::write(&src, "echo hi").unwrap();
         let dir = tmp.path().join("root/h1");
         let files = [
-            HandoverFile { name: "env.sh".into(), source: FileSource::Text("export A=1\n".into()), printable: false },
-            HandoverFile { name: "runtime-1.sh".into(), source: FileSource::Copy(src), printable: true },
+            HandoverFile {
+                name: "env.sh".into(),
+                source: FileSource::Text("export A=1\n".into()),
+                printable: false,
+            },
+            HandoverFile {
+                name: "runtime-1.sh".into(),
+                source: FileSource::Copy(src),
+                printable: true,
+            },
         ];
         let h = Handover::create(&dir, &files).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("env.sh")), 0o600);
-        assert_eq!(fs::read_to_string(dir.join("runtime-1.sh")).unwrap(), "echo hi");
-        assert!(Handover::create(&dir, &[]).is_err(), "never reuses a directory");
+        assert_eq!(
+            fs::read_to_string(dir.join("runtime-1.sh")).unwrap(),
+            "echo hi"
+        );
+        assert!(
+            Handover::create(&dir, &[]).is_err(),
+            "never reuses a directory"
+        );
         drop(h);
         assert!(!dir.exists());
     }

@@ -47,7 +47,11 @@ impl Role {
     }
 
     fn longest_suffix() -> usize {
-        Role::ALL.iter().map(|r| 1 + r.as_str().len() + 1 + ID_LEN).max().unwrap_or(0)
+        Role::ALL
+            .iter()
+            .map(|r| 1 + r.as_str().len() + 1 + ID_LEN)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -79,7 +83,11 @@ impl fmt::Display for TemplateName {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ours {
     Template(TemplateName),
-    Clone { template: TemplateName, role: Role, id: String },
+    Clone {
+        template: TemplateName,
+        role: Role,
+        id: String,
+    },
 }
 
 /// Recognises our instances among everything `limactl list` shows.
@@ -95,7 +103,11 @@ pub fn parse(name: &str) -> Option<Ours> {
             if id.len() != ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return None;
             }
-            Some(Ours::Clone { template: TemplateName(template.to_owned()), role, id: id.to_owned() })
+            Some(Ours::Clone {
+                template: TemplateName(template.to_owned()),
+                role,
+                id: id.to_owned(),
+            })
         }
     }
 }
@@ -107,7 +119,13 @@ pub fn template_name(main_root: &Path, lima_home: &Path) -> Result<TemplateName>
     let hash = path_hash(main_root);
     let fixed = PREFIX.len() + 1 + HASH_LEN + Role::longest_suffix();
     let slug_room = budget.saturating_sub(fixed);
-    let slug = slug(main_root.file_name().map(|n| n.as_bytes()).unwrap_or_default(), slug_room);
+    let slug = slug(
+        main_root
+            .file_name()
+            .map(|n| n.as_bytes())
+            .unwrap_or_default(),
+        slug_room,
+    );
     let name = if slug.is_empty() {
         format!("{PREFIX}{hash}")
     } else {
@@ -155,13 +173,19 @@ fn slug(dir_name: &[u8], room: usize) -> String {
 
 fn path_hash(path: &Path) -> String {
     let digest = Sha256::digest(path.as_os_str().as_bytes());
-    digest.iter().take(HASH_LEN / 2).map(|b| format!("{b:02x}")).collect()
+    digest
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A short random identifier for clones: lower-case letters and digits.
 pub fn random_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..ID_LEN).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect()
+    (0..ID_LEN)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Lima's identifier rule: `^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$`, at most 76 characters.
@@ -211,12 +235,18 @@ mod tests {
     fn every_clone_fits_the_socket_budget_for_many_home_lengths() {
         for len in 1..=45 {
             let home = PathBuf::from(format!("/{}", "h".repeat(len - 1)));
-            let t = template_name(Path::new("/src/an-extremely-long-repository-name-indeed"), &home)
-                .unwrap();
+            let t = template_name(
+                Path::new("/src/an-extremely-long-repository-name-indeed"),
+                &home,
+            )
+            .unwrap();
             for role in Role::ALL {
                 let inst = t.instance_with_id(role, "zzzzzz");
                 assert!(is_valid_lima_name(&inst), "{inst}");
-                assert!(longest_socket_path(&home, &inst) < UNIX_PATH_MAX, "{home:?} {inst}");
+                assert!(
+                    longest_socket_path(&home, &inst) < UNIX_PATH_MAX,
+                    "{home:?} {inst}"
+                );
             }
         }
     }
@@ -233,14 +263,25 @@ mod tests {
     fn a_home_too_long_for_any_name_is_a_clear_error() {
         let home = PathBuf::from(format!("/{}", "x".repeat(80)));
         let err = template_name(Path::new("/src/p"), &home).unwrap_err();
-        assert!(err.message().contains("no room for instance names"), "{}", err.message());
+        assert!(
+            err.message().contains("no room for instance names"),
+            "{}",
+            err.message()
+        );
         assert!(err.hint().unwrap().contains("LIMA_HOME"));
     }
 
     #[test]
     fn unicode_and_punctuation_make_safe_names() {
         let home = Path::new("/h/.lima");
-        for dir in ["项目", "café au lait", "a$b`c'd\"e\\f", "--x--", "ÅÄÖ-2", "\u{1F600}"] {
+        for dir in [
+            "项目",
+            "café au lait",
+            "a$b`c'd\"e\\f",
+            "--x--",
+            "ÅÄÖ-2",
+            "\u{1F600}",
+        ] {
             let t = template_name(&Path::new("/src").join(dir), home).unwrap();
             assert!(is_valid_lima_name(t.as_str()), "{dir:?} -> {t}");
             assert!(is_valid_lima_name(&longest_instance(&t)));
@@ -258,7 +299,11 @@ mod tests {
         let run = t.instance_with_id(Role::Run, "a1b2c3");
         assert_eq!(
             parse(&run),
-            Some(Ours::Clone { template: t.clone(), role: Role::Run, id: "a1b2c3".into() })
+            Some(Ours::Clone {
+                template: t.clone(),
+                role: Role::Run,
+                id: "a1b2c3".into()
+            })
         );
         assert_eq!(parse("default"), None);
         assert_eq!(parse("claude-vm-x.oops-a1b2c3"), None);
@@ -280,6 +325,8 @@ mod tests {
     fn random_ids_are_well_formed() {
         let id = random_id();
         assert_eq!(id.len(), ID_LEN);
-        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     }
 }

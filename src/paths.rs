@@ -24,15 +24,21 @@ impl HostPaths {
                 Error::usage("HOME is not set").with_hint("set HOME to your home directory")
             })?;
         if !home.is_absolute() {
-            return Err(Error::usage(format!("HOME ({}) is not an absolute path", home.display()))
-                .with_hint("set HOME to an absolute path"));
+            return Err(
+                Error::usage(format!("HOME ({}) is not an absolute path", home.display()))
+                    .with_hint("set HOME to an absolute path"),
+            );
         }
         let data_dir = match env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
             Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d).join("claude-vm"),
             _ => home.join(".local/share/claude-vm"),
         };
         let lima_home = lima_home(&home, env::var_os("LIMA_HOME").map(PathBuf::from));
-        Ok(HostPaths { home, data_dir, lima_home })
+        Ok(HostPaths {
+            home,
+            data_dir,
+            lima_home,
+        })
     }
 
     pub fn global_config(&self) -> PathBuf {

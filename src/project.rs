@@ -22,7 +22,11 @@ impl Project {
         let repo = match git2::Repository::discover(&cwd) {
             Ok(repo) => repo,
             Err(e) if e.code() == git2::ErrorCode::NotFound => {
-                return Ok(Project { root: cwd, main_root: None, in_git: false });
+                return Ok(Project {
+                    root: cwd,
+                    main_root: None,
+                    in_git: false,
+                });
             }
             Err(e) => {
                 return Err(Error::failure(format!(
@@ -40,7 +44,8 @@ impl Project {
             ))
             .with_hint("run claude-vm from a checkout or a worktree (`git worktree add`)"));
         };
-        let root = std::fs::canonicalize(workdir).io_context("resolve the repository root", workdir)?;
+        let root =
+            std::fs::canonicalize(workdir).io_context("resolve the repository root", workdir)?;
         let main_root = if repo.is_worktree() {
             let common = std::fs::canonicalize(repo.commondir())
                 .io_context("resolve the main repository", repo.commondir())?;
@@ -53,7 +58,11 @@ impl Project {
         } else {
             None
         };
-        Ok(Project { root, main_root, in_git: true })
+        Ok(Project {
+            root,
+            main_root,
+            in_git: true,
+        })
     }
 
     /// The repository the template belongs to: the main repository for a worktree, so all
@@ -68,7 +77,10 @@ impl Project {
 
     /// The main repository's config, for a worktree whose main repository has a work tree.
     pub fn main_config_file(&self) -> Option<PathBuf> {
-        self.main_root.as_ref().map(|m| m.join(".claude-vm.toml")).filter(|f| f != &self.config_file())
+        self.main_root
+            .as_ref()
+            .map(|m| m.join(".claude-vm.toml"))
+            .filter(|f| f != &self.config_file())
     }
 
     pub fn setup_script(&self) -> PathBuf {
@@ -108,12 +120,29 @@ mod tests {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn init_repo(dir: &Path) {
         git(dir, &["init", "-q", "-b", "main"]);
-        git(dir, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "i"]);
+        git(
+            dir,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "i",
+            ],
+        );
     }
 
     #[test]
@@ -147,17 +176,39 @@ mod tests {
         git(&main, &["worktree", "add", "-q", wt.to_str().unwrap()]);
         let p = Project::discover(&wt).unwrap();
         assert_eq!(p.root, std::fs::canonicalize(&wt).unwrap());
-        assert_eq!(p.main_root.as_deref(), Some(std::fs::canonicalize(&main).unwrap().as_path()));
+        assert_eq!(
+            p.main_root.as_deref(),
+            Some(std::fs::canonicalize(&main).unwrap().as_path())
+        );
         assert_eq!(p.identity(), std::fs::canonicalize(&main).unwrap());
-        assert_eq!(p.main_config_file(), Some(std::fs::canonicalize(&main).unwrap().join(".claude-vm.toml")));
+        assert_eq!(
+            p.main_config_file(),
+            Some(
+                std::fs::canonicalize(&main)
+                    .unwrap()
+                    .join(".claude-vm.toml")
+            )
+        );
     }
 
     #[test]
     fn conversation_folder_matches_claude_code() {
-        assert_eq!(claude_project_folder("/Users/me/my_proj.v2").as_deref(), Some("-Users-me-my-proj-v2"));
+        assert_eq!(
+            claude_project_folder("/Users/me/my_proj.v2").as_deref(),
+            Some("-Users-me-my-proj-v2")
+        );
         // One dash per UTF-16 unit: 'é' is one unit, an emoji two.
-        assert_eq!(claude_project_folder("/a/é\u{1F600}").as_deref(), Some("-a----"));
-        assert_eq!(claude_project_folder(&format!("/{}", "a".repeat(199))).map(|s| s.len()), Some(200));
-        assert_eq!(claude_project_folder(&format!("/{}", "a".repeat(200))), None);
+        assert_eq!(
+            claude_project_folder("/a/é\u{1F600}").as_deref(),
+            Some("-a----")
+        );
+        assert_eq!(
+            claude_project_folder(&format!("/{}", "a".repeat(199))).map(|s| s.len()),
+            Some(200)
+        );
+        assert_eq!(
+            claude_project_folder(&format!("/{}", "a".repeat(200))),
+            None
+        );
     }
 }

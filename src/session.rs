@@ -30,8 +30,11 @@ pub fn run(lima: &Limactl, ui: &Ui, plan: &SessionPlan) -> Result<i32> {
             work
         }
         Err(e) => {
-            let leak = Error::failure(format!("the VM {} could not be deleted and may still be running: {e}", plan.instance))
-                .with_hint(e.hint());
+            let leak = Error::failure(format!(
+                "the VM {} could not be deleted and may still be running: {e}",
+                plan.instance
+            ))
+            .with_hint(e.hint());
             match work {
                 // The command's own failure stays the exit status; the leak is still reported.
                 Ok(code) if code != 0 => {
@@ -53,7 +56,10 @@ fn work(lima: &Limactl, ui: &Ui, plan: &SessionPlan) -> Result<i32> {
     lima.run(&plan.clone, Some(&plan.instance), None)?;
     step.done();
     if let Some(sig) = signals::received() {
-        return Err(Error::failure(format!("interrupted by {}", signals::name(sig))));
+        return Err(Error::failure(format!(
+            "interrupted by {}",
+            signals::name(sig)
+        )));
     }
     let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;
     Ok(exit_code(status))

@@ -40,18 +40,29 @@ impl Manifest {
         Manifest {
             template: template.to_string(),
             project: project.to_path_buf(),
-            built_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            built_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             claude_vm_version: env!("CARGO_PKG_VERSION").to_owned(),
             image: config.vm.image.clone(),
             disk: config.vm.disk,
             memory: config.vm.memory,
             cpus: config.vm.cpus,
-            tools: config.enabled_tools().into_iter().map(str::to_owned).collect(),
+            tools: config
+                .enabled_tools()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
     pub fn resources(&self) -> Resources {
-        Resources { cpus: Some(self.cpus), memory_gib: Some(self.memory), disk_gib: Some(self.disk) }
+        Resources {
+            cpus: Some(self.cpus),
+            memory_gib: Some(self.memory),
+            disk_gib: Some(self.disk),
+        }
     }
 }
 
@@ -63,8 +74,11 @@ pub fn read_manifest(paths: &HostPaths, template: &str) -> Result<Option<Manifes
     let path = manifest_path(paths, template);
     match fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            Error::failure(format!("the template record {} is damaged: {e}", path.display()))
-                .with_hint("rebuild the template with `claude-vm setup`")
+            Error::failure(format!(
+                "the template record {} is damaged: {e}",
+                path.display()
+            ))
+            .with_hint("rebuild the template with `claude-vm setup`")
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", &path, e)),
@@ -73,7 +87,9 @@ pub fn read_manifest(paths: &HostPaths, template: &str) -> Result<Option<Manifes
 
 /// Every template record, for `list` and `clean-all`.
 pub fn all_manifests(paths: &HostPaths) -> Vec<Manifest> {
-    let Ok(dir) = fs::read_dir(paths.templates_dir()) else { return Vec::new() };
+    let Ok(dir) = fs::read_dir(paths.templates_dir()) else {
+        return Vec::new();
+    };
     let mut out: Vec<Manifest> = dir
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
@@ -88,7 +104,8 @@ pub fn write_manifest(paths: &HostPaths, manifest: &Manifest) -> Result<()> {
     let path = manifest_path(paths, &manifest.template);
     let dir = paths.templates_dir();
     fs::create_dir_all(&dir).io_context("create", &dir)?;
-    let text = serde_json::to_string_pretty(manifest).map_err(|e| Error::failure(format!("cannot encode the template record: {e}")))?;
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| Error::failure(format!("cannot encode the template record: {e}")))?;
     // Write then rename: a reader sees the old record or the new one, never half of one.
     let tmp = dir.join(format!(".{}.tmp", manifest.template));
     fs::write(&tmp, text).io_context("write", &tmp)?;
@@ -105,7 +122,13 @@ pub fn remove_manifest(paths: &HostPaths, template: &str) -> Result<()> {
 
 /// Runs a setup plan. On any failure (or a termination signal) the instance being built is
 /// deleted, so a failed setup leaves nothing behind and an old template keeps working.
-pub fn build(lima: &Limactl, ui: &Ui, paths: &HostPaths, plan: &SetupPlan, log_path: &Path) -> Result<()> {
+pub fn build(
+    lima: &Limactl,
+    ui: &Ui,
+    paths: &HostPaths,
+    plan: &SetupPlan,
+    log_path: &Path,
+) -> Result<()> {
     let handover = Handover::create(&plan.handover_dir, &plan.files)?;
     if let Some(dir) = log_path.parent() {
         fs::create_dir_all(dir).io_context("create", dir)?;
@@ -120,7 +143,11 @@ pub fn build(lima: &Limactl, ui: &Ui, paths: &HostPaths, plan: &SetupPlan, log_p
             Ok(()) => {
                 step.done();
             }
-            Err(e) => ui.warn(&format!("could not remove {}: {e}\n  {}", plan.build, e.hint())),
+            Err(e) => ui.warn(&format!(
+                "could not remove {}: {e}\n  {}",
+                plan.build,
+                e.hint()
+            )),
         }
         let hint = match err.hint() {
             Some(h) => format!("{h}\nfull output of the build: {}", log_path.display()),
@@ -131,12 +158,21 @@ pub fn build(lima: &Limactl, ui: &Ui, paths: &HostPaths, plan: &SetupPlan, log_p
     Ok(())
 }
 
-fn run_steps(lima: &Limactl, ui: &Ui, paths: &HostPaths, plan: &SetupPlan, log: &File) -> Result<()> {
+fn run_steps(
+    lima: &Limactl,
+    ui: &Ui,
+    paths: &HostPaths,
+    plan: &SetupPlan,
+    log: &File,
+) -> Result<()> {
     let total = 4 + usize::from(plan.is_rebuild());
     let steps = [
         ("creating the VM", &plan.create),
         ("booting the VM", &plan.start),
-        ("provisioning: base packages, Claude Code, setup scripts", &plan.provision),
+        (
+            "provisioning: base packages, Claude Code, setup scripts",
+            &plan.provision,
+        ),
         ("stopping the VM", &plan.stop),
     ];
     for (n, (what, call)) in steps.into_iter().enumerate() {
@@ -162,7 +198,10 @@ fn run_steps(lima: &Limactl, ui: &Ui, paths: &HostPaths, plan: &SetupPlan, log: 
 
 fn check_signal() -> Result<()> {
     match signals::received() {
-        Some(sig) => Err(Error::failure(format!("interrupted by {}", signals::name(sig)))),
+        Some(sig) => Err(Error::failure(format!(
+            "interrupted by {}",
+            signals::name(sig)
+        ))),
         None => Ok(()),
     }
 }

@@ -26,7 +26,11 @@ impl Ui {
         if !self.quiet {
             eprintln!("claude-vm: {what}...");
         }
-        Step { ui: *self, what, started: Instant::now() }
+        Step {
+            ui: *self,
+            what,
+            started: Instant::now(),
+        }
     }
 
     /// Asks a yes/no question on the terminal. `None` when stdin is not a terminal: the

@@ -8,7 +8,11 @@ use crate::template;
 
 pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     let template = ctx.template()?;
-    let instances = if ctx.dry_run { Vec::new() } else { ctx.lima.list()? };
+    let instances = if ctx.dry_run {
+        Vec::new()
+    } else {
+        ctx.lima.list()?
+    };
     let mut doomed: Vec<String> = instances
         .iter()
         .filter(|i| match names::parse(&i.name) {
@@ -23,24 +27,43 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     }
     let has_record = template::read_manifest(&ctx.paths, template.as_str())?.is_some();
     if doomed.is_empty() && !has_record {
-        ctx.ui.info(&format!("nothing to clean: {} has no template VM", ctx.project.identity().display()));
+        ctx.ui.info(&format!(
+            "nothing to clean: {} has no template VM",
+            ctx.project.identity().display()
+        ));
         return Ok(0);
     }
-    let what = format!("the template VM of {} ({template})", ctx.project.identity().display());
+    let what = format!(
+        "the template VM of {} ({template})",
+        ctx.project.identity().display()
+    );
     delete(ctx, &doomed, &what, yes)?;
     template::remove_manifest(&ctx.paths, template.as_str())?;
     Ok(0)
 }
 
 pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
-    let instances = if ctx.dry_run { Vec::new() } else { ctx.lima.list()? };
-    let doomed: Vec<String> = instances.iter().filter(|i| names::parse(&i.name).is_some()).map(|i| i.name.clone()).collect();
+    let instances = if ctx.dry_run {
+        Vec::new()
+    } else {
+        ctx.lima.list()?
+    };
+    let doomed: Vec<String> = instances
+        .iter()
+        .filter(|i| names::parse(&i.name).is_some())
+        .map(|i| i.name.clone())
+        .collect();
     let records = template::all_manifests(&ctx.paths);
     if doomed.is_empty() && records.is_empty() {
         ctx.ui.info("nothing to clean: no claude-vm VMs");
         return Ok(0);
     }
-    delete(ctx, &doomed, &format!("all {} claude-vm VMs", doomed.len()), yes)?;
+    delete(
+        ctx,
+        &doomed,
+        &format!("all {} claude-vm VMs", doomed.len()),
+        yes,
+    )?;
     for r in &records {
         template::remove_manifest(&ctx.paths, &r.template)?;
     }
@@ -57,10 +80,14 @@ fn delete(ctx: &Context, names: &[String], what: &str, yes: bool) -> Result<()> 
     if !yes {
         match ctx.ui.confirm(&format!("Delete {what}?"), false) {
             Some(true) => {}
-            Some(false) => return Err(Error::usage("nothing was deleted").with_hint("answer y to delete")),
+            Some(false) => {
+                return Err(Error::usage("nothing was deleted").with_hint("answer y to delete"))
+            }
             None => {
-                return Err(Error::usage(format!("refusing to delete {what} without confirmation"))
-                    .with_hint("pass --yes to delete without asking"))
+                return Err(
+                    Error::usage(format!("refusing to delete {what} without confirmation"))
+                        .with_hint("pass --yes to delete without asking"),
+                )
             }
         }
     }

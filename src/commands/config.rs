@@ -11,7 +11,10 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
             let loaded = ctx.load_config(&overrides(opts))?;
             let text = toml::to_string_pretty(&loaded.config)
                 .map_err(|e| Error::failure(format!("cannot print the configuration: {e}")))?;
-            println!("# effective configuration for {}", ctx.project.root.display());
+            println!(
+                "# effective configuration for {}",
+                ctx.project.root.display()
+            );
             for key in ["vm.disk", "vm.memory", "vm.cpus", "vm.image"] {
                 if let Some(origin) = loaded.origin_of(key) {
                     println!("# {key} from {origin}");

@@ -27,18 +27,57 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         None => println!("  built:      no (run `claude-vm setup`)"),
     }
     println!("lima home:    {}", ctx.paths.lima_home.display());
-    println!("config files: {}", if loaded.files.is_empty() { "none".into() } else { loaded.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ") });
-    println!("vm:           {} GB disk, {} GB memory, {} CPUs, image {}", c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image);
+    println!(
+        "config files: {}",
+        if loaded.files.is_empty() {
+            "none".into()
+        } else {
+            loaded
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!(
+        "vm:           {} GB disk, {} GB memory, {} CPUs, image {}",
+        c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image
+    );
     let tools = c.enabled_tools();
-    println!("tools:        {}", if tools.is_empty() { "none".into() } else { tools.join(", ") });
+    println!(
+        "tools:        {}",
+        if tools.is_empty() {
+            "none".into()
+        } else {
+            tools.join(", ")
+        }
+    );
     println!("mounts:       {} (writable)", p.root.display());
     if let Some(main) = &p.main_root {
-        println!("              {} (writable, main repository)", main.display());
+        println!(
+            "              {} (writable, main repository)",
+            main.display()
+        );
     }
     for m in &c.mounts {
-        println!("              {} -> {} ({})", m.location.display(), m.guest_path(), if m.writable { "writable" } else { "read-only" });
+        println!(
+            "              {} -> {} ({})",
+            m.location.display(),
+            m.guest_path(),
+            if m.writable { "writable" } else { "read-only" }
+        );
     }
-    let list = |v: &[std::path::PathBuf]| if v.is_empty() { "none".into() } else { v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") };
+    let list = |v: &[std::path::PathBuf]| {
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
     println!("setup:        {}", list(&c.setup.scripts));
     println!("runtime:      {}", list(&c.runtime.scripts));
     Ok(0)

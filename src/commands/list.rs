@@ -10,7 +10,11 @@ pub fn run(ctx: &Context) -> Result<i32> {
     let instances = ctx.lima.list()?;
     let manifests = template::all_manifests(&ctx.paths);
     let project_of = |t: &str| {
-        manifests.iter().find(|m| m.template == t).map(|m| m.project.display().to_string()).unwrap_or_else(|| "-".into())
+        manifests
+            .iter()
+            .find(|m| m.template == t)
+            .map(|m| m.project.display().to_string())
+            .unwrap_or_else(|| "-".into())
     };
 
     let mut templates: Vec<(String, String, String)> = Vec::new();
@@ -18,11 +22,21 @@ pub fn run(ctx: &Context) -> Result<i32> {
     for i in &instances {
         match names::parse(&i.name) {
             Some(Ours::Template(t)) => {
-                let status = if manifests.iter().any(|m| m.template == t.as_str()) { i.status.clone() } else { format!("{} (incomplete)", i.status) };
+                let status = if manifests.iter().any(|m| m.template == t.as_str()) {
+                    i.status.clone()
+                } else {
+                    format!("{} (incomplete)", i.status)
+                };
                 templates.push((i.name.clone(), status, project_of(t.as_str())));
             }
-            Some(Ours::Clone { template: t, role, .. }) => {
-                clones.push((i.name.clone(), format!("{} ({})", i.status, role.as_str()), project_of(t.as_str())));
+            Some(Ours::Clone {
+                template: t, role, ..
+            }) => {
+                clones.push((
+                    i.name.clone(),
+                    format!("{} ({})", i.status, role.as_str()),
+                    project_of(t.as_str()),
+                ));
             }
             None => {}
         }
@@ -30,7 +44,11 @@ pub fn run(ctx: &Context) -> Result<i32> {
     // Records whose VM is gone (deleted by hand): shown so the user knows to rebuild.
     for m in &manifests {
         if !instances.iter().any(|i: &Instance| i.name == m.template) {
-            templates.push((m.template.clone(), "missing".into(), m.project.display().to_string()));
+            templates.push((
+                m.template.clone(),
+                "missing".into(),
+                m.project.display().to_string(),
+            ));
         }
     }
 
@@ -47,8 +65,18 @@ pub fn run(ctx: &Context) -> Result<i32> {
 }
 
 fn print_table(title: &str, rows: &[(String, String, String)]) {
-    let w0 = rows.iter().map(|r| r.0.len()).chain([title.len()]).max().unwrap_or(0);
-    let w1 = rows.iter().map(|r| r.1.len()).chain(["STATUS".len()]).max().unwrap_or(0);
+    let w0 = rows
+        .iter()
+        .map(|r| r.0.len())
+        .chain([title.len()])
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.len())
+        .chain(["STATUS".len()])
+        .max()
+        .unwrap_or(0);
     println!("{title:<w0$}  {:<w1$}  PROJECT", "STATUS");
     for (a, b, c) in rows {
         println!("{a:<w0$}  {b:<w1$}  {c}");

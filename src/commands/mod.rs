@@ -38,7 +38,9 @@ impl Context {
             paths,
             cwd,
             project,
-            ui: Ui { quiet: global.quiet },
+            ui: Ui {
+                quiet: global.quiet,
+            },
             lima: Limactl::new(global.verbose),
             dry_run: global.dry_run,
         })
@@ -46,7 +48,13 @@ impl Context {
 
     pub fn load_config(&self, overrides: &Overrides) -> Result<Loaded> {
         let env = |name: &str| std::env::var(name).ok();
-        cfg::load(&cfg::Inputs { paths: &self.paths, project: &self.project, cwd: &self.cwd, env: &env, overrides })
+        cfg::load(&cfg::Inputs {
+            paths: &self.paths,
+            project: &self.project,
+            cwd: &self.cwd,
+            env: &env,
+            overrides,
+        })
     }
 
     pub fn template(&self) -> Result<TemplateName> {
@@ -62,8 +70,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         if top.is_empty() {
             Ok(())
         } else {
-            Err(Error::usage(format!("session flags given before `{name}` do not apply to it"))
-                .with_hint(format!("put them after the subcommand, e.g. `claude-vm {name} --help` lists its flags")))
+            Err(Error::usage(format!(
+                "session flags given before `{name}` do not apply to it"
+            ))
+            .with_hint(format!(
+                "put them after the subcommand, e.g. `claude-vm {name} --help` lists its flags"
+            )))
         }
     };
     match cli.command {
@@ -71,7 +83,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Agent(a)) => session::agent(&ctx, top.merge(&a.session), a.claude_args),
         Some(Command::Shell(s)) => session::shell(&ctx, top.merge(&s.session), s.command),
         Some(Command::Setup(s)) => {
-            let only_resources = SessionOpts { resources: Default::default(), ..top.clone() };
+            let only_resources = SessionOpts {
+                resources: Default::default(),
+                ..top.clone()
+            };
             if !only_resources.is_empty() {
                 only_session("setup")?;
             }
@@ -113,8 +128,12 @@ fn utf8_args(args: Vec<OsString>, what: &str) -> Result<Vec<String>> {
         .enumerate()
         .map(|(i, a)| {
             a.into_string().map_err(|a| {
-                Error::usage(format!("{what} {} ({}) is not valid UTF-8", i + 1, a.to_string_lossy()))
-                    .with_hint("pass text arguments; claude-vm cannot carry raw bytes into the VM")
+                Error::usage(format!(
+                    "{what} {} ({}) is not valid UTF-8",
+                    i + 1,
+                    a.to_string_lossy()
+                ))
+                .with_hint("pass text arguments; claude-vm cannot carry raw bytes into the VM")
             })
         })
         .collect()

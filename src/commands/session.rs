@@ -26,17 +26,30 @@ pub fn agent(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Result<i3
 
 pub fn shell(ctx: &Context, opts: SessionOpts, command: Vec<OsString>) -> Result<i32> {
     let command = utf8_args(command, "command argument")?;
-    run(ctx, &opts, |_| if command.is_empty() { Final::Shell } else { Final::Command(command) })
+    run(ctx, &opts, |_| {
+        if command.is_empty() {
+            Final::Shell
+        } else {
+            Final::Command(command)
+        }
+    })
 }
 
-fn run(ctx: &Context, opts: &SessionOpts, last: impl FnOnce(&crate::config::Config) -> Final) -> Result<i32> {
+fn run(
+    ctx: &Context,
+    opts: &SessionOpts,
+    last: impl FnOnce(&crate::config::Config) -> Final,
+) -> Result<i32> {
     let loaded = ctx.load_config(&overrides(opts))?;
     let config = &loaded.config;
     let template = ctx.template()?;
     let manifest = match template::read_manifest(&ctx.paths, template.as_str())? {
         Some(m) => m,
         None if ctx.dry_run => {
-            ctx.ui.warn(&format!("no template VM yet for {}; showing the plan as if `claude-vm setup` had run", ctx.project.identity().display()));
+            ctx.ui.warn(&format!(
+                "no template VM yet for {}; showing the plan as if `claude-vm setup` had run",
+                ctx.project.identity().display()
+            ));
             Manifest::new(&template, ctx.project.identity(), config)
         }
         None => offer_setup(ctx, opts, config, &template)?,
@@ -46,12 +59,18 @@ fn run(ctx: &Context, opts: &SessionOpts, last: impl FnOnce(&crate::config::Conf
     let project_script = ctx.project.runtime_script();
     if project_script.is_file() {
         let path = std::fs::canonicalize(&project_script).unwrap_or(project_script);
-        runtime_scripts.push(HostScript { label: "./.claude-vm.runtime.sh".into(), path });
+        runtime_scripts.push(HostScript {
+            label: "./.claude-vm.runtime.sh".into(),
+            path,
+        });
     }
     for p in &config.runtime.scripts {
         if !runtime_scripts.iter().any(|s| &s.path == p) {
             let label = plan::script_label(p, &ctx.project.root, &ctx.paths.home);
-            runtime_scripts.push(HostScript { label, path: p.clone() });
+            runtime_scripts.push(HostScript {
+                label,
+                path: p.clone(),
+            });
         }
     }
 
@@ -60,7 +79,10 @@ fn run(ctx: &Context, opts: &SessionOpts, last: impl FnOnce(&crate::config::Conf
         None
     } else {
         match claude_project_folder(root) {
-            Some(folder) => Some((ctx.paths.claude_dir().join("projects").join(&folder), folder)),
+            Some(folder) => Some((
+                ctx.paths.claude_dir().join("projects").join(&folder),
+                folder,
+            )),
             None => {
                 ctx.ui.warn("the project path is too long to locate its Claude conversation folder; conversations are not shared");
                 None
@@ -80,11 +102,19 @@ fn run(ctx: &Context, opts: &SessionOpts, last: impl FnOnce(&crate::config::Conf
         conversations,
         template_resources: manifest.resources(),
     })
-    .map_err(|m| Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line"))?;
+    .map_err(|m| {
+        Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
+    })?;
 
     if ctx.dry_run {
-        let title = format!("session in a clone of {template} (project {})", ctx.project.root.display());
-        print!("{}", plan::render(&title, &plan.calls(), &plan.files, &plan.handover_dir));
+        let title = format!(
+            "session in a clone of {template} (project {})",
+            ctx.project.root.display()
+        );
+        print!(
+            "{}",
+            plan::render(&title, &plan.calls(), &plan.files, &plan.handover_dir)
+        );
         return Ok(0);
     }
     crate::session::run(&ctx.lima, &ctx.ui, &plan)
@@ -92,7 +122,12 @@ fn run(ctx: &Context, opts: &SessionOpts, last: impl FnOnce(&crate::config::Conf
 
 /// No template yet: build it when asked to (`--auto-setup`) or when the user says so on a
 /// terminal; without a terminal, say what to do instead of waiting for an answer.
-fn offer_setup(ctx: &Context, opts: &SessionOpts, config: &crate::config::Config, template: &crate::names::TemplateName) -> Result<Manifest> {
+fn offer_setup(
+    ctx: &Context,
+    opts: &SessionOpts,
+    config: &crate::config::Config,
+    template: &crate::names::TemplateName,
+) -> Result<Manifest> {
     let project = ctx.project.identity().display().to_string();
     let build = if opts.auto_setup {
         true
@@ -106,9 +141,12 @@ fn offer_setup(ctx: &Context, opts: &SessionOpts, config: &crate::config::Config
         }
     };
     if !build {
-        return Err(Error::usage("no template VM, and none was built").with_hint("run `claude-vm setup` when you are ready"));
+        return Err(Error::usage("no template VM, and none was built")
+            .with_hint("run `claude-vm setup` when you are ready"));
     }
     setup::build_template(ctx, config, template)?;
-    template::read_manifest(&ctx.paths, template.as_str())?
-        .ok_or_else(|| Error::failure("the template was built but its record is missing").with_hint("run `claude-vm setup` again"))
+    template::read_manifest(&ctx.paths, template.as_str())?.ok_or_else(|| {
+        Error::failure("the template was built but its record is missing")
+            .with_hint("run `claude-vm setup` again")
+    })
 }

@@ -33,12 +33,28 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
 
     if ctx.dry_run {
         let exists = template::read_manifest(&ctx.paths, template.as_str())?.is_some();
-        let build = if exists { template.instance(Role::Build) } else { template.to_string() };
-        let plan = plan_setup(SetupInputs { template, handover_dir: handover_name(&build), build, config, scripts })
-            .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
-        let title = format!("setup of template {template} for {}", ctx.project.identity().display());
+        let build = if exists {
+            template.instance(Role::Build)
+        } else {
+            template.to_string()
+        };
+        let plan = plan_setup(SetupInputs {
+            template,
+            handover_dir: handover_name(&build),
+            build,
+            config,
+            scripts,
+        })
+        .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+        let title = format!(
+            "setup of template {template} for {}",
+            ctx.project.identity().display()
+        );
         let calls = plan.calls();
-        print!("{}", plan::render(&title, &calls, &plan.files, &plan.handover_dir));
+        print!(
+            "{}",
+            plan::render(&title, &calls, &plan.files, &plan.handover_dir)
+        );
         return Ok(());
     }
 
@@ -52,23 +68,45 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
         .map(|i| i.name.clone())
         .collect();
     if !leftovers.is_empty() {
-        let step = ctx.ui.step(format!("removing unfinished builds: {}", leftovers.join(", ")));
+        let step = ctx.ui.step(format!(
+            "removing unfinished builds: {}",
+            leftovers.join(", ")
+        ));
         ctx.lima.cleanup(&crate::lima::delete(&leftovers), None)?;
         step.done();
     }
 
-    let build = if exists { template.instance(Role::Build) } else { template.to_string() };
-    let plan = plan_setup(SetupInputs { template, handover_dir: handover_name(&build), build, config, scripts })
-        .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
-    let log = ctx.paths.data_dir.join("logs").join(format!("{template}.setup.log"));
+    let build = if exists {
+        template.instance(Role::Build)
+    } else {
+        template.to_string()
+    };
+    let plan = plan_setup(SetupInputs {
+        template,
+        handover_dir: handover_name(&build),
+        build,
+        config,
+        scripts,
+    })
+    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+    let log = ctx
+        .paths
+        .data_dir
+        .join("logs")
+        .join(format!("{template}.setup.log"));
     ctx.ui.info(&format!(
         "{} template {template} for {}",
         if exists { "rebuilding" } else { "building" },
         ctx.project.identity().display()
     ));
     template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log)?;
-    template::write_manifest(&ctx.paths, &Manifest::new(template, ctx.project.identity(), config))?;
-    ctx.ui.info(&format!("template {template} is ready: run `claude-vm \"your prompt\"` or `claude-vm shell`"));
+    template::write_manifest(
+        &ctx.paths,
+        &Manifest::new(template, ctx.project.identity(), config),
+    )?;
+    ctx.ui.info(&format!(
+        "template {template} is ready: run `claude-vm \"your prompt\"` or `claude-vm shell`"
+    ));
     Ok(())
 }
 
@@ -91,7 +129,10 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
         add("./.claude-vm.setup.sh".into(), project);
     }
     for p in &config.setup.scripts {
-        add(plan::script_label(p, &ctx.project.root, &ctx.paths.home), p.clone());
+        add(
+            plan::script_label(p, &ctx.project.root, &ctx.paths.home),
+            p.clone(),
+        );
     }
     out
 }

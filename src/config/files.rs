@@ -23,12 +23,21 @@ pub fn read(path: &Path, home: &Path) -> Result<Option<LayerData>> {
 /// Parses and validates the text of a config file that lives at `path`.
 pub fn parse(text: &str, path: &Path, home: &Path) -> Result<LayerData> {
     let file: FileLayer = toml::from_str(text).map_err(|e| {
-        let hint = suggest::for_unknown_field(e.message())
-            .unwrap_or_else(|| "see the Configuration section of the README for the keys and their types".into());
-        Error::usage(format!("invalid configuration in {}:\n{}", path.display(), indent(&e.to_string())))
-            .with_hint(hint)
+        let hint = suggest::for_unknown_field(e.message()).unwrap_or_else(|| {
+            "see the Configuration section of the README for the keys and their types".into()
+        });
+        Error::usage(format!(
+            "invalid configuration in {}:\n{}",
+            path.display(),
+            indent(&e.to_string())
+        ))
+        .with_hint(hint)
     })?;
-    let ctx = FileCtx { path, dir: path.parent().unwrap_or(Path::new("/")), home };
+    let ctx = FileCtx {
+        path,
+        dir: path.parent().unwrap_or(Path::new("/")),
+        home,
+    };
     ctx.normalize(file)
 }
 
@@ -46,7 +55,8 @@ impl FileCtx<'_> {
         }
         if let Some(tools) = file.tools {
             for name in tools.keys() {
-                check_tool(name).map_err(|(msg, hint)| self.err(&format!("tools.{name}"), &msg, &hint))?;
+                check_tool(name)
+                    .map_err(|(msg, hint)| self.err(&format!("tools.{name}"), &msg, &hint))?;
             }
             data.tools = tools;
         }
@@ -57,26 +67,35 @@ impl FileCtx<'_> {
             };
         }
         if let Some(runtime) = file.runtime {
-            data.runtime = Scripts { scripts: self.scripts(runtime.scripts.unwrap_or_default(), "runtime.scripts")? };
+            data.runtime = Scripts {
+                scripts: self.scripts(runtime.scripts.unwrap_or_default(), "runtime.scripts")?,
+            };
         }
         if let Some(defaults) = file.defaults {
-            data.defaults = ClaudeArgs { claude_args: defaults.claude_args.unwrap_or_default() };
+            data.defaults = ClaudeArgs {
+                claude_args: defaults.claude_args.unwrap_or_default(),
+            };
         }
         data.mounts = self.mounts(file.mounts.unwrap_or_default(), "mounts")?;
         Ok(data)
     }
 
     fn vm(&self, vm: VmLayer) -> Result<VmLayer> {
-        let check = |key: &str, value: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| {
-            match value {
-                Some(v) if !range.contains(&v) => Err(self.err(
-                    &format!("vm.{key}"),
-                    &format!("is {v}, outside {}-{}{unit}", range.start(), range.end()),
-                    &format!("set `{key}` to a value from {} to {}", range.start(), range.end()),
-                )),
-                _ => Ok(()),
-            }
-        };
+        let check =
+            |key: &str, value: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| {
+                match value {
+                    Some(v) if !range.contains(&v) => Err(self.err(
+                        &format!("vm.{key}"),
+                        &format!("is {v}, outside {}-{}{unit}", range.start(), range.end()),
+                        &format!(
+                            "set `{key}` to a value from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )),
+                    _ => Ok(()),
+                }
+            };
         check("disk", vm.disk, DISK_GB, " GB")?;
         check("memory", vm.memory, MEMORY_GB, " GB")?;
         check("cpus", vm.cpus, CPUS, "")?;
@@ -92,7 +111,11 @@ impl FileCtx<'_> {
             .enumerate()
             .map(|(i, s)| {
                 resolve_script(s, self.dir, self.home).map_err(|m| {
-                    self.err(&format!("{key}[{i}]"), &m, "fix the path (relative paths start at the file's directory)")
+                    self.err(
+                        &format!("{key}[{i}]"),
+                        &m,
+                        "fix the path (relative paths start at the file's directory)",
+                    )
                 })
             })
             .collect()
@@ -103,13 +126,19 @@ impl FileCtx<'_> {
             .enumerate()
             .map(|(i, m)| {
                 mounts::validate(&m.location, m.mount_point.as_deref(), m.writable, self.home)
-                    .map_err(|msg| self.err(&format!("{key}[{i}]"), &msg, "fix or remove this mount"))
+                    .map_err(|msg| {
+                        self.err(&format!("{key}[{i}]"), &msg, "fix or remove this mount")
+                    })
             })
             .collect()
     }
 
     fn err(&self, key: &str, problem: &str, fix: &str) -> Error {
-        Error::usage(format!("invalid configuration in {}: `{key}` {problem}", self.path.display())).with_hint(fix.to_owned())
+        Error::usage(format!(
+            "invalid configuration in {}: `{key}` {problem}",
+            self.path.display()
+        ))
+        .with_hint(fix.to_owned())
     }
 }
 
@@ -129,9 +158,16 @@ pub fn resolve_script(raw: &str, base: &Path, home: &Path) -> Result<PathBuf, St
 /// `[vm] image`: a Lima template name, a URL, or a local template file.
 pub fn check_image(image: &str, home: &Path) -> Result<(), (String, String)> {
     let fix = "use `template:debian-13` (a Lima template), an https URL, or an absolute path to a Lima YAML file";
-    let template = image.strip_prefix("template://").or_else(|| image.strip_prefix("template:"));
+    let template = image
+        .strip_prefix("template://")
+        .or_else(|| image.strip_prefix("template:"));
     let ok = match template {
-        Some(name) => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b)),
+        Some(name) => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+        }
         None if image.starts_with("https://") || image.starts_with("http://") => true,
         None => {
             let p = expand_tilde(image, home);
@@ -144,7 +180,10 @@ pub fn check_image(image: &str, home: &Path) -> Result<(), (String, String)> {
     if ok {
         Ok(())
     } else {
-        Err((format!("is `{image}`, which is not a template name, URL or absolute file path"), fix.into()))
+        Err((
+            format!("is `{image}`, which is not a template name, URL or absolute file path"),
+            fix.into(),
+        ))
     }
 }
 
@@ -158,11 +197,15 @@ pub fn check_tool(name: &str) -> Result<(), (String, String)> {
         Some(s) => format!("did you mean `{s}`? Known tools: {known}"),
         None => format!("known tools: {known}"),
     };
-    Err((format!("is not a known tool"), hint))
+    Err(("is not a known tool".to_owned(), hint))
 }
 
 fn indent(text: &str) -> String {
-    text.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.trim_end()
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -222,7 +265,10 @@ writable = true
         assert_eq!(d.setup.scripts, vec![a.clone()]);
         assert_eq!(d.runtime.scripts, vec![a]);
         assert_eq!(d.setup.mounts[0].mount_point.as_deref(), Some("/tmp/data"));
-        assert!(!d.setup.mounts[0].writable, "TOML mounts are read-only unless asked");
+        assert!(
+            !d.setup.mounts[0].writable,
+            "TOML mounts are read-only unless asked"
+        );
         assert!(d.mounts[0].writable);
         assert_eq!(d.defaults.claude_args, ["--model", "opus"]);
     }
@@ -245,7 +291,11 @@ writable = true
         assert!(e.message().contains("invalid type"), "{}", e.message());
         assert!(e.message().contains("disk"), "{}", e.message());
         let e = f.err("[vm]\nmemory = 65\n");
-        assert!(e.message().contains("`vm.memory` is 65, outside 1-64 GB"), "{}", e.message());
+        assert!(
+            e.message().contains("`vm.memory` is 65, outside 1-64 GB"),
+            "{}",
+            e.message()
+        );
         let e = f.err("[vm]\ncpus = 0\n");
         assert!(e.message().contains("`vm.cpus`"), "{}", e.message());
         let e = f.err("[vm]\nimage = \"debian\"\n");
@@ -256,9 +306,17 @@ writable = true
     fn bad_paths_name_the_entry() {
         let f = Fixture::new();
         let e = f.err("[runtime]\nscripts = [\"./scripts/a.sh\", \"nope.sh\"]\n");
-        assert!(e.message().contains("`runtime.scripts[1]`"), "{}", e.message());
+        assert!(
+            e.message().contains("`runtime.scripts[1]`"),
+            "{}",
+            e.message()
+        );
         let e = f.err("[[mounts]]\nlocation = \"relative/dir\"\n");
-        assert!(e.message().contains("`mounts[0]`") && e.message().contains("relative"), "{}", e.message());
+        assert!(
+            e.message().contains("`mounts[0]`") && e.message().contains("relative"),
+            "{}",
+            e.message()
+        );
         let e = f.err("[[setup.mounts]]\nlocation = \"/does/not/exist\"\n");
         assert!(e.message().contains("`setup.mounts[0]`"), "{}", e.message());
     }
@@ -267,8 +325,15 @@ writable = true
     fn unknown_tools_list_the_known_ones() {
         let f = Fixture::new();
         let e = f.err("[tools]\nnod = true\n");
-        assert!(e.message().contains("`tools.nod` is not a known tool"), "{}", e.message());
+        assert!(
+            e.message().contains("`tools.nod` is not a known tool"),
+            "{}",
+            e.message()
+        );
         let hint = e.hint().unwrap();
-        assert!(hint.contains("did you mean `node`?") && hint.contains("docker"), "{hint}");
+        assert!(
+            hint.contains("did you mean `node`?") && hint.contains("docker"),
+            "{hint}"
+        );
     }
 }

@@ -98,7 +98,9 @@ impl Origin {
 
     fn source(&self) -> Option<Source> {
         match self {
-            Origin::GlobalFile(p) | Origin::MainRepoFile(p) | Origin::ProjectFile(p) => Some(Source::File(p.clone())),
+            Origin::GlobalFile(p) | Origin::MainRepoFile(p) | Origin::ProjectFile(p) => {
+                Some(Source::File(p.clone()))
+            }
             Origin::Env(var) => Some(Source::Custom(var.clone())),
             Origin::Default | Origin::CommandLine => None,
         }
@@ -112,8 +114,12 @@ pub struct Layer {
 }
 
 impl Layer {
-    pub fn new(origin: Origin, data: &impl Serialize) -> Result<Layer, figment::Error> {
-        let mut map = figment::providers::Serialized::defaults(data).data()?;
+    /// Turns validated data into a layer; fails only if the data cannot be represented,
+    /// which would be a bug, so the message says so.
+    pub fn new(origin: Origin, data: &impl Serialize) -> Result<Layer, String> {
+        let mut map = figment::providers::Serialized::defaults(data)
+            .data()
+            .map_err(|e| e.to_string())?;
         let dict = map.remove(&Profile::Default).unwrap_or_default();
         Ok(Layer { origin, dict })
     }

@@ -26,8 +26,11 @@ use layer::{Layer, LayerData};
 use schema::VmLayer;
 
 /// Environment variables that override `[vm]`.
-pub const ENV_VARS: [(&str, &str); 3] =
-    [("CLAUDE_VM_DISK", "disk"), ("CLAUDE_VM_MEMORY", "memory"), ("CLAUDE_VM_CPUS", "cpus")];
+pub const ENV_VARS: [(&str, &str); 3] = [
+    ("CLAUDE_VM_DISK", "disk"),
+    ("CLAUDE_VM_MEMORY", "memory"),
+    ("CLAUDE_VM_CPUS", "cpus"),
+];
 
 /// What the command line adds; raw, so errors can name the flag.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +82,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     let mut layers = vec![layer(Origin::Default, &Config::default())?];
     let mut files = Vec::new();
 
-    let mut candidates = vec![(inputs.paths.global_config(), Origin::GlobalFile as fn(PathBuf) -> Origin)];
+    let mut candidates = vec![(
+        inputs.paths.global_config(),
+        Origin::GlobalFile as fn(PathBuf) -> Origin,
+    )];
     if let Some(main) = inputs.project.main_config_file() {
         candidates.push((main, Origin::MainRepoFile));
     }
@@ -99,7 +105,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
             layers.push(layer(Origin::Env(var.to_owned()), &data)?);
         }
     }
-    layers.push(layer(Origin::CommandLine, &cli_layer(inputs.overrides, inputs.cwd, home)?)?);
+    layers.push(layer(
+        Origin::CommandLine,
+        &cli_layer(inputs.overrides, inputs.cwd, home)?,
+    )?);
 
     let figment = layers.into_iter().fold(Figment::new(), Figment::admerge);
     let mut config: Config = figment
@@ -109,7 +118,11 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     config.setup.mounts = mounts::dedup(config.setup.mounts);
     dedup_paths(&mut config.setup.scripts);
     dedup_paths(&mut config.runtime.scripts);
-    Ok(Loaded { config, figment, files })
+    Ok(Loaded {
+        config,
+        figment,
+        files,
+    })
 }
 
 /// Validates one file on its own (`config validate FILE`).
@@ -122,10 +135,15 @@ pub fn validate_file(path: &Path, home: &Path) -> Result<()> {
 }
 
 fn layer(origin: Origin, data: &impl serde::Serialize) -> Result<Layer> {
-    Layer::new(origin, data).map_err(|e| Error::failure(format!("internal configuration error: {e}")))
+    Layer::new(origin, data)
+        .map_err(|e| Error::failure(format!("internal configuration error: {e}")))
 }
 
-fn env_layer(var: &str, key: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<LayerData>> {
+fn env_layer(
+    var: &str,
+    key: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<LayerData>> {
     let Some(raw) = lookup(var).filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
@@ -148,7 +166,10 @@ fn env_layer(var: &str, key: &str, lookup: &dyn Fn(&str) -> Option<String>) -> R
         "memory" => vm.memory = Some(value),
         _ => vm.cpus = Some(value),
     }
-    Ok(Some(LayerData { vm, ..LayerData::default() }))
+    Ok(Some(LayerData {
+        vm,
+        ..LayerData::default()
+    }))
 }
 
 fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
@@ -157,13 +178,17 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
     data.vm.memory = o.memory;
     data.vm.cpus = o.cpus;
     let flag_err = |flag: &str, value: &str, msg: String| {
-        Error::usage(format!("invalid {flag} `{value}`: {msg}")).with_hint(format!("fix the {flag} value"))
+        Error::usage(format!("invalid {flag} `{value}`: {msg}"))
+            .with_hint(format!("fix the {flag} value"))
     };
     for spec in &o.mounts {
-        data.mounts.push(mounts::parse_spec(spec, home).map_err(|m| flag_err("--mount", spec, m))?);
+        data.mounts
+            .push(mounts::parse_spec(spec, home).map_err(|m| flag_err("--mount", spec, m))?);
     }
     for spec in &o.setup_mounts {
-        data.setup.mounts.push(mounts::parse_spec(spec, home).map_err(|m| flag_err("--mount", spec, m))?);
+        data.setup
+            .mounts
+            .push(mounts::parse_spec(spec, home).map_err(|m| flag_err("--mount", spec, m))?);
     }
     let script = |flag: &str, p: &PathBuf| {
         let raw = p.to_string_lossy();
@@ -184,10 +209,14 @@ pub fn parse_env_assignments(items: &[String]) -> Result<BTreeMap<String, String
     let mut out = BTreeMap::new();
     for item in items {
         let Some((name, value)) = item.split_once('=') else {
-            return Err(Error::usage(format!("invalid --env `{item}`: expected NAME=VALUE"))
-                .with_hint("write it as --env NAME=VALUE"));
+            return Err(
+                Error::usage(format!("invalid --env `{item}`: expected NAME=VALUE"))
+                    .with_hint("write it as --env NAME=VALUE"),
+            );
         };
-        check_env_name(name).map_err(|m| Error::usage(format!("invalid --env `{item}`: {m}")).with_hint("fix the variable name"))?;
+        check_env_name(name).map_err(|m| {
+            Error::usage(format!("invalid --env `{item}`: {m}")).with_hint("fix the variable name")
+        })?;
         out.insert(name.to_owned(), value.to_owned());
     }
     Ok(out)
@@ -231,16 +260,33 @@ mod tests {
                 data_dir: home.join(".local/share/claude-vm"),
                 lima_home: home.join(".lima"),
             };
-            let project = Project { root: home.join("proj"), main_root: None, in_git: false };
-            World { tmp, paths, project }
+            let project = Project {
+                root: home.join("proj"),
+                main_root: None,
+                in_git: false,
+            };
+            World {
+                tmp,
+                paths,
+                project,
+            }
         }
         fn write(&self, rel: &str, text: &str) {
             std::fs::write(self.paths.home.join(rel), text).unwrap();
         }
         fn load_with(&self, env: &[(&str, &str)], o: &Overrides) -> Result<Loaded> {
-            let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let env: BTreeMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let lookup = move |k: &str| env.get(k).cloned();
-            load(&Inputs { paths: &self.paths, project: &self.project, cwd: &self.project.root, env: &lookup, overrides: o })
+            load(&Inputs {
+                paths: &self.paths,
+                project: &self.project,
+                cwd: &self.project.root,
+                env: &lookup,
+                overrides: o,
+            })
         }
     }
 
@@ -256,12 +302,29 @@ mod tests {
     #[test]
     fn precedence_cli_over_env_over_project_over_global() {
         let w = World::new();
-        w.write(".claude-vm.toml", "[vm]\ndisk = 20\nmemory = 10\ncpus = 2\n");
+        w.write(
+            ".claude-vm.toml",
+            "[vm]\ndisk = 20\nmemory = 10\ncpus = 2\n",
+        );
         w.write("proj/.claude-vm.toml", "[vm]\ndisk = 30\nmemory = 12\n");
-        let l = w.load_with(&[("CLAUDE_VM_MEMORY", "16")], &Overrides { disk: Some(40), ..Default::default() }).unwrap();
-        assert_eq!((l.config.vm.disk, l.config.vm.memory, l.config.vm.cpus), (40, 16, 2));
+        let l = w
+            .load_with(
+                &[("CLAUDE_VM_MEMORY", "16")],
+                &Overrides {
+                    disk: Some(40),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (l.config.vm.disk, l.config.vm.memory, l.config.vm.cpus),
+            (40, 16, 2)
+        );
         assert_eq!(l.origin_of("vm.disk").as_deref(), Some("command line"));
-        assert_eq!(l.origin_of("vm.memory").as_deref(), Some("environment (CLAUDE_VM_MEMORY)"));
+        assert_eq!(
+            l.origin_of("vm.memory").as_deref(),
+            Some("environment (CLAUDE_VM_MEMORY)")
+        );
         assert!(l.origin_of("vm.cpus").unwrap().starts_with("global file"));
         let l = w.load_with(&[], &Overrides::default()).unwrap();
         assert_eq!(l.config.vm.disk, 30);
@@ -278,44 +341,118 @@ mod tests {
             "[runtime]\nscripts = [\"../s.sh\"]\n[defaults]\nclaude_args = [\"--b\", \"--a\"]\n[[mounts]]\nlocation = \"~/data\"\nwritable = true\n",
         );
         let l = w
-            .load_with(&[], &Overrides { runtime_scripts: vec![w.paths.home.join("s.sh")], ..Default::default() })
+            .load_with(
+                &[],
+                &Overrides {
+                    runtime_scripts: vec![w.paths.home.join("s.sh")],
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let c = &l.config;
-        assert_eq!(c.runtime.scripts, vec![w.paths.home.join("s.sh")], "one script, three spellings");
-        assert_eq!(c.defaults.claude_args, ["--a", "--b", "--a"], "claude args append in order, untouched");
+        assert_eq!(
+            c.runtime.scripts,
+            vec![w.paths.home.join("s.sh")],
+            "one script, three spellings"
+        );
+        assert_eq!(
+            c.defaults.claude_args,
+            ["--a", "--b", "--a"],
+            "claude args append in order, untouched"
+        );
         assert_eq!(c.mounts.len(), 1);
-        assert!(c.mounts[0].writable, "the project file's mount overrides the global one");
+        assert!(
+            c.mounts[0].writable,
+            "the project file's mount overrides the global one"
+        );
     }
 
     #[test]
     fn bad_environment_values_name_the_variable() {
         let w = World::new();
-        for (var, val) in [("CLAUDE_VM_DISK", "thirty"), ("CLAUDE_VM_CPUS", "0"), ("CLAUDE_VM_MEMORY", "8.5")] {
-            let e = w.load_with(&[(var, val)], &Overrides::default()).unwrap_err();
+        for (var, val) in [
+            ("CLAUDE_VM_DISK", "thirty"),
+            ("CLAUDE_VM_CPUS", "0"),
+            ("CLAUDE_VM_MEMORY", "8.5"),
+        ] {
+            let e = w
+                .load_with(&[(var, val)], &Overrides::default())
+                .unwrap_err();
             assert!(e.message().contains(var), "{}", e.message());
             assert!(e.hint().unwrap().contains(var));
         }
-        assert!(w.load_with(&[("CLAUDE_VM_DISK", "")], &Overrides::default()).is_ok(), "empty means unset");
+        assert!(
+            w.load_with(&[("CLAUDE_VM_DISK", "")], &Overrides::default())
+                .is_ok(),
+            "empty means unset"
+        );
     }
 
     #[test]
     fn bad_flags_name_the_flag() {
         let w = World::new();
-        let e = w.load_with(&[], &Overrides { mounts: vec!["rel".into()], ..Default::default() }).unwrap_err();
-        assert!(e.message().starts_with("invalid --mount `rel`"), "{}", e.message());
         let e = w
-            .load_with(&[], &Overrides { runtime_scripts: vec!["missing.sh".into()], ..Default::default() })
+            .load_with(
+                &[],
+                &Overrides {
+                    mounts: vec!["rel".into()],
+                    ..Default::default()
+                },
+            )
             .unwrap_err();
-        assert!(e.message().starts_with("invalid --runtime-script"), "{}", e.message());
-        let e = w.load_with(&[], &Overrides { env: vec!["1X=2".into()], ..Default::default() }).unwrap_err();
-        assert!(e.message().contains("not a valid variable name"), "{}", e.message());
-        let e = w.load_with(&[], &Overrides { env: vec!["NOVALUE".into()], ..Default::default() }).unwrap_err();
-        assert!(e.message().contains("expected NAME=VALUE"), "{}", e.message());
+        assert!(
+            e.message().starts_with("invalid --mount `rel`"),
+            "{}",
+            e.message()
+        );
+        let e = w
+            .load_with(
+                &[],
+                &Overrides {
+                    runtime_scripts: vec!["missing.sh".into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            e.message().starts_with("invalid --runtime-script"),
+            "{}",
+            e.message()
+        );
+        let e = w
+            .load_with(
+                &[],
+                &Overrides {
+                    env: vec!["1X=2".into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            e.message().contains("not a valid variable name"),
+            "{}",
+            e.message()
+        );
+        let e = w
+            .load_with(
+                &[],
+                &Overrides {
+                    env: vec!["NOVALUE".into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            e.message().contains("expected NAME=VALUE"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]
     fn env_values_keep_every_byte() {
-        let m = parse_env_assignments(&["A=x=y".into(), "B=".into(), "C=\n'\"$`\\ é".into()]).unwrap();
+        let m =
+            parse_env_assignments(&["A=x=y".into(), "B=".into(), "C=\n'\"$`\\ é".into()]).unwrap();
         assert_eq!(m["A"], "x=y");
         assert_eq!(m["B"], "");
         assert_eq!(m["C"], "\n'\"$`\\ é");
@@ -331,6 +468,9 @@ mod tests {
         let l = w.load_with(&[], &Overrides::default()).unwrap();
         assert_eq!((l.config.vm.disk, l.config.vm.cpus), (60, 8));
         assert_eq!(l.files.len(), 2);
-        assert!(l.origin_of("vm.cpus").unwrap().starts_with("main repository file"));
+        assert!(l
+            .origin_of("vm.cpus")
+            .unwrap()
+            .starts_with("main repository file"));
     }
 }

@@ -6,7 +6,9 @@ use super::schema::Mount;
 use crate::paths::expand_tilde;
 
 /// Guest paths Lima refuses as mount points (pkg/limayaml/validate.go).
-const SYSTEM_PATHS: &[&str] = &["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"];
+const SYSTEM_PATHS: &[&str] = &[
+    "/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var",
+];
 /// Lima's guest template for the guest user's home.
 pub const GUEST_HOME: &str = "{{.Home}}";
 
@@ -36,35 +38,59 @@ pub fn parse_spec(spec: &str, home: &Path) -> Result<Mount, String> {
         }
     };
     if location.is_empty() {
-        return Err(format!("`{spec}` has no host path; the form is HOST[:GUEST][:ro|rw]"));
+        return Err(format!(
+            "`{spec}` has no host path; the form is HOST[:GUEST][:ro|rw]"
+        ));
     }
     if mount_point == Some("") {
-        return Err(format!("`{spec}` has an empty guest path; the form is HOST[:GUEST][:ro|rw]"));
+        return Err(format!(
+            "`{spec}` has an empty guest path; the form is HOST[:GUEST][:ro|rw]"
+        ));
     }
     validate(location, mount_point, writable, home)
 }
 
 /// Checks a mount as written and returns it normalized: absolute existing host directory,
 /// guest path absolute (a leading `~` means the guest home) and allowed by Lima.
-pub fn validate(location: &str, mount_point: Option<&str>, writable: bool, home: &Path) -> Result<Mount, String> {
+pub fn validate(
+    location: &str,
+    mount_point: Option<&str>,
+    writable: bool,
+    home: &Path,
+) -> Result<Mount, String> {
     reject_template(location, "host path")?;
     let loc = expand_tilde(location, home);
     if !loc.is_absolute() {
-        return Err(format!("host path `{location}` is relative; use an absolute path or one starting with `~/`"));
+        return Err(format!(
+            "host path `{location}` is relative; use an absolute path or one starting with `~/`"
+        ));
     }
-    let meta = std::fs::metadata(&loc)
-        .map_err(|e| format!("host path `{}` cannot be used: {e}; create it or fix the path", loc.display()))?;
+    let meta = std::fs::metadata(&loc).map_err(|e| {
+        format!(
+            "host path `{}` cannot be used: {e}; create it or fix the path",
+            loc.display()
+        )
+    })?;
     if !meta.is_dir() {
-        return Err(format!("host path `{}` is not a directory; mount its parent directory instead", loc.display()));
+        return Err(format!(
+            "host path `{}` is not a directory; mount its parent directory instead",
+            loc.display()
+        ));
     }
     let loc = std::fs::canonicalize(&loc).unwrap_or(loc);
     if loc.to_str().is_none() {
         return Err(format!("host path `{}` is not valid UTF-8", loc.display()));
     }
     let mount_point = mount_point.map(guest_path).transpose()?;
-    let guest = mount_point.clone().unwrap_or_else(|| loc.to_string_lossy().into_owned());
+    let guest = mount_point
+        .clone()
+        .unwrap_or_else(|| loc.to_string_lossy().into_owned());
     check_guest_path(&guest)?;
-    Ok(Mount { location: loc, mount_point, writable })
+    Ok(Mount {
+        location: loc,
+        mount_point,
+        writable,
+    })
 }
 
 /// A guest path as the user writes it → as Lima takes it (`~` → `{{.Home}}`).
@@ -77,13 +103,19 @@ fn guest_path(p: &str) -> Result<String, String> {
     } else if p.starts_with('/') {
         p.to_owned()
     } else {
-        return Err(format!("guest path `{p}` must be absolute (or start with `~/` for the guest home)"));
+        return Err(format!(
+            "guest path `{p}` must be absolute (or start with `~/` for the guest home)"
+        ));
     };
     Ok(p.trim_end_matches('/').to_owned())
 }
 
 fn check_guest_path(guest: &str) -> Result<(), String> {
-    let trimmed = if guest.len() > 1 { guest.trim_end_matches('/') } else { guest };
+    let trimmed = if guest.len() > 1 {
+        guest.trim_end_matches('/')
+    } else {
+        guest
+    };
     if SYSTEM_PATHS.contains(&trimmed) || trimmed == GUEST_HOME {
         return Err(format!(
             "guest path `{trimmed}` is a system directory Lima cannot mount over; choose a subdirectory such as /mnt/data"
@@ -103,7 +135,11 @@ fn reject_template(p: &str, what: &str) -> Result<(), String> {
 /// Drops repeated mounts: one mount per guest path, the later (higher-precedence) one wins.
 pub fn dedup(mounts: Vec<Mount>) -> Vec<Mount> {
     let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<Mount> = mounts.into_iter().rev().filter(|m| seen.insert(m.guest_path())).collect();
+    let mut out: Vec<Mount> = mounts
+        .into_iter()
+        .rev()
+        .filter(|m| seen.insert(m.guest_path()))
+        .collect();
     out.reverse();
     out
 }
@@ -123,13 +159,22 @@ mod tests {
         let h = home();
         let data = std::fs::canonicalize(h.path().join("data")).unwrap();
         let m = parse_spec("~/data", h.path()).unwrap();
-        assert_eq!((m.location.clone(), m.mount_point.clone(), m.writable), (data.clone(), None, true));
+        assert_eq!(
+            (m.location.clone(), m.mount_point.clone(), m.writable),
+            (data.clone(), None, true)
+        );
         let m = parse_spec("~/data:ro", h.path()).unwrap();
         assert!(!m.writable);
         let m = parse_spec("~/data:/vm/data", h.path()).unwrap();
-        assert_eq!((m.mount_point.as_deref(), m.writable), (Some("/vm/data"), true));
+        assert_eq!(
+            (m.mount_point.as_deref(), m.writable),
+            (Some("/vm/data"), true)
+        );
         let m = parse_spec("~/data:/vm/data:ro", h.path()).unwrap();
-        assert_eq!((m.mount_point.as_deref(), m.writable), (Some("/vm/data"), false));
+        assert_eq!(
+            (m.mount_point.as_deref(), m.writable),
+            (Some("/vm/data"), false)
+        );
         let m = parse_spec("~/data:~/d", h.path()).unwrap();
         assert_eq!(m.mount_point.as_deref(), Some("{{.Home}}/d"));
     }
@@ -153,7 +198,9 @@ mod tests {
             assert!(err.contains(want), "{spec}: {err}");
         }
         std::fs::write(h.path().join("file"), "").unwrap();
-        assert!(parse_spec("~/file", h.path()).unwrap_err().contains("not a directory"));
+        assert!(parse_spec("~/file", h.path())
+            .unwrap_err()
+            .contains("not a directory"));
     }
 
     #[test]
@@ -163,7 +210,11 @@ mod tests {
             mount_point: mp.map(Into::into),
             writable: w,
         };
-        let out = dedup(vec![m("/a", None, false), m("/b", Some("/x"), true), m("/a", None, true)]);
+        let out = dedup(vec![
+            m("/a", None, false),
+            m("/b", Some("/x"), true),
+            m("/a", None, true),
+        ]);
         assert_eq!(out, vec![m("/b", Some("/x"), true), m("/a", None, true)]);
     }
 }

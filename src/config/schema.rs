@@ -16,7 +16,9 @@ pub const DEFAULT_CPUS: u32 = 4;
 pub const DEFAULT_IMAGE: &str = "template:debian-13";
 
 /// Tools `[tools]` may enable (their definitions arrive with the tools feature).
-pub const KNOWN_TOOLS: &[&str] = &["docker", "node", "python", "rust", "chromium", "gpg", "gh", "git"];
+pub const KNOWN_TOOLS: &[&str] = &[
+    "docker", "node", "python", "rust", "chromium", "gpg", "gh", "git",
+];
 
 /// The merged, validated configuration. Everything downstream trusts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +99,11 @@ impl Default for Config {
 impl Config {
     /// Enabled tools, in name order.
     pub fn enabled_tools(&self) -> Vec<&str> {
-        self.tools.iter().filter(|(_, on)| **on).map(|(n, _)| n.as_str()).collect()
+        self.tools
+            .iter()
+            .filter(|(_, on)| **on)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 }
 

@@ -26,16 +26,25 @@ mod tests {
     #[test]
     fn suggests_near_misses_only() {
         assert_eq!(closest("dsk", ["disk", "memory", "cpus"]), Some("disk"));
-        assert_eq!(closest("memroy", ["disk", "memory", "cpus"]), Some("memory"));
+        assert_eq!(
+            closest("memroy", ["disk", "memory", "cpus"]),
+            Some("memory")
+        );
         assert_eq!(closest("zzz", ["disk", "memory", "cpus"]), None);
     }
 
     #[test]
     fn parses_serde_unknown_field_messages() {
         let msg = "unknown field `dsk`, expected one of `disk`, `memory`, `cpus`, `image`";
-        assert_eq!(for_unknown_field(msg).as_deref(), Some("did you mean `disk`?"));
+        assert_eq!(
+            for_unknown_field(msg).as_deref(),
+            Some("did you mean `disk`?")
+        );
         let msg = "unknown field `claude_arg`, expected `claude_args`";
-        assert_eq!(for_unknown_field(msg).as_deref(), Some("did you mean `claude_args`?"));
+        assert_eq!(
+            for_unknown_field(msg).as_deref(),
+            Some("did you mean `claude_args`?")
+        );
         assert_eq!(for_unknown_field("invalid type: string"), None);
     }
 }

@@ -134,13 +134,15 @@ pub struct Resources {
     pub disk_gib: Option<u32>,
 }
 
-/// The VM and mount types Lima should use on this host: vz with virtiofs on macOS, qemu
-/// with 9p elsewhere (Lima's own defaults, pinned so a template never changes under us).
-pub fn host_vm_type() -> (&'static str, &'static str) {
+/// The VM type for this host, and the mount type to pin, if any: vz with virtiofs on macOS
+/// (fast, and what vz supports); qemu elsewhere, leaving the mount type to Lima, which picks
+/// 9p or reverse-sshfs from what the image supports (debian-13 declares 9p unsupported, so
+/// forcing 9p would make `create` fail).
+pub fn host_vm_type() -> (&'static str, Option<&'static str>) {
     if cfg!(target_os = "macos") {
-        ("vz", "virtiofs")
+        ("vz", Some("virtiofs"))
     } else {
-        ("qemu", "9p")
+        ("qemu", None)
     }
 }
 
@@ -154,11 +156,14 @@ pub struct CreateSpec<'a> {
 
 pub fn create(spec: &CreateSpec) -> Call {
     let (vm_type, mount_type) = host_vm_type();
-    Call::new(Verb::Create)
+    let mut c = Call::new(Verb::Create)
         .flag("--name", spec.name)
         .resources(&spec.resources)
-        .flag("--vm-type", vm_type)
-        .flag("--mount-type", mount_type)
+        .flag("--vm-type", vm_type);
+    if let Some(mount_type) = mount_type {
+        c = c.flag("--mount-type", mount_type);
+    }
+    c
         // containerd is Lima's default extra; nothing here uses it and it slows every boot.
         .flag("--containerd", "none")
         .sets(&[SetExpr::mounts(spec.mounts)])
@@ -215,7 +220,11 @@ pub fn shell(spec: &ShellSpec) -> Call {
 
 /// `delete --force` stops a running instance first: one call instead of stop + delete.
 pub fn delete(names: &[String]) -> Call {
-    names.iter().fold(Call::new(Verb::Delete).arg("--force"), |c, n| c.arg(n.clone()))
+    names
+        .iter()
+        .fold(Call::new(Verb::Delete).arg("--force"), |c, n| {
+            c.arg(n.clone())
+        })
 }
 
 pub fn rename(old: &str, new: &str) -> Call {
@@ -232,7 +241,13 @@ mod tests {
 
     #[test]
     fn every_call_but_version_is_non_interactive() {
-        for c in [start("a"), stop("a"), delete(&["a".into()]), rename("a", "b"), list()] {
+        for c in [
+            start("a"),
+            stop("a"),
+            delete(&["a".into()]),
+            rename("a", "b"),
+            list(),
+        ] {
             assert_eq!(c.args[1], "--tty=false", "{c}");
         }
     }
@@ -256,8 +271,24 @@ mod tests {
     #[test]
     fn shell_flags_come_before_the_instance() {
         let cmd = vec!["bash".to_string(), "-c".into(), "x".into()];
-        let c = shell(&ShellSpec { name: "i", workdir: Some("/w d"), command: &cmd });
-        assert_eq!(c.args, ["shell", "--tty=false", "--workdir", "/w d", "i", "bash", "-c", "x"]);
+        let c = shell(&ShellSpec {
+            name: "i",
+            workdir: Some("/w d"),
+            command: &cmd,
+        });
+        assert_eq!(
+            c.args,
+            [
+                "shell",
+                "--tty=false",
+                "--workdir",
+                "/w d",
+                "i",
+                "bash",
+                "-c",
+                "x"
+            ]
+        );
     }
 
     #[test]
@@ -266,14 +297,31 @@ mod tests {
             source: "t",
             name: "t.run-abcdef",
             start: true,
-            resources: Resources { cpus: Some(2), memory_gib: None, disk_gib: None },
+            resources: Resources {
+                cpus: Some(2),
+                memory_gib: None,
+                disk_gib: None,
+            },
             mounts: &[],
             extra: &[],
         });
         assert_eq!(
             c.args,
-            ["clone", "--tty=false", "--start", "--cpus", "2", "--set", ".mounts = []", "t", "t.run-abcdef"]
+            [
+                "clone",
+                "--tty=false",
+                "--start",
+                "--cpus",
+                "2",
+                "--set",
+                ".mounts = []",
+                "t",
+                "t.run-abcdef"
+            ]
         );
-        assert_eq!(c.to_string(), "limactl clone --tty=false --start --cpus 2 --set '.mounts = []' t t.run-abcdef");
+        assert_eq!(
+            c.to_string(),
+            "limactl clone --tty=false --start --cpus 2 --set '.mounts = []' t t.run-abcdef"
+        );
     }
 }

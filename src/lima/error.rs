@@ -19,7 +19,10 @@ pub enum LimaErrorKind {
     Missing,
     Spawn(std::io::Error),
     /// limactl ran and failed; `stderr` is what it printed (the tail of it).
-    Failed { code: Option<i32>, stderr: String },
+    Failed {
+        code: Option<i32>,
+        stderr: String,
+    },
     /// limactl succeeded but printed something we could not read.
     BadOutput(String),
 }
@@ -27,12 +30,16 @@ pub enum LimaErrorKind {
 impl LimaError {
     /// Lima's own one-line reason: the `msg` of its last fatal log line, or the last line.
     pub fn reason(&self) -> Option<String> {
-        let LimaErrorKind::Failed { stderr, .. } = &self.kind else { return None };
-        stderr
-            .lines()
-            .rev()
-            .find_map(fatal_message)
-            .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned()))
+        let LimaErrorKind::Failed { stderr, .. } = &self.kind else {
+            return None;
+        };
+        stderr.lines().rev().find_map(fatal_message).or_else(|| {
+            stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_owned())
+        })
     }
 
     pub fn hint(&self) -> String {
@@ -53,9 +60,9 @@ impl LimaError {
                 format!("an instance named {inst} already exists: remove it with `limactl delete --force {inst}` or `claude-vm clean`")
             }
             (_, Verb::Create) => "check `[vm] image` in .claude-vm.toml and Lima's message above; `--verbose` shows Lima's full output".into(),
-            (_, Verb::Start) | (_, Verb::Clone) => format!(
-                "Lima could not boot the VM; its logs are in $LIMA_HOME/{inst}/ (ha.stderr.log, serial*.log). Retry with --verbose to watch the boot"
-            ),
+            (_, Verb::Start) | (_, Verb::Clone) => {
+                "Lima could not boot the VM: retry with --verbose to watch the boot; if it keeps failing, rebuild the template with `claude-vm setup`".into()
+            }
             (_, Verb::Delete) => format!("remove it by hand with `limactl delete --force {inst}`"),
             (_, Verb::Stop) => format!("stop it by hand with `limactl stop --force {inst}`"),
             _ => "retry with --verbose to see Lima's full output".into(),
@@ -67,11 +74,20 @@ impl fmt::Display for LimaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = self.verb.as_str();
         match &self.kind {
-            LimaErrorKind::Missing => write!(f, "`limactl` was not found on PATH; claude-vm needs Lima to run VMs"),
+            LimaErrorKind::Missing => write!(
+                f,
+                "`limactl` was not found on PATH; claude-vm needs Lima to run VMs"
+            ),
             LimaErrorKind::Spawn(e) => write!(f, "cannot run `{}`: {e}", self.command),
-            LimaErrorKind::BadOutput(what) => write!(f, "`limactl {verb}` printed output claude-vm cannot read: {what}"),
+            LimaErrorKind::BadOutput(what) => write!(
+                f,
+                "`limactl {verb}` printed output claude-vm cannot read: {what}"
+            ),
             LimaErrorKind::Failed { code, stderr } => {
-                let status = code.map_or_else(|| "was killed by a signal".to_owned(), |c| format!("exited with status {c}"));
+                let status = code.map_or_else(
+                    || "was killed by a signal".to_owned(),
+                    |c| format!("exited with status {c}"),
+                );
                 write!(f, "`limactl {verb}` {status}")?;
                 if let Some(reason) = self.reason() {
                     write!(f, ": {reason}")?;
@@ -98,7 +114,9 @@ fn fatal_message(line: &str) -> Option<String> {
         let start = line.find("msg=\"")? + 5;
         return Some(unquote_go(&line[start..]));
     }
-    let rest = line.strip_prefix("FATA[").or_else(|| line.strip_prefix("ERRO["))?;
+    let rest = line
+        .strip_prefix("FATA[")
+        .or_else(|| line.strip_prefix("ERRO["))?;
     Some(rest.split_once(']')?.1.trim().to_owned())
 }
 
@@ -130,7 +148,10 @@ mod tests {
             verb,
             instance: Some("tmpl".into()),
             command: "limactl x".into(),
-            kind: LimaErrorKind::Failed { code: Some(1), stderr: stderr.into() },
+            kind: LimaErrorKind::Failed {
+                code: Some(1),
+                stderr: stderr.into(),
+            },
         }
     }
 
@@ -143,16 +164,28 @@ mod tests {
         assert_eq!(e.reason().as_deref(), Some("instance \"tmpl\" not found"));
         assert!(e.hint().contains("claude-vm setup"));
         let text = e.to_string();
-        assert!(text.contains("`limactl clone` exited with status 1: instance \"tmpl\" not found"), "{text}");
+        assert!(
+            text.contains("`limactl clone` exited with status 1: instance \"tmpl\" not found"),
+            "{text}"
+        );
         assert!(text.contains("limactl said:"));
     }
 
     #[test]
     fn tty_style_and_plain_lines_work_too() {
-        assert_eq!(failed(Verb::Start, "FATA[0001] boom\n").reason().as_deref(), Some("boom"));
-        assert_eq!(failed(Verb::Start, "some text\n\n").reason().as_deref(), Some("some text"));
-        assert!(failed(Verb::Clone, "level=fatal msg=\"cannot clone a running instance\"")
-            .hint()
-            .contains("limactl stop"));
+        assert_eq!(
+            failed(Verb::Start, "FATA[0001] boom\n").reason().as_deref(),
+            Some("boom")
+        );
+        assert_eq!(
+            failed(Verb::Start, "some text\n\n").reason().as_deref(),
+            Some("some text")
+        );
+        assert!(failed(
+            Verb::Clone,
+            "level=fatal msg=\"cannot clone a running instance\""
+        )
+        .hint()
+        .contains("limactl stop"));
     }
 }

@@ -65,6 +65,8 @@ mod tests {
         assert_eq!(list[1].name, "b");
         assert!(!list[1].is_running());
         assert!(parse_list("").unwrap().is_empty());
-        assert!(parse_list("[{\"name\":\"a\"}]").unwrap_err().contains("line"));
+        assert!(parse_list("[{\"name\":\"a\"}]")
+            .unwrap_err()
+            .contains("line"));
     }
 }

@@ -11,8 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 
 pub use call::{
-    clone, create, delete, list, rename, shell, start, stop, Call, CloneSpec, CreateSpec, LimaMount,
-    Resources, ShellSpec, Verb,
+    clone, create, delete, list, rename, shell, start, stop, Call, CloneSpec, CreateSpec,
+    LimaMount, Resources, ShellSpec, Verb,
 };
 pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};
@@ -38,38 +38,74 @@ enum Role {
 
 impl Limactl {
     pub fn new(verbose: bool) -> Limactl {
-        Limactl { program: OsString::from("limactl"), verbose }
+        Limactl {
+            program: OsString::from("limactl"),
+            verbose,
+        }
     }
 
     fn error(&self, call: &Call, instance: Option<&str>, kind: LimaErrorKind) -> LimaError {
-        LimaError { verb: call.verb, instance: instance.map(str::to_owned), command: call.to_string(), kind }
+        LimaError {
+            verb: call.verb,
+            instance: instance.map(str::to_owned),
+            command: call.to_string(),
+            kind,
+        }
     }
 
     fn spawn_error(&self, call: &Call, instance: Option<&str>, e: std::io::Error) -> LimaError {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound { LimaErrorKind::Missing } else { LimaErrorKind::Spawn(e) };
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            LimaErrorKind::Missing
+        } else {
+            LimaErrorKind::Spawn(e)
+        };
         self.error(call, instance, kind)
     }
 
     /// Runs a call whose stdout we need (list, version); stderr is kept for the error.
     pub fn capture(&self, call: &Call, instance: Option<&str>) -> Result<String, LimaError> {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&call.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| self.spawn_error(call, instance, e))?;
-        let out = child.stdout.take().map(|s| Collector::start(s, false, None, true));
-        let err = child.stderr.take().map(|s| Collector::start(s, self.verbose, None, false));
-        let status = run::wait(&child, true).map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+        cmd.args(&call.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| self.spawn_error(call, instance, e))?;
+        let out = child
+            .stdout
+            .take()
+            .map(|s| Collector::start(s, false, None, true));
+        let err = child
+            .stderr
+            .take()
+            .map(|s| Collector::start(s, self.verbose, None, false));
+        let status = run::wait(&child, true)
+            .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let stdout = out.map(Collector::finish).unwrap_or_default();
         let stderr = err.map(Collector::finish).unwrap_or_default();
         if status.success() {
             Ok(stdout)
         } else {
-            Err(self.error(call, instance, LimaErrorKind::Failed { code: status.code(), stderr }))
+            Err(self.error(
+                call,
+                instance,
+                LimaErrorKind::Failed {
+                    code: status.code(),
+                    stderr,
+                },
+            ))
         }
     }
 
     /// Runs a step of the work (create, start, clone, provisioning...). Its stdout and
     /// stderr are merged, shown live with `--verbose`, copied to `log`, kept for the error.
-    pub fn run(&self, call: &Call, instance: Option<&str>, log: Option<File>) -> Result<(), LimaError> {
+    pub fn run(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+        log: Option<File>,
+    ) -> Result<(), LimaError> {
         self.run_merged(call, instance, log, Role::Work)
     }
 
@@ -78,33 +114,61 @@ impl Limactl {
         self.run_merged(call, instance, None, Role::Cleanup)
     }
 
-    fn run_merged(&self, call: &Call, instance: Option<&str>, log: Option<File>, role: Role) -> Result<(), LimaError> {
-        let (reader, writer) = std::io::pipe().map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+    fn run_merged(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+        log: Option<File>,
+        role: Role,
+    ) -> Result<(), LimaError> {
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let child = {
             let mut cmd = Command::new(&self.program);
-            let writer2 = writer.try_clone().map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
-            cmd.args(&call.args).stdin(Stdio::null()).stdout(writer).stderr(writer2);
+            let writer2 = writer
+                .try_clone()
+                .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+            cmd.args(&call.args)
+                .stdin(Stdio::null())
+                .stdout(writer)
+                .stderr(writer2);
             if role == Role::Cleanup {
                 cmd.process_group(0);
             }
             // `cmd` (and its copies of the pipe's write end) is dropped at the end of this
             // block, so the reader sees EOF when limactl exits.
-            cmd.spawn().map_err(|e| self.spawn_error(call, instance, e))?
+            cmd.spawn()
+                .map_err(|e| self.spawn_error(call, instance, e))?
         };
         let output = Collector::start(reader, self.verbose, log, false);
-        let status = run::wait(&child, role == Role::Work).map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+        let status = run::wait(&child, role == Role::Work)
+            .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let text = output.finish();
         if status.success() {
             Ok(())
         } else {
-            Err(self.error(call, instance, LimaErrorKind::Failed { code: status.code(), stderr: text }))
+            Err(self.error(
+                call,
+                instance,
+                LimaErrorKind::Failed {
+                    code: status.code(),
+                    stderr: text,
+                },
+            ))
         }
     }
 
     /// Runs a call attached to our terminal (stdin, stdout, stderr inherited): `limactl shell`
     /// with claude or the user's shell. Signals we get are forwarded to it.
-    pub fn run_attached(&self, call: &Call, instance: Option<&str>) -> Result<ExitStatus, LimaError> {
-        let child = Command::new(&self.program).args(&call.args).spawn().map_err(|e| self.spawn_error(call, instance, e))?;
+    pub fn run_attached(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+    ) -> Result<ExitStatus, LimaError> {
+        let child = Command::new(&self.program)
+            .args(&call.args)
+            .spawn()
+            .map_err(|e| self.spawn_error(call, instance, e))?;
         run::wait(&child, true).map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))
     }
 

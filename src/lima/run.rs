@@ -24,7 +24,12 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn start(stream: impl Read + Send + 'static, echo: bool, mut log: Option<File>, keep: bool) -> Collector {
+    pub fn start(
+        stream: impl Read + Send + 'static,
+        echo: bool,
+        mut log: Option<File>,
+        keep: bool,
+    ) -> Collector {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let (tx, done) = mpsc::channel();
         let shared = Arc::clone(&buf);
@@ -94,5 +99,8 @@ pub fn wait(child: &Child, forward: bool) -> io::Result<ExitStatus> {
 
 /// A shell-style exit code: the code, or 128 + the signal that killed the process.
 pub fn exit_code(status: ExitStatus) -> i32 {
-    status.code().or_else(|| status.signal().map(signals::exit_code)).unwrap_or(1)
+    status
+        .code()
+        .or_else(|| status.signal().map(signals::exit_code))
+        .unwrap_or(1)
 }

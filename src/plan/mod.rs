@@ -38,12 +38,22 @@ pub struct HostScript {
 }
 
 /// Renders calls and hand-over files for `--dry-run`.
-pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], handover_dir: &std::path::Path) -> String {
+pub fn render(
+    title: &str,
+    calls: &[&Call],
+    files: &[HandoverFile],
+    handover_dir: &std::path::Path,
+) -> String {
     let mut s = format!("{title}\n\nlimactl calls, in order:\n");
     for (i, c) in calls.iter().enumerate() {
         let _ = writeln!(s, "  {}. {c}", i + 1);
     }
-    let _ = writeln!(s, "\nhand-over directory {} (read-only in the VM at {}):", handover_dir.display(), crate::script::HANDOVER_MOUNT);
+    let _ = writeln!(
+        s,
+        "\nhand-over directory {} (read-only in the VM at {}):",
+        handover_dir.display(),
+        crate::script::HANDOVER_MOUNT
+    );
     for f in files {
         match (&f.source, f.printable) {
             (FileSource::Copy(p), _) => {
@@ -61,7 +71,11 @@ pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], handover_dir
 }
 
 /// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute.
-pub fn script_label(path: &std::path::Path, project_root: &std::path::Path, home: &std::path::Path) -> String {
+pub fn script_label(
+    path: &std::path::Path,
+    project_root: &std::path::Path,
+    home: &std::path::Path,
+) -> String {
     if let Ok(rel) = path.strip_prefix(project_root) {
         format!("./{}", rel.display())
     } else if let Ok(rel) = path.strip_prefix(home) {

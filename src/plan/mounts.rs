@@ -18,7 +18,11 @@ pub struct MountInputs<'a> {
 }
 
 pub fn session_mounts(i: &MountInputs) -> Result<Vec<Mount>, String> {
-    let rw = |p: &Path| Mount { location: p.to_path_buf(), mount_point: None, writable: true };
+    let rw = |p: &Path| Mount {
+        location: p.to_path_buf(),
+        mount_point: None,
+        writable: true,
+    };
     let mut auto = vec![rw(&i.project.root)];
     if let Some(main) = &i.project.main_root {
         if !i.project.root.starts_with(main) {
@@ -36,7 +40,11 @@ pub fn session_mounts(i: &MountInputs) -> Result<Vec<Mount>, String> {
             writable: true,
         });
     }
-    auto.push(Mount { location: i.handover_dir.to_path_buf(), mount_point: Some(HANDOVER_MOUNT.into()), writable: false });
+    auto.push(Mount {
+        location: i.handover_dir.to_path_buf(),
+        mount_point: Some(HANDOVER_MOUNT.into()),
+        writable: false,
+    });
 
     let mut all = auto.clone();
     for m in i.config_mounts {
@@ -45,9 +53,15 @@ pub fn session_mounts(i: &MountInputs) -> Result<Vec<Mount>, String> {
             let what = if clash.mount_point.as_deref() == Some(HANDOVER_MOUNT) {
                 "is reserved for claude-vm's hand-over directory".to_owned()
             } else {
-                format!("is already mounted by claude-vm (from {})", clash.location.display())
+                format!(
+                    "is already mounted by claude-vm (from {})",
+                    clash.location.display()
+                )
             };
-            return Err(format!("the mount of {} at {guest} {what}; remove it or choose another guest path", m.location.display()));
+            return Err(format!(
+                "the mount of {} at {guest} {what}; remove it or choose another guest path",
+                m.location.display()
+            ));
         }
         all.push(m.clone());
     }
@@ -73,7 +87,11 @@ mod tests {
     use super::*;
 
     fn project(root: &str, main: Option<&str>) -> Project {
-        Project { root: root.into(), main_root: main.map(Into::into), in_git: true }
+        Project {
+            root: root.into(),
+            main_root: main.map(Into::into),
+            in_git: true,
+        }
     }
 
     fn guests(ms: &[Mount]) -> Vec<(String, bool)> {
@@ -83,7 +101,11 @@ mod tests {
     #[test]
     fn project_conversations_config_and_handover() {
         let p = project("/src/app", None);
-        let cfg = [Mount { location: "/data/set".into(), mount_point: Some("/data".into()), writable: false }];
+        let cfg = [Mount {
+            location: "/data/set".into(),
+            mount_point: Some("/data".into()),
+            writable: false,
+        }];
         let ms = session_mounts(&MountInputs {
             project: &p,
             conversations: Some(("/h/.claude/projects/-src-app".into(), "-src-app".into())),
@@ -105,11 +127,26 @@ mod tests {
     #[test]
     fn worktree_mounts_the_main_repository_writable() {
         let p = project("/wt/feature", Some("/src/app"));
-        let ms = session_mounts(&MountInputs { project: &p, conversations: None, config_mounts: &[], handover_dir: Path::new("/h/x") }).unwrap();
+        let ms = session_mounts(&MountInputs {
+            project: &p,
+            conversations: None,
+            config_mounts: &[],
+            handover_dir: Path::new("/h/x"),
+        })
+        .unwrap();
         let g = guests(&ms);
-        assert!(g.contains(&("/wt/feature".into(), true)) && g.contains(&("/src/app".into(), true)), "{g:?}");
+        assert!(
+            g.contains(&("/wt/feature".into(), true)) && g.contains(&("/src/app".into(), true)),
+            "{g:?}"
+        );
         let nested = project("/src/app/.worktrees/f", Some("/src/app"));
-        let ms = session_mounts(&MountInputs { project: &nested, conversations: None, config_mounts: &[], handover_dir: Path::new("/h/x") }).unwrap();
+        let ms = session_mounts(&MountInputs {
+            project: &nested,
+            conversations: None,
+            config_mounts: &[],
+            handover_dir: Path::new("/h/x"),
+        })
+        .unwrap();
         assert_eq!(guests(&ms)[0], ("/src/app".into(), true));
         assert_eq!(ms.len(), 2);
     }
@@ -117,11 +154,27 @@ mod tests {
     #[test]
     fn config_mounts_cannot_shadow_ours() {
         let p = project("/src/app", None);
-        for (loc, mp) in [("/other", Some("/src/app")), ("/src/app", None), ("/x", Some("/mnt/claude-vm"))] {
-            let cfg = [Mount { location: loc.into(), mount_point: mp.map(Into::into), writable: false }];
-            let err = session_mounts(&MountInputs { project: &p, conversations: None, config_mounts: &cfg, handover_dir: Path::new("/h/x") })
-                .unwrap_err();
-            assert!(err.contains("remove it or choose another guest path"), "{err}");
+        for (loc, mp) in [
+            ("/other", Some("/src/app")),
+            ("/src/app", None),
+            ("/x", Some("/mnt/claude-vm")),
+        ] {
+            let cfg = [Mount {
+                location: loc.into(),
+                mount_point: mp.map(Into::into),
+                writable: false,
+            }];
+            let err = session_mounts(&MountInputs {
+                project: &p,
+                conversations: None,
+                config_mounts: &cfg,
+                handover_dir: Path::new("/h/x"),
+            })
+            .unwrap_err();
+            assert!(
+                err.contains("remove it or choose another guest path"),
+                "{err}"
+            );
         }
     }
 
@@ -129,12 +182,29 @@ mod tests {
     fn nested_mounts_come_after_their_parents() {
         let p = project("/src/app", None);
         let cfg = [
-            Mount { location: "/secrets".into(), mount_point: Some("/src/app/secrets".into()), writable: false },
-            Mount { location: "/code".into(), mount_point: Some("/src".into()), writable: false },
+            Mount {
+                location: "/secrets".into(),
+                mount_point: Some("/src/app/secrets".into()),
+                writable: false,
+            },
+            Mount {
+                location: "/code".into(),
+                mount_point: Some("/src".into()),
+                writable: false,
+            },
         ];
-        let ms = session_mounts(&MountInputs { project: &p, conversations: None, config_mounts: &cfg, handover_dir: Path::new("/h/x") }).unwrap();
+        let ms = session_mounts(&MountInputs {
+            project: &p,
+            conversations: None,
+            config_mounts: &cfg,
+            handover_dir: Path::new("/h/x"),
+        })
+        .unwrap();
         let order: Vec<String> = ms.iter().map(Mount::guest_path).collect();
         let pos = |g: &str| order.iter().position(|x| x == g).unwrap();
-        assert!(pos("/src") < pos("/src/app") && pos("/src/app") < pos("/src/app/secrets"), "{order:?}");
+        assert!(
+            pos("/src") < pos("/src/app") && pos("/src/app") < pos("/src/app/secrets"),
+            "{order:?}"
+        );
     }
 }

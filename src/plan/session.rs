@@ -61,12 +61,27 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         .enumerate()
         .map(|(n, s)| {
             let name = format!("runtime-{}.sh", n + 1);
-            files.push(HandoverFile { name: name.clone(), source: FileSource::Copy(s.path.clone()), printable: true });
-            GuestScript { label: s.label.clone(), guest_path: guest(&name) }
+            files.push(HandoverFile {
+                name: name.clone(),
+                source: FileSource::Copy(s.path.clone()),
+                printable: true,
+            });
+            GuestScript {
+                label: s.label.clone(),
+                guest_path: guest(&name),
+            }
         })
         .collect();
-    let text = script::session(&SessionInput { env_file: env_file.as_deref(), runtime: &runtime, last: &i.last });
-    files.push(HandoverFile { name: "session.sh".into(), source: FileSource::Text(text), printable: true });
+    let text = script::session(&SessionInput {
+        env_file: env_file.as_deref(),
+        runtime: &runtime,
+        last: &i.last,
+    });
+    files.push(HandoverFile {
+        name: "session.sh".into(),
+        source: FileSource::Text(text),
+        printable: true,
+    });
 
     let mounts = session_mounts(&MountInputs {
         project: i.project,
@@ -92,7 +107,11 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
     });
     let workdir = i.project.root.to_string_lossy().into_owned();
     let command = vec!["bash".to_owned(), guest("session.sh")];
-    let shell = lima::shell(&ShellSpec { name: &i.instance, workdir: Some(&workdir), command: &command });
+    let shell = lima::shell(&ShellSpec {
+        name: &i.instance,
+        workdir: Some(&workdir),
+        command: &command,
+    });
     let delete = lima::delete(std::slice::from_ref(&i.instance));
     Ok(SessionPlan {
         host_dirs: i.conversations.iter().map(|(p, _)| p.clone()).collect(),
@@ -119,10 +138,17 @@ mod tests {
             project: p,
             config: c,
             last: Final::Claude(vec!["--dangerously-skip-permissions".into(), "hi".into()]),
-            runtime_scripts: vec![HostScript { label: "./.claude-vm.runtime.sh".into(), path: "/src/app/.claude-vm.runtime.sh".into() }],
+            runtime_scripts: vec![HostScript {
+                label: "./.claude-vm.runtime.sh".into(),
+                path: "/src/app/.claude-vm.runtime.sh".into(),
+            }],
             conversations: Some(("/h/.claude/projects/-src-app".into(), "-src-app".into())),
             handover_dir: "/h/.local/share/claude-vm/handover/x".into(),
-            template_resources: Resources { cpus: Some(4), memory_gib: Some(8), disk_gib: Some(20) },
+            template_resources: Resources {
+                cpus: Some(4),
+                memory_gib: Some(8),
+                disk_gib: Some(20),
+            },
         }
     }
 
@@ -133,18 +159,34 @@ mod tests {
     #[test]
     fn three_calls_clone_start_shell_delete() {
         let t = template();
-        let p = Project { root: "/src/app".into(), main_root: None, in_git: true };
+        let p = Project {
+            root: "/src/app".into(),
+            main_root: None,
+            in_git: true,
+        };
         let c = Config::default();
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
         let verbs: Vec<Verb> = plan.calls().iter().map(|c| c.verb).collect();
         assert_eq!(verbs, [Verb::Clone, Verb::Shell, Verb::Delete]);
         assert!(plan.clone.args.contains(&"--start".to_string()));
-        assert!(!plan.clone.args.contains(&"--cpus".to_string()), "same resources as the template: no change");
+        assert!(
+            !plan.clone.args.contains(&"--cpus".to_string()),
+            "same resources as the template: no change"
+        );
         assert_eq!(
             &plan.shell.args[2..],
-            ["--workdir", "/src/app", plan.instance.as_str(), "bash", "/mnt/claude-vm/session.sh"]
+            [
+                "--workdir",
+                "/src/app",
+                plan.instance.as_str(),
+                "bash",
+                "/mnt/claude-vm/session.sh"
+            ]
         );
-        assert_eq!(plan.delete.args, ["delete", "--tty=false", "--force", plan.instance.as_str()]);
+        assert_eq!(
+            plan.delete.args,
+            ["delete", "--tty=false", "--force", plan.instance.as_str()]
+        );
         let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["runtime-1.sh", "session.sh"]);
     }
@@ -152,7 +194,11 @@ mod tests {
     #[test]
     fn changed_resources_and_env_reach_the_clone_but_values_stay_off_argv() {
         let t = template();
-        let p = Project { root: "/src/app".into(), main_root: None, in_git: true };
+        let p = Project {
+            root: "/src/app".into(),
+            main_root: None,
+            in_git: true,
+        };
         let mut c = Config::default();
         c.vm.cpus = 8;
         c.env = BTreeMap::from([("TOKEN".into(), "s3cret".into())]);

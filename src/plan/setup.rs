@@ -8,7 +8,9 @@ use super::{FileSource, HandoverFile, HostScript};
 use crate::config::{Config, Mount};
 use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
 use crate::names::TemplateName;
-use crate::script::{self, ClaudeInstall, GuestScript, ProvisionInput, BASE_PACKAGES, HANDOVER_MOUNT};
+use crate::script::{
+    self, ClaudeInstall, GuestScript, ProvisionInput, BASE_PACKAGES, HANDOVER_MOUNT,
+};
 
 pub struct SetupInputs<'a> {
     pub template: &'a TemplateName,
@@ -57,35 +59,71 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         .enumerate()
         .map(|(n, s)| {
             let name = format!("setup-{}.sh", n + 1);
-            files.push(HandoverFile { name: name.clone(), source: FileSource::Copy(s.path.clone()), printable: true });
-            GuestScript { label: s.label.clone(), guest_path: guest(&name) }
+            files.push(HandoverFile {
+                name: name.clone(),
+                source: FileSource::Copy(s.path.clone()),
+                printable: true,
+            });
+            GuestScript {
+                label: s.label.clone(),
+                guest_path: guest(&name),
+            }
         })
         .collect();
-    let text = script::provision(&ProvisionInput { packages: BASE_PACKAGES, claude: ClaudeInstall::Official, scripts: &scripts });
-    files.push(HandoverFile { name: "provision.sh".into(), source: FileSource::Text(text), printable: true });
+    let text = script::provision(&ProvisionInput {
+        packages: BASE_PACKAGES,
+        claude: ClaudeInstall::Official,
+        scripts: &scripts,
+    });
+    files.push(HandoverFile {
+        name: "provision.sh".into(),
+        source: FileSource::Text(text),
+        printable: true,
+    });
 
     // Only the setup mounts and the hand-over: Lima's default template would share the
     // whole home directory.
-    if let Some(m) = i.config.setup.mounts.iter().find(|m| m.guest_path() == HANDOVER_MOUNT) {
+    if let Some(m) = i
+        .config
+        .setup
+        .mounts
+        .iter()
+        .find(|m| m.guest_path() == HANDOVER_MOUNT)
+    {
         return Err(format!("the setup mount of {} at {HANDOVER_MOUNT} is reserved for claude-vm; choose another guest path", m.location.display()));
     }
     let mut mounts = i.config.setup.mounts.clone();
-    mounts.push(Mount { location: i.handover_dir.clone(), mount_point: Some(HANDOVER_MOUNT.into()), writable: false });
+    mounts.push(Mount {
+        location: i.handover_dir.clone(),
+        mount_point: Some(HANDOVER_MOUNT.into()),
+        writable: false,
+    });
     let lima_mounts = to_lima(&mounts);
     let vm = &i.config.vm;
     let create = lima::create(&CreateSpec {
         name: &i.build,
         image: &vm.image,
-        resources: Resources { cpus: Some(vm.cpus), memory_gib: Some(vm.memory), disk_gib: Some(vm.disk) },
+        resources: Resources {
+            cpus: Some(vm.cpus),
+            memory_gib: Some(vm.memory),
+            disk_gib: Some(vm.disk),
+        },
         mounts: &lima_mounts,
         extra: &[],
     });
     let command = vec!["bash".to_owned(), guest("provision.sh")];
-    let provision = lima::shell(&ShellSpec { name: &i.build, workdir: None, command: &command });
+    let provision = lima::shell(&ShellSpec {
+        name: &i.build,
+        workdir: None,
+        command: &command,
+    });
     let swap = if i.build == i.template.as_str() {
         Vec::new()
     } else {
-        vec![lima::delete(&[i.template.as_str().to_owned()]), lima::rename(&i.build, i.template.as_str())]
+        vec![
+            lima::delete(&[i.template.as_str().to_owned()]),
+            lima::rename(&i.build, i.template.as_str()),
+        ]
     };
     Ok(SetupPlan {
         template: i.template.clone(),
@@ -117,7 +155,10 @@ mod tests {
             template: t,
             build,
             config: c,
-            scripts: vec![HostScript { label: "~/.claude-vm.setup.sh".into(), path: "/h/.claude-vm.setup.sh".into() }],
+            scripts: vec![HostScript {
+                label: "~/.claude-vm.setup.sh".into(),
+                path: "/h/.claude-vm.setup.sh".into(),
+            }],
             handover_dir: "/h/handover/b".into(),
         })
         .unwrap()
@@ -133,8 +174,13 @@ mod tests {
         assert!(!p.is_rebuild());
         let a = &p.create.args;
         let set = a.iter().position(|x| x == "--set").unwrap();
-        let json: serde_json::Value = serde_json::from_str(a[set + 1].strip_prefix(".mounts = ").unwrap()).unwrap();
-        assert_eq!(json.as_array().unwrap().len(), 1, "only the hand-over: never the home directory");
+        let json: serde_json::Value =
+            serde_json::from_str(a[set + 1].strip_prefix(".mounts = ").unwrap()).unwrap();
+        assert_eq!(
+            json.as_array().unwrap().len(),
+            1,
+            "only the hand-over: never the home directory"
+        );
         assert_eq!(json[0]["mountPoint"], "/mnt/claude-vm");
         assert_eq!(json[0]["writable"], false);
         assert_eq!(a.last().unwrap(), "template:debian-13");
@@ -151,8 +197,17 @@ mod tests {
         let build = t.instance_with_id(Role::Build, "zzz999");
         let p = plan(build.clone(), &c, &t);
         assert!(p.is_rebuild());
-        assert_eq!(p.swap[0].args, ["delete", "--tty=false", "--force", t.as_str()]);
-        assert_eq!(p.swap[1].args, ["rename", "--tty=false", build.as_str(), t.as_str()]);
-        assert_eq!(p.cleanup.args, ["delete", "--tty=false", "--force", build.as_str()]);
+        assert_eq!(
+            p.swap[0].args,
+            ["delete", "--tty=false", "--force", t.as_str()]
+        );
+        assert_eq!(
+            p.swap[1].args,
+            ["rename", "--tty=false", build.as_str(), t.as_str()]
+        );
+        assert_eq!(
+            p.cleanup.args,
+            ["delete", "--tty=false", "--force", build.as_str()]
+        );
     }
 }

@@ -29,7 +29,11 @@ pub fn quote(s: &str) -> Cow<'_, str> {
 
 /// Quotes and joins words into one command line.
 pub fn quote_words<S: AsRef<str>>(words: &[S]) -> String {
-    words.iter().map(|w| quote(w.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
+    words
+        .iter()
+        .map(|w| quote(w.as_ref()).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -38,7 +42,13 @@ pub(crate) mod testing {
 
     /// Runs `script` with bash and returns (status, stdout, stderr).
     pub fn run_bash(script: &str, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new("bash").arg("-c").arg(script).arg("bash").args(args).output().unwrap();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg("bash")
+            .args(args)
+            .output()
+            .unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

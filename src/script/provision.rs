@@ -35,7 +35,11 @@ pub fn provision(input: &ProvisionInput) -> String {
     );
     let _ = writeln!(s, "cvm_step 1 {total} 'installing base packages'");
     s.push_str("sudo apt-get update -qq\n");
-    let _ = writeln!(s, "sudo -E apt-get install -y -qq --no-install-recommends {}", quote_words(input.packages));
+    let _ = writeln!(
+        s,
+        "sudo -E apt-get install -y -qq --no-install-recommends {}",
+        quote_words(input.packages)
+    );
 
     let _ = writeln!(s, "cvm_step 2 {total} 'installing Claude Code'");
     // Login shells of every later session find ~/.local/bin, whatever the image's .profile.
@@ -54,7 +58,12 @@ pub fn provision(input: &ProvisionInput) -> String {
 
     for (i, script) in input.scripts.iter().enumerate() {
         let label = quote(&script.label);
-        let _ = writeln!(s, "cvm_step {} {total} {}", i + 3, quote(&format!("running setup script {}", script.label)));
+        let _ = writeln!(
+            s,
+            "cvm_step {} {total} {}",
+            i + 3,
+            quote(&format!("running setup script {}", script.label))
+        );
         let _ = writeln!(
             s,
             "bash {} || cvm_fail \"setup script \"{label}\" failed with status $?\"",
@@ -71,7 +80,11 @@ mod tests {
     use crate::script::testing::run_bash;
 
     fn input(scripts: &[GuestScript]) -> String {
-        provision(&ProvisionInput { packages: BASE_PACKAGES, claude: ClaudeInstall::Official, scripts })
+        provision(&ProvisionInput {
+            packages: BASE_PACKAGES,
+            claude: ClaudeInstall::Official,
+            scripts,
+        })
     }
 
     #[test]
@@ -91,7 +104,10 @@ mod tests {
         let mk = |name: &str, body: &str| {
             let p = tmp.path().join(name);
             std::fs::write(&p, body).unwrap();
-            GuestScript { label: format!("./{name}"), guest_path: p.to_str().unwrap().into() }
+            GuestScript {
+                label: format!("./{name}"),
+                guest_path: p.to_str().unwrap().into(),
+            }
         };
         let a = mk("a.sh", &format!("echo a >> '{}'", log.display()));
         let b = mk("b b.sh", "exit 3");
@@ -102,13 +118,19 @@ mod tests {
         let head = "set -euo pipefail\ncvm_step() { :; }\ncvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; exit 1; }\n";
         let (code, _, err) = run_bash(&format!("{head}{part}"), &[]);
         assert_eq!(code, 1);
-        assert!(err.contains("setup script ./b b.sh failed with status 3"), "{err}");
+        assert!(
+            err.contains("setup script ./b b.sh failed with status 3"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "a\n");
     }
 
     #[test]
     fn steps_are_counted() {
-        let g = GuestScript { label: "x".into(), guest_path: "/p".into() };
+        let g = GuestScript {
+            label: "x".into(),
+            guest_path: "/p".into(),
+        };
         let s = input(&[g.clone(), g]);
         assert!(s.contains("cvm_step 1 4 'installing base packages'"));
         assert!(s.contains("cvm_step 4 4 'running setup script x'"));

@@ -34,7 +34,11 @@ pub fn session(input: &SessionInput) -> String {
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; cvm_script=''; exit \"${2:-1}\"; }\n",
     );
     if let Some(env) = input.env_file {
-        let _ = writeln!(s, ". {} || cvm_fail 'cannot read the session environment'", quote(env));
+        let _ = writeln!(
+            s,
+            ". {} || cvm_fail 'cannot read the session environment'",
+            quote(env)
+        );
     }
     for script in input.runtime {
         let label = quote(&script.label);
@@ -65,7 +69,9 @@ pub fn session(input: &SessionInput) -> String {
 /// `export NAME='value'` lines, sourced by the session script. Names are validated shell
 /// identifiers; values keep every byte.
 pub fn env_file(env: &BTreeMap<String, String>) -> String {
-    env.iter().map(|(k, v)| format!("export {k}={}\n", quote(v))).collect()
+    env.iter()
+        .map(|(k, v)| format!("export {k}={}\n", quote(v)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -73,7 +79,19 @@ mod tests {
     use super::*;
     use crate::script::testing::run_bash;
 
-    const HOSTILE: &[&str] = &["a b", "\"q\"", "'s'", "back\\slash", "$HOME", "`id`", "new\nline", "é ✓", "", "-x", "*"];
+    const HOSTILE: &[&str] = &[
+        "a b",
+        "\"q\"",
+        "'s'",
+        "back\\slash",
+        "$HOME",
+        "`id`",
+        "new\nline",
+        "é ✓",
+        "",
+        "-x",
+        "*",
+    ];
 
     fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
         let p = dir.join(name);
@@ -85,7 +103,11 @@ mod tests {
     fn command_arguments_arrive_byte_exact() {
         let mut argv = vec!["printf".to_string(), "<%s>".into()];
         argv.extend(HOSTILE.iter().map(|s| s.to_string()));
-        let script = session(&SessionInput { env_file: None, runtime: &[], last: &Final::Command(argv) });
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &[],
+            last: &Final::Command(argv),
+        });
         let (code, out, err) = run_bash(&script, &[]);
         assert_eq!(code, 0, "{err}");
         let want: String = HOSTILE.iter().map(|s| format!("<{s}>")).collect();
@@ -100,45 +122,90 @@ mod tests {
         let one = write(tmp.path(), "1.sh", "export FROM_ONE=\"$GREETING!\"\n");
         let two = write(tmp.path(), "2.sh", "export FROM_TWO=2\nfalse\n");
         let three = write(tmp.path(), "3.sh", "echo never-runs\n");
-        let gs = |label: &str, p: &str| GuestScript { label: label.into(), guest_path: p.into() };
-        let last = Final::Command(vec!["sh".into(), "-c".into(), "printf '%s|%s' \"$FROM_ONE\" \"$FROM_TWO\"".into()]);
+        let gs = |label: &str, p: &str| GuestScript {
+            label: label.into(),
+            guest_path: p.into(),
+        };
+        let last = Final::Command(vec![
+            "sh".into(),
+            "-c".into(),
+            "printf '%s|%s' \"$FROM_ONE\" \"$FROM_TWO\"".into(),
+        ]);
 
         let ok = [gs("one", &one)];
-        let script = session(&SessionInput { env_file: Some(&env_path), runtime: &ok, last: &last });
+        let script = session(&SessionInput {
+            env_file: Some(&env_path),
+            runtime: &ok,
+            last: &last,
+        });
         let (code, out, _) = run_bash(&script, &[]);
         assert_eq!((code, out.as_str()), (0, "it's \"$x\"\nok!|"));
 
-        let failing = [gs("one", &one), gs("scripts/two's.sh", &two), gs("three", &three)];
-        let script = session(&SessionInput { env_file: Some(&env_path), runtime: &failing, last: &last });
+        let failing = [
+            gs("one", &one),
+            gs("scripts/two's.sh", &two),
+            gs("three", &three),
+        ];
+        let script = session(&SessionInput {
+            env_file: Some(&env_path),
+            runtime: &failing,
+            last: &last,
+        });
         let (code, out, err) = run_bash(&script, &[]);
         assert_eq!(code, 1);
         assert_eq!(out, "", "neither the third script nor the command may run");
-        assert!(err.contains("runtime script scripts/two's.sh failed with status 1"), "{err}");
+        assert!(
+            err.contains("runtime script scripts/two's.sh failed with status 1"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_runtime_script_that_exits_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let bad = write(tmp.path(), "bad.sh", "exit 4\n");
-        let rt = [GuestScript { label: "bad one".into(), guest_path: bad }];
-        let script = session(&SessionInput { env_file: None, runtime: &rt, last: &Final::Command(vec!["true".into()]) });
+        let rt = [GuestScript {
+            label: "bad one".into(),
+            guest_path: bad,
+        }];
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &rt,
+            last: &Final::Command(vec!["true".into()]),
+        });
         let (code, _, err) = run_bash(&script, &[]);
         assert_eq!(code, 4);
-        assert!(err.contains("runtime script bad one exited with status 4"), "{err}");
+        assert!(
+            err.contains("runtime script bad one exited with status 4"),
+            "{err}"
+        );
     }
 
     #[test]
     fn exit_status_is_the_commands() {
         let last = Final::Command(vec!["sh".into(), "-c".into(), "exit 7".into()]);
-        let script = session(&SessionInput { env_file: None, runtime: &[], last: &last });
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &[],
+            last: &last,
+        });
         assert_eq!(run_bash(&script, &[]).0, 7);
     }
 
     #[test]
     fn claude_gets_its_arguments_quoted() {
-        let args: Vec<String> = ["--dangerously-skip-permissions", "fix `this` & that"].map(String::from).to_vec();
-        let script = session(&SessionInput { env_file: None, runtime: &[], last: &Final::Claude(args) });
-        assert!(script.contains("exec claude --dangerously-skip-permissions 'fix `this` & that'\n"), "{script}");
+        let args: Vec<String> = ["--dangerously-skip-permissions", "fix `this` & that"]
+            .map(String::from)
+            .to_vec();
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &[],
+            last: &Final::Claude(args),
+        });
+        assert!(
+            script.contains("exec claude --dangerously-skip-permissions 'fix `this` & that'\n"),
+            "{script}"
+        );
         let (code, _, err) = run_bash(&format!("PATH=/nonexistent\n{script}"), &[]);
         assert_eq!(code, 127);
         assert!(err.contains("claude is not installed"), "{err}");

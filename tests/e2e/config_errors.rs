@@ -1,0 +1,207 @@
+//! Bad input: each error names the file, key, flag or variable and the fix, exits 2, and
+//! touches no VM.
+
+use crate::support::*;
+
+#[track_caller]
+fn refused(r: &Run, needles: &[&str]) {
+    assert_eq!(r.code, 2, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    for n in needles {
+        assert!(r.stderr.contains(n), "missing {n:?} in:\n{}", r.stderr);
+    }
+    assert!(r.calls.is_empty(), "limactl was called: {:?}", r.calls);
+    assert!(
+        !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bad_config_files_name_the_file_the_key_and_the_fix() {
+    let w = World::new();
+    let file = w.project.join(".claude-vm.toml");
+    let file = file.to_str().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("[vm]\ndsk = 30\n", &[file, "dsk", "did you mean `disk`?"]),
+        ("[vm]\ndisk = \"thirty\"\n", &[file, "disk", "invalid type"]),
+        (
+            "[vm]\nmemory = 128\n",
+            &[file, "`vm.memory` is 128, outside 1-64 GB"],
+        ),
+        (
+            "[tools]\ndokcer = true\n",
+            &[
+                file,
+                "`tools.dokcer` is not a known tool",
+                "did you mean `docker`?",
+            ],
+        ),
+        (
+            "[[mounts]]\nlocation = \"rel/dir\"\n",
+            &[file, "`mounts[0]`", "relative"],
+        ),
+        (
+            "[[mounts]]\nlocation = \"/no/such/dir\"\n",
+            &[file, "`mounts[0]`", "/no/such/dir"],
+        ),
+        (
+            "[runtime]\nscripts = [\"missing.sh\"]\n",
+            &[file, "`runtime.scripts[0]`", "missing.sh"],
+        ),
+        ("[vm\n", &[file, "TOML parse error"]),
+    ];
+    for (text, needles) in cases {
+        std::fs::write(w.project.join(".claude-vm.toml"), text).unwrap();
+        for args in [&["setup"][..], &["hello"][..], &["config", "validate"][..]] {
+            let r = w.run(args);
+            refused(&r, needles);
+        }
+    }
+    assert!(w.instances().is_empty());
+}
+
+#[test]
+fn the_global_file_is_named_too() {
+    let w = World::new();
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        "[defaults]\nclaude_arg = []\n",
+    )
+    .unwrap();
+    let r = w.run(&["setup"]);
+    refused(
+        &r,
+        &[
+            w.home.join(".claude-vm.toml").to_str().unwrap(),
+            "did you mean `claude_args`?",
+        ],
+    );
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let w = World::new();
+    w.setup();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--mount", "relative/dir", "hi"], &["--mount", "relative"]),
+        (&["--mount", "/a:/b:/c:ro", "hi"], &["--mount", "too many"]),
+        (
+            &["--mount", "/nonexistent-dir-xyz", "hi"],
+            &["--mount", "/nonexistent-dir-xyz"],
+        ),
+        (
+            &["--runtime-script", "nope.sh", "hi"],
+            &["--runtime-script", "nope.sh"],
+        ),
+        (
+            &["--env", "1BAD=x", "hi"],
+            &["--env", "not a valid variable name"],
+        ),
+        (&["--env", "NOEQUALS", "hi"], &["--env", "NAME=VALUE"]),
+        (&["--memory", "0", "hi"], &["--memory", "outside 1-64"]),
+        (&["setup", "--disk", "2000"], &["--disk", "outside 1-1000"]),
+        (&["--mount", "/tmp", "list"], &["do not apply"]),
+    ];
+    for (args, needles) in cases {
+        refused(&w.run(args), needles);
+    }
+}
+
+#[test]
+fn bad_environment_variables_name_the_variable() {
+    let mut w = World::new();
+    w.set_env("CLAUDE_VM_DISK", "thirty");
+    refused(
+        &w.run(&["setup"]),
+        &["CLAUDE_VM_DISK", "thirty", "fix or unset CLAUDE_VM_DISK"],
+    );
+}
+
+#[test]
+fn precedence_cli_over_env_over_project_over_global() {
+    let mut w = World::new();
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        "[vm]\ndisk = 21\nmemory = 9\ncpus = 3\n",
+    )
+    .unwrap();
+    w.write_project(".claude-vm.toml", "[vm]\ndisk = 31\nmemory = 10\n");
+    w.set_env("CLAUDE_VM_MEMORY", "11");
+    let r = w.run(&["setup", "--disk", "41"]);
+    r.ok();
+    let create = r.call("create");
+    let val = |f: &str| create[create.iter().position(|a| a == f).unwrap() + 1].clone();
+    assert_eq!(
+        (val("--disk"), val("--memory"), val("--cpus")),
+        ("41".into(), "11".into(), "3".into())
+    );
+    let shown = w.run(&["config", "show"]);
+    shown.ok();
+    assert!(
+        shown
+            .stdout
+            .contains("vm.memory from environment (CLAUDE_VM_MEMORY)"),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("memory = 11"), "{}", shown.stdout);
+}
+
+#[test]
+fn no_template_without_a_terminal_says_what_to_do_and_never_waits() {
+    let w = World::new();
+    let r = w.run(&["hello"]);
+    refused(&r, &["no template VM", "claude-vm setup", "--auto-setup"]);
+    let r = w.run(&["--auto-setup", "hello"]);
+    r.ok();
+    assert_eq!(
+        r.verbs(),
+        ["list", "create", "start", "shell", "stop", "clone", "shell", "delete"]
+    );
+    assert_eq!(r.claude_argv(), ["--dangerously-skip-permissions", "hello"]);
+}
+
+#[test]
+fn missing_limactl_is_a_clear_error() {
+    let w = World::new();
+    std::fs::remove_file(w.bin.join("limactl")).unwrap();
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("`limactl` was not found"), "{}", r.stderr);
+    assert!(r.stderr.contains("https://lima-vm.io"), "{}", r.stderr);
+}
+
+#[test]
+fn a_lima_home_too_long_for_socket_paths_is_refused_up_front() {
+    let mut w = World::new();
+    let long = w.root.join("l".repeat(90));
+    w.set_env("LIMA_HOME", long.to_str().unwrap());
+    let r = w.run(&["setup"]);
+    refused(&r, &["LIMA_HOME", "socket"]);
+}
+
+#[test]
+fn a_long_lima_home_still_gets_names_that_fit() {
+    let mut w = World::new();
+    // Room for a name, but not for a full slug: the name shrinks, the socket path fits.
+    let budget_home = w
+        .root
+        .join("x".repeat(40usize.saturating_sub(w.root.as_os_str().len()).max(1)));
+    std::fs::create_dir_all(&budget_home).unwrap();
+    w.set_env("LIMA_HOME", budget_home.to_str().unwrap());
+    w.lima_home = budget_home.clone();
+    w.setup();
+    w.run(&["shell", "--", "true"]).ok();
+    for name in w
+        .logged()
+        .iter()
+        .filter(|c| c[0] == "clone")
+        .map(|c| c.last().unwrap().clone())
+    {
+        assert!(
+            budget_home.as_os_str().len() + name.len() + 27 < 104,
+            "{name}"
+        );
+    }
+}

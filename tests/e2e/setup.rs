@@ -1,0 +1,209 @@
+//! `claude-vm setup`: what it asks Lima to do, what ends up in the template, and that a
+//! failure leaves nothing behind.
+
+use crate::support::*;
+
+#[test]
+fn setup_is_list_create_start_shell_stop() {
+    let w = World::new();
+    let r = w.setup();
+    assert_eq!(
+        r.verbs(),
+        ["list", "create", "start", "shell", "stop"],
+        "stderr:\n{}",
+        r.stderr
+    );
+    let templates = w.templates();
+    assert_eq!(templates.len(), 1, "{:?}", w.instances());
+    let t = &templates[0];
+    assert!(t.starts_with("claude-vm-app-"), "{t}");
+
+    // The template is stopped, mounts nothing but the hand-over (never the home directory).
+    let yaml = w.lima_yaml(t);
+    let mounts = yaml["mounts"].as_array().expect("mounts");
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0]["mountPoint"], "/mnt/claude-vm");
+    assert_eq!(mounts[0]["writable"], false);
+    assert!(
+        !w.lima_home.join(t).join("ha.pid").exists(),
+        "template left running"
+    );
+
+    let create = r.call("create");
+    for (flag, value) in [
+        ("--cpus", "4"),
+        ("--memory", "8"),
+        ("--disk", "20"),
+        ("--name", t.as_str()),
+    ] {
+        let i = create
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{flag} missing: {create:?}"));
+        assert_eq!(create[i + 1], value);
+    }
+    assert_eq!(
+        create.last().map(String::as_str),
+        Some("template:debian-13")
+    );
+
+    // Claude Code went in once, by the installer; the manifest records the build.
+    let check = w.run(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "command -v claude && cat /var/lib/limasim/installed",
+    ]);
+    check.ok();
+    assert!(
+        check.stdout.contains("/.local/bin/claude"),
+        "{}",
+        check.stdout
+    );
+    assert!(check.stdout.contains("git"), "{}", check.stdout);
+    assert!(w.data_dir().join(format!("templates/{t}.json")).exists());
+}
+
+#[test]
+fn setup_scripts_run_in_order_and_persist_into_clones() {
+    let w = World::new();
+    let line = |who: &str| format!("echo {who} >> \"$HOME/order\"\n");
+    std::fs::write(w.home.join(".claude-vm.setup.sh"), line("global")).unwrap();
+    w.write_project(".claude-vm.setup.sh", &line("project"));
+    w.write_project("scripts/extra.sh", &line("config"));
+    w.write_project(
+        ".claude-vm.toml",
+        "[setup]\nscripts = [\"scripts/extra.sh\"]\n",
+    );
+    let cli = w.write("cli script.sh", &line("cli"));
+    let r = w.run(&["setup", "--setup-script", cli.to_str().unwrap()]);
+    r.ok();
+    let got = w.run(&["shell", "--", "sh", "-c", "cat \"$HOME/order\""]);
+    got.ok();
+    assert_eq!(got.stdout, "global\nproject\nconfig\ncli\n");
+}
+
+#[test]
+fn a_failing_setup_script_is_named_and_leaves_nothing() {
+    let w = World::new();
+    w.write_project(".claude-vm.setup.sh", "echo about to fail\nexit 3\n");
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("./.claude-vm.setup.sh failed with status 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        w.instances().is_empty(),
+        "half-built template left: {:?}",
+        w.instances()
+    );
+    assert_eq!(r.verbs().last(), Some(&"delete"));
+    assert!(
+        !w.data_dir().join("templates").exists()
+            || std::fs::read_dir(w.data_dir().join("templates"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+#[test]
+fn rebuild_keeps_the_old_template_until_the_new_one_is_complete() {
+    let w = World::new();
+    w.write_project(".claude-vm.setup.sh", "echo v1 > \"$HOME/version\"\n");
+    w.setup();
+    let template = w.templates().remove(0);
+
+    // A failing rebuild: the old template survives and still serves sessions.
+    w.write_project(".claude-vm.setup.sh", "exit 9\n");
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(w.instances(), std::slice::from_ref(&template));
+    let s = w.run(&["shell", "--", "sh", "-c", "cat \"$HOME/version\""]);
+    assert_eq!(s.ok().stdout, "v1\n");
+
+    // A good rebuild: built aside, then swapped in.
+    w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/version\"\n");
+    let r = w.run(&["setup"]);
+    r.ok();
+    assert_eq!(
+        r.verbs(),
+        ["list", "create", "start", "shell", "stop", "delete", "rename"]
+    );
+    assert_ne!(
+        r.call("create")[r.call("create").iter().position(|a| a == "--name").unwrap() + 1],
+        template
+    );
+    assert_eq!(w.instances(), [template]);
+    let s = w.run(&["shell", "--", "sh", "-c", "cat \"$HOME/version\""]);
+    assert_eq!(s.ok().stdout, "v2\n");
+}
+
+#[test]
+fn setup_mounts_are_there_during_setup_only() {
+    let w = World::new();
+    let assets = w.root.join("assets");
+    std::fs::create_dir(&assets).unwrap();
+    std::fs::write(assets.join("tool"), "payload\n").unwrap();
+    w.write_project(
+        ".claude-vm.setup.sh",
+        "cp /opt/assets/tool \"$HOME/tool\"\n",
+    );
+    let spec = format!("{}:/opt/assets:ro", assets.display());
+    w.run(&["setup", "--mount", &spec]).ok();
+    let s = w.run(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "cat \"$HOME/tool\"; test -e /opt/assets/tool && echo still-mounted || echo gone",
+    ]);
+    assert_eq!(s.ok().stdout, "payload\ngone\n");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_calls_nothing() {
+    let w = World::new();
+    let r = w.run(&["--dry-run", "setup"]);
+    r.ok();
+    assert!(r.calls.is_empty(), "{:?}", r.calls);
+    for part in [
+        "limactl create --tty=false",
+        "limactl start",
+        "limactl shell",
+        "limactl stop",
+        "provision.sh",
+        "apt-get install",
+    ] {
+        assert!(
+            r.stdout.contains(part),
+            "missing {part:?} in:\n{}",
+            r.stdout
+        );
+    }
+    assert!(w.instances().is_empty());
+}
+
+#[test]
+fn a_boot_failure_during_setup_removes_the_half_built_template() {
+    let mut w = World::new();
+    w.set_env("LIMA_SIM_FAIL", "start");
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("simulated failure of \"start\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("full output of the build:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.verbs(), ["list", "create", "start", "delete"]);
+    assert!(w.instances().is_empty());
+}

@@ -1,0 +1,374 @@
+//! The world an end-to-end test runs in: a fresh HOME, a git project, the Lima simulator on
+//! PATH as `limactl`, and the real claude-vm binary, run without a terminal.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub const CLAUDE_VM: &str = env!("CARGO_BIN_EXE_claude-vm");
+
+/// The simulator binary, built by `cargo test` as an example target (built here if a
+/// narrower `cargo test --test e2e` skipped it).
+pub fn simulator() -> &'static Path {
+    static SIM: OnceLock<PathBuf> = OnceLock::new();
+    SIM.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let target = exe.parent().and_then(Path::parent).expect("target dir");
+        let sim = target.join("examples/limactl");
+        if !sim.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--example", "limactl"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build --example limactl");
+            assert!(status.success(), "building the Lima simulator failed");
+        }
+        sim
+    })
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct World {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub project: PathBuf,
+    pub bin: PathBuf,
+    pub log: PathBuf,
+    pub lima_home: PathBuf,
+    /// Extra environment for claude-vm (and through it, the simulator).
+    pub env: Vec<(String, String)>,
+}
+
+/// One run of claude-vm.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The limactl invocations this run made, in order (argv after `limactl`).
+    pub calls: Vec<Vec<String>>,
+}
+
+impl Run {
+    pub fn verbs(&self) -> Vec<&str> {
+        self.calls
+            .iter()
+            .map(|c| c.first().map(String::as_str).unwrap_or(""))
+            .collect()
+    }
+
+    pub fn call(&self, verb: &str) -> &Vec<String> {
+        self.calls
+            .iter()
+            .find(|c| c[0] == verb)
+            .unwrap_or_else(|| panic!("no `{verb}` call in {:?}", self.calls))
+    }
+
+    /// The JSON line the fake claude printed.
+    pub fn claude(&self) -> Value {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.contains("\"fake\":\"claude\""))
+            .unwrap_or_else(|| {
+                panic!(
+                    "fake claude did not run; stdout:\n{}\nstderr:\n{}",
+                    self.stdout, self.stderr
+                )
+            });
+        serde_json::from_str(line).expect("fake claude JSON")
+    }
+
+    pub fn claude_argv(&self) -> Vec<String> {
+        self.claude()["argv"]
+            .as_array()
+            .expect("argv")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Run {
+        assert_eq!(
+            self.code, 0,
+            "claude-vm failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl World {
+    /// A fresh world with a git project called `name` (any bytes the file system allows).
+    pub fn with_project_name(name: &OsStr) -> World {
+        let tmp = tempfile::Builder::new()
+            .prefix("cvm-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let root = std::fs::canonicalize(tmp.path()).expect("canonical tempdir");
+        let home = root.join("home");
+        let bin = root.join("bin");
+        let project = root.join("src").join(name);
+        for d in [&home, &bin, &project] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(simulator(), bin.join("limactl")).expect("symlink limactl");
+        git(&project, &["init", "-q", "-b", "main"]);
+        std::fs::write(project.join("README.md"), "hello\n").expect("write");
+        git(&project, &["add", "."]);
+        git(&project, &["commit", "-q", "-m", "init"]);
+        let lima_home = home.join(".lima");
+        World {
+            log: root.join("limactl.log"),
+            _tmp: tmp,
+            root,
+            home,
+            project,
+            bin,
+            lima_home,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn new() -> World {
+        World::with_project_name(OsStr::new("app"))
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) -> &mut World {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.root.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    pub fn write_project(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.project.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    pub fn command(&self, args: &[&str], cwd: &Path) -> Command {
+        let mut cmd = Command::new(CLAUDE_VM);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.display()),
+            )
+            .env("LANG", "C.UTF-8")
+            .env("LIMA_SIM_LOG", &self.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs claude-vm in the project directory and checks the invariants every run keeps.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(args, &self.project.clone())
+    }
+
+    pub fn run_in(&self, args: &[&str], cwd: &Path) -> Run {
+        let before = self.logged().len();
+        let out: Output = self.command(args, cwd).output().expect("run claude-vm");
+        let calls = self.logged()[before..].to_vec();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            calls,
+        };
+        self.check_invariants(&run);
+        run
+    }
+
+    /// Every limactl call so far, from the simulator's log.
+    pub fn logged(&self) -> Vec<Vec<String>> {
+        let Ok(text) = std::fs::read_to_string(&self.log) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "start")
+            .map(|v| {
+                v["argv"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| x.as_str().unwrap_or("").to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Lima instances on disk.
+    pub fn instances(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(&self.lima_home) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = dir
+            .flatten()
+            .filter(|e| e.path().join("lima.yaml").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The instance's lima.yaml (JSON text in the simulator).
+    pub fn lima_yaml(&self, name: &str) -> Value {
+        let text = std::fs::read_to_string(self.lima_home.join(name).join("lima.yaml"))
+            .expect("lima.yaml");
+        serde_json::from_str(&text).expect("lima.yaml is JSON in the simulator")
+    }
+
+    pub fn templates(&self) -> Vec<String> {
+        self.instances()
+            .into_iter()
+            .filter(|n| n.starts_with("claude-vm-") && !n.contains('.'))
+            .collect()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join(".local/share/claude-vm")
+    }
+
+    /// What must hold after any run: non-interactive calls only, no clone or build left, no
+    /// hand-over directory left.
+    #[track_caller]
+    fn check_invariants(&self, run: &Run) {
+        for c in &run.calls {
+            if c.first().map(String::as_str) != Some("--version") {
+                assert_eq!(
+                    c.get(1).map(String::as_str),
+                    Some("--tty=false"),
+                    "call without --tty=false: {c:?}"
+                );
+            }
+        }
+        let left: Vec<String> = self
+            .instances()
+            .into_iter()
+            .filter(|n| n.contains('.'))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "instances left behind: {left:?}\nstderr:\n{}",
+            run.stderr
+        );
+        let handover = self.data_dir().join("handover");
+        let leftovers: Vec<_> = std::fs::read_dir(&handover)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            leftovers.is_empty(),
+            "hand-over directories left behind: {leftovers:?}"
+        );
+    }
+
+    /// Runs `claude-vm setup` and asserts it worked.
+    pub fn setup(&self) -> Run {
+        let r = self.run(&["setup"]);
+        r.ok();
+        r
+    }
+}
+
+/// True where the simulator enforces mounts for real (Linux namespaces).
+pub fn isolated() -> bool {
+    cfg!(target_os = "linux")
+        && std::env::var_os("LIMA_SIM_ISOLATION").as_deref() != Some(OsStr::new("fallback"))
+}
+
+pub fn bytes_of(s: &str) -> &[u8] {
+    OsStr::new(s).as_bytes()
+}
+
+impl World {
+    /// Runs claude-vm with a pseudo-terminal as stdin (stdout and stderr still captured),
+    /// typing `input` into it: what a user at a terminal would answer.
+    pub fn run_tty(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        use std::os::fd::{FromRawFd, OwnedFd};
+
+        let mut master: libc::c_int = -1;
+        let mut slave: libc::c_int = -1;
+        // SAFETY: openpty writes two fds into valid pointers; the name/termios/winsize
+        // arguments may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both fds were just returned by openpty and are owned by nobody else.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let before = self.logged().len();
+        let mut cmd = self.command(args, &self.project);
+        cmd.stdin(Stdio::from(slave));
+        let child = cmd.spawn().expect("spawn claude-vm");
+        let mut typing = std::fs::File::from(master);
+        typing
+            .write_all(input.as_bytes())
+            .expect("type into the terminal");
+        let out = child.wait_with_output().expect("wait");
+        drop(typing);
+        let calls = self.logged()[before..].to_vec();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            calls,
+        };
+        self.check_invariants(&run);
+        run
+    }
+}

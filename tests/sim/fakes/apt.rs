@@ -1,0 +1,209 @@
+//! Fake `apt-get`: records what a provisioning script asked for, so tests
+//! can assert it. Every call is logged to /var/lib/limasim/apt.log and
+//! installed package names go to /var/lib/limasim/installed.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use crate::fakes::{complain, guest_path};
+
+const STATE: &str = "/var/lib/limasim";
+
+#[derive(Debug, PartialEq)]
+struct Call {
+    command: String,
+    packages: Vec<String>,
+    quiet: u32,
+}
+
+fn bad_option(opt: &str) -> String {
+    format!("E: Command line option '{opt}' [from {opt}] is not understood in combination with the other options.")
+}
+
+fn parse(args: &[OsString]) -> Result<Call, String> {
+    let mut words = Vec::new();
+    let mut quiet = 0;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        i += 1;
+        match a.as_str() {
+            "-o" | "--option" | "-c" | "--config-file" | "-t" | "--target-release" => {
+                if i >= args.len() {
+                    return Err(format!("E: Option {a} requires an argument."));
+                }
+                i += 1;
+            }
+            "-q" | "--quiet" | "--silent" => quiet += 1,
+            "-qq" => quiet += 2,
+            "-y"
+            | "--yes"
+            | "--assume-yes"
+            | "-f"
+            | "--fix-broken"
+            | "--no-install-recommends"
+            | "--install-recommends"
+            | "--no-upgrade"
+            | "--only-upgrade"
+            | "--reinstall"
+            | "-V"
+            | "--verbose-versions"
+            | "--allow-downgrades"
+            | "--allow-remove-essential"
+            | "--allow-change-held-packages"
+            | "--allow-unauthenticated"
+            | "--no-install-suggests"
+            | "-d"
+            | "--download-only"
+            | "--purge"
+            | "--auto-remove"
+            | "--autoremove"
+            | "-m"
+            | "--ignore-missing"
+            | "--fix-missing" => {}
+            s if s.starts_with("-o") || s.starts_with("--option=") || s.starts_with("--quiet=") => {
+                if let Some(n) = s.strip_prefix("--quiet=") {
+                    quiet = n.parse().unwrap_or(1);
+                }
+            }
+            s if s.starts_with("-q=") => quiet = s[3..].parse().unwrap_or(1),
+            s if s.starts_with('-') => return Err(bad_option(s)),
+            _ => words.push(a),
+        }
+    }
+    let Some((command, packages)) = words.split_first() else {
+        return Err("E: No operation specified".into());
+    };
+    Ok(Call {
+        command: command.clone(),
+        packages: packages.to_vec(),
+        quiet,
+    })
+}
+
+fn append(path: &std::path::Path, lines: &[String]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    for line in lines {
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
+fn installed() -> Vec<String> {
+    std::fs::read_to_string(guest_path(&format!("{STATE}/installed")))
+        .map(|s| s.lines().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn run(call: &Call) -> Result<(), String> {
+    let say = |s: &str| {
+        if call.quiet < 2 {
+            crate::output::stdout_lossy(&format!("{s}\n"));
+        }
+    };
+    match call.command.as_str() {
+        "update" => {
+            say("Hit:1 http://deb.debian.org/debian stable InRelease (simulated)");
+            say("Reading package lists... Done");
+        }
+        "install" => {
+            say("Reading package lists... Done");
+            let have = installed();
+            let new: Vec<String> = call
+                .packages
+                .iter()
+                .filter(|p| !have.contains(p))
+                .cloned()
+                .collect();
+            append(&guest_path(&format!("{STATE}/installed")), &new)
+                .map_err(|e| format!("E: {e}"))?;
+            say(&format!(
+                "0 upgraded, {} newly installed, 0 to remove and 0 not upgraded.",
+                new.len()
+            ));
+        }
+        "remove" | "purge" => {
+            say("Reading package lists... Done");
+            let keep: Vec<String> = installed()
+                .into_iter()
+                .filter(|p| !call.packages.contains(p))
+                .collect();
+            let path = guest_path(&format!("{STATE}/installed"));
+            let text: String = keep.iter().map(|p| format!("{p}\n")).collect();
+            std::fs::write(&path, text).map_err(|e| format!("E: {e}"))?;
+        }
+        other => return Err(format!("E: Invalid operation {other}")),
+    }
+    Ok(())
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let log = serde_json::to_string(&argv).unwrap_or_default();
+    if let Err(e) = append(&guest_path(&format!("{STATE}/apt.log")), &[log]) {
+        complain(
+            "E",
+            &format!("Could not open lock file {STATE}/apt.log - open ({e})"),
+        );
+        return 100;
+    }
+    match parse(args).and_then(|call| run(&call)) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::output::stderr(&format!("{e}\n"));
+            100
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_common_invocations() {
+        let c = parse(&os(&[
+            "-y",
+            "-qq",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "--no-install-recommends",
+            "install",
+            "git",
+            "curl",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c,
+            Call {
+                command: "install".into(),
+                packages: vec!["git".into(), "curl".into()],
+                quiet: 2
+            }
+        );
+        assert_eq!(parse(&os(&["update", "-q"])).unwrap().command, "update");
+        assert!(parse(&os(&["--bogus", "install"]))
+            .unwrap_err()
+            .contains("is not understood"));
+        assert!(parse(&os(&["-y"])).is_err());
+        assert!(run(&Call {
+            command: "dist-upgrade".into(),
+            packages: vec![],
+            quiet: 2
+        })
+        .is_err());
+    }
+}

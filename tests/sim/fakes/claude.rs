@@ -1,0 +1,89 @@
+//! Fake Claude Code: reports how it was run as one JSON line on stdout, so
+//! tests can check the arguments, directory, environment and user that a
+//! program gave it. `--sim-exit N`, `--sim-sleep S` and `--sim-stdin`
+//! steer it (stdin is read first, then the line is printed, then it sleeps,
+//! then it exits).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use serde::Serialize;
+
+pub const VERSION: &str = "2.0.0 (Claude Code)";
+
+#[derive(Serialize)]
+struct Report {
+    fake: &'static str,
+    argv: Vec<String>,
+    cwd: String,
+    env: BTreeMap<String, String>,
+    uid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdin: Option<String>,
+}
+
+fn lossy(s: &std::ffi::OsStr) -> String {
+    String::from_utf8_lossy(s.as_bytes()).into_owned()
+}
+
+fn value_after(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    let argv: Vec<String> = args.iter().map(|a| lossy(a)).collect();
+    if argv.first().map(String::as_str) == Some("--version") {
+        crate::output::stdout_lossy(&format!("{VERSION}\n"));
+        return 0;
+    }
+    let exit = match value_after(&argv, "--sim-exit").map(|v| v.parse::<i32>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            crate::output::stderr("claude (simulator): --sim-exit needs an integer\n");
+            return 2;
+        }
+    };
+    let sleep = match value_after(&argv, "--sim-sleep").map(|v| v.parse::<f64>()) {
+        None => 0.0,
+        Some(Ok(s)) if s.is_finite() && s >= 0.0 => s,
+        Some(_) => {
+            crate::output::stderr("claude (simulator): --sim-sleep needs a number of seconds\n");
+            return 2;
+        }
+    };
+    let stdin = if argv.iter().any(|a| a == "--sim-stdin") {
+        let mut buf = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut buf);
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    } else {
+        None
+    };
+    let report = Report {
+        fake: "claude",
+        argv,
+        cwd: std::env::current_dir()
+            .map(|d| lossy(d.as_os_str()))
+            .unwrap_or_default(),
+        env: std::env::vars_os()
+            .map(|(k, v)| (lossy(&k), lossy(&v)))
+            .collect(),
+        uid: crate::sys::getuid(),
+        stdin,
+    };
+    let line = serde_json::to_string(&report).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+        return 1;
+    }
+    drop(out);
+    if sleep > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(sleep));
+    }
+    exit
+}

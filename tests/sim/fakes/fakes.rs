@@ -1,0 +1,44 @@
+//! Guest tools the simulator stands in for. The simulator binary is visible
+//! in the guest and these names link to it; `main` dispatches on argv[0].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::{apt, claude, curl, sudo};
+
+/// Runs the fake named by argv[0], if it is one; returns its exit status.
+pub fn dispatch(argv0: &Path, args: &[OsString]) -> Option<i32> {
+    let name = argv0.file_name()?.to_string_lossy().into_owned();
+    Some(match name.as_str() {
+        "sudo" => sudo::main(args),
+        "apt-get" => apt::main(args),
+        "curl" => curl::main(args),
+        "claude" => claude::main(args),
+        _ => return None,
+    })
+}
+
+/// A guest path as a fake must access it: unchanged inside the namespace,
+/// and under the instance's disk in fallback mode (where "/" is the host's).
+pub fn guest_path(path: &str) -> PathBuf {
+    match std::env::var_os(crate::agent::FALLBACK_MARKER) {
+        Some(inst) => {
+            let rel = path.trim_start_matches('/');
+            let layer = rel.split('/').next().unwrap_or_default();
+            if crate::disk::LAYERS.contains(&layer) {
+                PathBuf::from(inst)
+                    .join(crate::disk::DISK)
+                    .join("upper")
+                    .join(rel)
+            } else {
+                PathBuf::from(inst).join(crate::disk::DISK).join(rel)
+            }
+        }
+        None => PathBuf::from(path),
+    }
+}
+
+/// Prints a fake tool's error to stderr.
+pub fn complain(tool: &str, msg: &str) {
+    crate::output::stderr(&format!("{tool}: {msg}\n"));
+}

@@ -1,0 +1,1335 @@
+//! Integration tests of the Lima simulator (`tests/sim/`): they drive the
+//! built `limactl` example binary the way claude-vm will, each test with its
+//! own `$LIMA_HOME`, `$HOME` and project directory.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------- harness
+
+/// Builds (or refreshes) the simulator once per test run and returns it:
+/// `<dir of this test binary>/../examples/limactl`.
+fn sim_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        let bin = profile_dir.join("examples").join("limactl");
+        let profile = profile_dir
+            .file_name()
+            .and_then(OsStr::to_str)
+            .unwrap_or("debug");
+        let profile = if profile == "debug" { "dev" } else { profile };
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "limactl",
+                "--profile",
+                profile,
+                "--manifest-path",
+            ])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .status()
+            .expect("run cargo build --example limactl");
+        assert!(status.success(), "cargo build --example limactl failed");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Self {
+        Out {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    #[track_caller]
+    fn ok(self) -> Out {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn fails_with(self, code: i32, needle: &str) -> Out {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "expected {needle:?} in stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// The single fatal line's `msg`, unquoted.
+    fn fatal_msg(&self) -> String {
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.contains("level=fatal"))
+            .unwrap_or_default();
+        let quoted = line.split_once("msg=").map(|(_, m)| m).unwrap_or_default();
+        serde_json::from_str::<String>(quoted).unwrap_or_else(|_| quoted.to_string())
+    }
+}
+
+/// One simulated machine: a LIMA_HOME, a host HOME and a project directory.
+struct Sim {
+    root: TempDir,
+    lima_home: PathBuf,
+    home: PathBuf,
+    project: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim::with_lima_home("lima")
+    }
+
+    fn with_lima_home(rel: &str) -> Sim {
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().canonicalize().expect("canonical tempdir");
+        let (lima_home, home, project) =
+            (base.join(rel), base.join("home"), base.join("work/project"));
+        for d in [&lima_home, &home, &project] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        fs::write(home.join("host-secret.txt"), "secret").expect("write");
+        fs::write(base.join("work/sibling.txt"), "sibling").expect("write");
+        fs::write(project.join("README"), "project file").expect("write");
+        let log = base.join("calls.jsonl");
+        Sim {
+            lima_home,
+            home,
+            project,
+            log,
+            root,
+            env: Vec::new(),
+        }
+    }
+
+    fn base(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn set_env(&mut self, k: &str, v: &str) {
+        self.env.push((k.into(), v.into()));
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(sim_bin());
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("LIMA_HOME", &self.lima_home)
+            .env("LIMA_SIM_LOG", &self.log)
+            .env("HOST_ONLY_VARIABLE", "must-not-leak")
+            .current_dir(&self.project)
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.cmd(args).output().expect("run limactl").into()
+    }
+
+    /// `limactl shell NAME bash -c SCRIPT`.
+    fn sh(&self, name: &str, script: &str) -> Out {
+        self.run(&["shell", name, "bash", "-c", script])
+    }
+
+    fn create(&self, name: &str, extra: &[&str]) {
+        let mut args = vec!["create", "--tty=false", "--name", name];
+        args.extend_from_slice(extra);
+        args.push("template:debian-13");
+        self.run(&args).ok();
+    }
+
+    /// A running instance whose only mount is the project (writable).
+    fn running_with_project(&self, name: &str) {
+        let set = format!(
+            ".mounts = [{}]",
+            serde_json::json!({"location": self.project, "writable": true})
+        );
+        self.create(name, &["--set", &set]);
+        self.run(&["start", name]).ok();
+    }
+
+    /// `--set` for lima.yaml's env, so guest processes of this test can be found.
+    fn tagged(&self) -> String {
+        format!(".env.SIM_TEST_ID = {}", serde_json::json!(self.base()))
+    }
+
+    fn list_json(&self, name: &str) -> Value {
+        let out = self.run(&["list", "--format", "json", name]).ok();
+        serde_json::from_str(out.stdout.trim()).expect("one JSON object")
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("whole JSON line"))
+            .collect()
+    }
+
+    fn isolation(&self) -> String {
+        let ends: Vec<Value> = self
+            .calls()
+            .into_iter()
+            .filter(|c| c["isolation"].is_string())
+            .collect();
+        ends.last()
+            .map(|c| c["isolation"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    }
+}
+
+#[track_caller]
+fn assert_namespace_mode(sim: &Sim) {
+    assert_eq!(
+        sim.isolation(),
+        "namespace",
+        "the simulator fell back to its fallback mode: this machine does not allow mount namespaces \
+         (as root, or unprivileged with user namespaces; on Ubuntu 24.04 set \
+         kernel.apparmor_restrict_unprivileged_userns=0)"
+    );
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+fn pid_gone(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    let alive = unsafe { libc::kill(pid as i32, 0) } == 0;
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    !alive || zombie
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------- the CLI
+
+#[test]
+fn version_unknown_commands_and_flags() {
+    let sim = Sim::new();
+    assert_eq!(
+        sim.run(&["--version"]).ok().stdout,
+        "limactl version 2.0.3\n"
+    );
+    let mut custom = Sim::new();
+    custom.set_env("LIMA_SIM_VERSION", "2.1.0");
+    assert_eq!(
+        custom.run(&["--version"]).ok().stdout,
+        "limactl version 2.1.0\n"
+    );
+
+    let out = sim.run(&["strat"]).fails_with(1, "level=fatal");
+    assert_eq!(
+        out.fatal_msg(),
+        "unknown command \"strat\" for \"limactl\"\n\nDid you mean this?\n\tstart\n"
+    );
+    let out = sim.run(&["list", "--foo"]).fails_with(1, "level=fatal");
+    assert_eq!(out.fatal_msg(), "unknown flag: --foo");
+    assert!(
+        out.stderr.starts_with("time=\""),
+        "logrus text format: {}",
+        out.stderr
+    );
+    sim.run(&["shell", "-A", "x"])
+        .fails_with(1, "unknown shorthand flag: 'A' in -A");
+    sim.run(&["snapshot", "list"]).fails_with(
+        1,
+        "command \\\"snapshot\\\" is not supported by the simulator",
+    );
+    sim.run(&["create", "--network", "lima:shared", "template:debian-13"])
+        .fails_with(1, "flag --network is not supported by the simulator");
+    sim.run(&["shell", "--sync", ".", "x"])
+        .fails_with(1, "flag --sync is not supported by the simulator");
+
+    let out = sim.run(&["clone", "a"]).fails_with(1, "level=fatal");
+    assert_eq!(
+        out.fatal_msg(),
+        "\"limactl clone\" accepts 2 arg(s), received 1.\nSee 'limactl clone --help'.\n\nUsage:  limactl clone OLDINST NEWINST [flags]\n\nClone an instance of Lima"
+    );
+    let out = sim.run(&["shell"]).fails_with(1, "level=fatal");
+    assert!(out
+        .fatal_msg()
+        .starts_with("\"limactl shell\" requires at least 1 arg(s), only received 0."));
+    sim.run(&["create", "--cpus", "two"]).fails_with(
+        1,
+        "invalid argument \\\"two\\\" for \\\"--cpus\\\" flag: strconv.ParseInt: parsing \\\"two\\\": invalid syntax",
+    );
+    sim.run(&["--tty=false", "--yes", "list"])
+        .fails_with(1, "cannot use both --tty and --yes flags at the same time");
+    sim.run(&["list", "--log-format", "xml"])
+        .fails_with(1, "unsupported log-format: \\\"xml\\\"");
+    let json = sim
+        .run(&["--log-format", "json", "list", "nope"])
+        .fails_with(1, "\"level\":\"fatal\"");
+    assert!(
+        json.stderr.contains(
+            "{\"level\":\"warning\",\"msg\":\"No instance matching nope found.\",\"time\":"
+        ),
+        "{}",
+        json.stderr
+    );
+}
+
+#[test]
+fn flags_parse_like_pflag() {
+    let sim = Sim::new();
+    // Flags may follow positional arguments (except for shell).
+    sim.run(&[
+        "create",
+        "template:debian-13",
+        "--tty=false",
+        "--cpus=2",
+        "--name",
+        "vm",
+    ])
+    .ok();
+    assert_eq!(sim.list_json("vm")["cpus"], 2);
+    // A bool flag never consumes the next argument: "false" is an instance name here.
+    let out = sim
+        .run(&["list", "--json", "false"])
+        .fails_with(1, "No instance matching false found.");
+    assert_eq!(out.fatal_msg(), "unmatched instances");
+    // --set and --mount are repeatable, and --mount is a comma-separated list.
+    let (a, b) = (sim.base().join("a"), sim.base().join("b"));
+    let mounts = format!("{},{}:w", a.display(), b.display());
+    sim.run(&[
+        "create",
+        "--tty=false",
+        "--name",
+        "m",
+        "--mount",
+        &mounts,
+        "--set",
+        ".cpus = 1",
+        "--set",
+        ".cpus += 2",
+        "template:debian-13",
+    ])
+    .ok();
+    let info = sim.list_json("m");
+    assert_eq!(info["cpus"], 3);
+    let mounts = info["config"]["mounts"].as_array().expect("mounts").clone();
+    assert_eq!(mounts.len(), 3, "{mounts:?}");
+    assert_eq!(mounts[0]["location"], b.to_str().expect("utf8"));
+    assert_eq!(mounts[0]["writable"], true);
+    assert_eq!(mounts[1]["location"], a.to_str().expect("utf8"));
+    assert_eq!(mounts[2]["location"], sim.home.to_str().expect("utf8"));
+    assert_eq!(mounts[2]["writable"], false);
+}
+
+// ------------------------------------------------------- creating instances
+
+#[test]
+fn create_writes_lima_yaml_and_list_reports_it() {
+    let sim = Sim::new();
+    let out = sim
+        .run(&[
+            "create",
+            "--tty=false",
+            "--memory",
+            "2.5",
+            "--disk",
+            "20",
+            "--set",
+            ".env.FOO = \"bar\"",
+            "template:debian-13",
+        ])
+        .ok();
+    assert!(
+        out.stderr
+            .contains("Run `limactl start debian-13` to start the instance."),
+        "{}",
+        out.stderr
+    );
+    let dir = sim.lima_home.join("debian-13");
+    let yaml: Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("lima.yaml")).expect("lima.yaml"))
+            .expect("JSON text");
+    assert_eq!(yaml["mounts"], serde_json::json!([{"location": "~"}]));
+    assert_eq!(yaml["memory"], "2.5GiB");
+    assert_eq!(yaml["disk"], "20GiB");
+    assert_eq!(yaml["cpus"], 4);
+    assert_eq!(yaml["vmType"], "qemu");
+    assert_eq!(yaml["ssh"]["forwardAgent"], false);
+    assert_eq!(yaml["env"]["FOO"], "bar");
+    assert!(yaml["user"]["home"]
+        .as_str()
+        .expect("home")
+        .ends_with(".linux"));
+
+    let info = sim.list_json("debian-13");
+    assert_eq!(info["name"], "debian-13");
+    assert_eq!(info["hostname"], "lima-debian-13");
+    assert_eq!(info["status"], "Stopped");
+    assert_eq!(info["dir"], dir.to_str().expect("utf8"));
+    assert_eq!(info["memory"], 5_i64 << 29);
+    assert_eq!(info["disk"], 20_i64 << 30);
+    assert_eq!(info["protected"], false);
+    assert_eq!(info["limaVersion"], "v2.0.3");
+    assert_eq!(
+        info["config"]["mounts"][0]["location"],
+        sim.home.to_str().expect("utf8")
+    );
+    assert_eq!(
+        info["config"]["mounts"][0]["mountPoint"],
+        sim.home.to_str().expect("utf8")
+    );
+    assert_eq!(info["config"]["mountType"], "reverse-sshfs");
+
+    sim.run(&["create", "--tty=false", "template:debian-13"])
+        .fails_with(1, "instance \\\"debian-13\\\" already exists");
+    sim.run(&["create", "--tty=false", "template:nope"])
+        .fails_with(1, "template \\\"nope.yaml\\\" not found");
+    sim.run(&["create", "--tty=false", "--name", "bad name", "template:debian-13"])
+        .fails_with(1, "instance name \\\"bad name\\\" is not a valid identifier: identifier \\\"bad name\\\" must match");
+    let legacy = sim
+        .run(&["create", "--tty=false", "template://ubuntu-24.04"])
+        .ok();
+    assert!(
+        legacy
+            .stderr
+            .contains("should be written \\\"template:ubuntu-24.04\\\" since Lima v2.0"),
+        "{}",
+        legacy.stderr
+    );
+    let file = sim.base().join("My-VM.yaml");
+    fs::write(&file, fs::read(dir.join("lima.yaml")).expect("read")).expect("write");
+    sim.run(&["create", "--tty=false", file.to_str().expect("utf8")])
+        .ok();
+    let mut stdin_create = sim.cmd(&["create", "--tty=false", "--name", "fromstdin", "-"]);
+    let mut child = stdin_create
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&fs::read(&file).expect("read"))
+        .expect("write stdin");
+    Out::from(child.wait_with_output().expect("wait")).ok();
+    let names = sim.run(&["list", "-q"]).ok().stdout;
+    assert_eq!(names, "debian-13\nfromstdin\nmy-vm\nubuntu-24.04\n");
+    let table = sim.run(&["list"]).ok().stdout;
+    assert!(table.starts_with("NAME    "), "{table}");
+    assert!(
+        table.contains("debian-13       Stopped    127.0.0.1:0    4       2.5GiB    20GiB     "),
+        "{table}"
+    );
+}
+
+#[test]
+fn invalid_configs_leave_nothing_behind() {
+    let sim = Sim::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", ".mounts = [{\"location\": \"/srv/x\", \"mountPoint\": \"/etc\"}]"], "field `mounts[0].mountPoint` must not be a system path such as /etc or /usr"),
+        (&["--set", ".mounts = [{\"location\": \"relative\"}]"], "field `mounts[0].location` must be an absolute path, got \\\"relative\\\""),
+        (&["--set", ".mounts = [{\"location\": \"/srv/x\", \"mountPoint\": \"~/x\"}]"], "must not start with \\\"~\\\""),
+        (&["--vm-type", "vz"], "vmType \\\"vz\\\" is not a registered driver"),
+        (&["--mount-type", "9p"], "mount type \\\"9p\\\" is explicitly unsupported"),
+        (&["--set", ".memory = \"lots\""], "field `memory` has an invalid value: invalid size: 'lots'"),
+        (&["--set", ".cpus = \"two\""], "cannot unmarshal string into int"),
+        (&["--set", ".cpus ="], "invalid yq expression"),
+        (&["--cpus", "-1"], "error while processing flag \\\"cpus\\\": invalid value for number of cpus, must be >= 0"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["create", "--tty=false", "--name", "bad"];
+        args.extend_from_slice(extra);
+        args.push("template:debian-13");
+        sim.run(&args).fails_with(1, needle);
+        assert!(
+            !sim.lima_home.join("bad").exists(),
+            "{extra:?} left an instance directory"
+        );
+    }
+    // A missing mount location is only a warning, as in Lima.
+    let out = sim
+        .run(&[
+            "create",
+            "--tty=false",
+            "--name",
+            "warn",
+            "--set",
+            ".mounts = [{\"location\": \"/nonexistent/dir\"}]",
+            "template:debian-13",
+        ])
+        .ok();
+    assert!(
+        out.stderr.contains(
+            "level=warning msg=\"field `mounts[0].location` refers to a non-existent directory"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn socket_path_length_is_checked() {
+    // $LIMA_HOME/NAME/ssh.sock.1234567890123456 must stay under UNIX_PATH_MAX (108).
+    let sim = Sim::with_lima_home("l");
+    let room = 108
+        - sim.lima_home.to_str().expect("utf8").len()
+        - "/".len()
+        - "/ssh.sock.1234567890123456".len();
+    let ok_name = "n".repeat(room - 1);
+    let long_name = "n".repeat(room);
+    sim.create(&ok_name, &[]);
+    let out = sim
+        .run(&[
+            "create",
+            "--tty=false",
+            "--name",
+            &long_name,
+            "template:debian-13",
+        ])
+        .fails_with(1, "too long");
+    let expected = format!(
+        "instance name \"{long_name}\" too long: \"{}/{long_name}/ssh.sock.1234567890123456\" must be less than UNIX_PATH_MAX=108 characters, but is 108",
+        sim.lima_home.display()
+    );
+    assert_eq!(out.fatal_msg(), expected);
+    sim.run(&["clone", &ok_name, &long_name])
+        .fails_with(1, "too long");
+    assert!(!sim.lima_home.join(&long_name).exists());
+}
+
+// ------------------------------------------------------------- lifecycle
+
+#[test]
+fn lifecycle_states_follow_lima() {
+    let sim = Sim::new();
+    sim.create("vm", &[]);
+    let out = sim.run(&["start", "vm"]).ok();
+    assert!(
+        out.stderr
+            .contains("READY. Run `limactl shell vm` to open the shell."),
+        "{}",
+        out.stderr
+    );
+    let info = sim.list_json("vm");
+    assert_eq!(info["status"], "Running");
+    assert!(info["sshLocalPort"].as_i64().unwrap_or(0) > 0);
+    let pid =
+        fs::read_to_string(sim.lima_home.join("vm/ha.pid")).expect("ha.pid exists while Running");
+    assert!(pid.trim().parse::<u32>().is_ok());
+    let again = sim.run(&["start", "vm"]).ok();
+    assert!(
+        again
+            .stderr
+            .contains("The instance \\\"vm\\\" is already running."),
+        "{}",
+        again.stderr
+    );
+
+    sim.run(&["delete", "vm"]).fails_with(1, "failed to delete instance \\\"vm\\\": expected status \\\"Stopped\\\", got \\\"Running\\\"");
+    sim.run(&["clone", "vm", "copy"])
+        .fails_with(1, "cannot clone a running instance");
+    sim.run(&["edit", "vm", "--cpus", "2"])
+        .fails_with(1, "cannot edit a running instance");
+    sim.run(&["stop", "vm"]).ok();
+    assert_eq!(sim.list_json("vm")["status"], "Stopped");
+    assert!(!sim.lima_home.join("vm/ha.pid").exists());
+    sim.run(&["stop", "vm"]).fails_with(
+        1,
+        "expected status \\\"Running\\\", got \\\"Stopped\\\" (maybe use `limactl stop -f`?)",
+    );
+    sim.run(&["stop", "-f", "vm"]).ok();
+    sim.run(&["stop", "nope"])
+        .fails_with(1, "open ")
+        .fails_with(1, "/nope/lima.yaml: no such file or directory");
+
+    sim.run(&["protect", "vm"]).ok();
+    assert_eq!(sim.list_json("vm")["protected"], true);
+    sim.run(&["delete", "-f", "vm"]).fails_with(
+        1,
+        "instance is protected to prohibit accidental removal (Hint: use `limactl unprotect`)",
+    );
+    sim.run(&["unprotect", "vm"]).ok();
+    sim.run(&["start", "vm"]).ok();
+    let out = sim.run(&["delete", "--force", "vm", "ghost"]).ok();
+    assert!(
+        out.stderr
+            .contains("Ignoring non-existent instance \\\"ghost\\\""),
+        "{}",
+        out.stderr
+    );
+    assert!(!sim.lima_home.join("vm").exists());
+    assert_eq!(sim.run(&["rm", "ghost"]).ok().code, Some(0));
+    let empty = sim.run(&["list"]).ok();
+    assert_eq!(empty.stdout, "");
+    assert!(
+        empty.stderr.contains("No instance found."),
+        "{}",
+        empty.stderr
+    );
+
+    // A directory without a readable lima.yaml is Broken, and delete leaves it alone.
+    fs::create_dir_all(sim.lima_home.join("half")).expect("mkdir");
+    assert_eq!(sim.list_json("half")["status"], "Broken");
+    sim.run(&["delete", "-f", "half"])
+        .fails_with(1, "it was NOT deleted");
+    fs::write(sim.lima_home.join("half/lima.yaml"), "{not json").expect("write");
+    assert_eq!(sim.list_json("half")["status"], "Broken");
+}
+
+#[test]
+fn clone_rename_and_edit_follow_lima() {
+    let sim = Sim::new();
+    sim.running_with_project("tmpl");
+    sim.sh(
+        "tmpl",
+        "echo from-template > /opt/marker && mkdir -p ~/.cache && echo home > ~/.cache/h",
+    )
+    .ok();
+    sim.run(&["stop", "tmpl"]).ok();
+    sim.run(&["protect", "tmpl"]).ok();
+    sim.run(&["clone", "nope", "x"])
+        .fails_with(1, "instance \\\"nope\\\" not found");
+    sim.run(&["clone", "tmpl", "tmpl"]).fails_with(
+        1,
+        "new instance name \\\"tmpl\\\" must be different from \\\"tmpl\\\"",
+    );
+    sim.run(&["clone", "tmpl", "bad/name"])
+        .fails_with(1, "is not a valid identifier");
+
+    let start = Instant::now();
+    sim.run(&[
+        "clone",
+        "--tty=false",
+        "tmpl",
+        "c1",
+        "--cpus",
+        "2",
+        "--set",
+        ".env.ROLE = \"clone\"",
+        "--start",
+    ])
+    .ok();
+    let info = sim.list_json("c1");
+    assert_eq!(
+        (
+            info["status"].as_str(),
+            info["cpus"].as_i64(),
+            info["protected"].as_bool()
+        ),
+        (Some("Running"), Some(2), Some(false))
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let out = sim.sh("c1", "cat /opt/marker ~/.cache/h; echo $ROLE").ok();
+    assert_eq!(out.stdout, "from-template\nhome\nclone\n");
+    sim.run(&["clone", "tmpl", "c1"])
+        .fails_with(1, "instance \\\"c1\\\" already exists");
+
+    // Invalid edit flags fail after the copy, leaving the clone with the old config (as Lima does).
+    let cwd = sim.project.join("rejected");
+    fs::create_dir_all(&cwd).expect("mkdir");
+    let out: Out = sim
+        .cmd(&["clone", "tmpl", "c2", "--set", ".memory = \"lots\""])
+        .current_dir(&cwd)
+        .output()
+        .expect("run")
+        .into();
+    out.fails_with(1, "the YAML is invalid, saved the buffer as \\\"lima.REJECTED.yaml\\\": field `memory` has an invalid value");
+    assert!(cwd.join("lima.REJECTED.yaml").exists());
+    assert_eq!(sim.list_json("c2")["config"]["memory"], "4GiB");
+
+    sim.run(&["edit", "c2", "--tty=false", "--memory", "3"])
+        .ok();
+    assert_eq!(sim.list_json("c2")["config"]["memory"], "3GiB");
+    sim.run(&["edit", "c2", "--disk", "10"])
+        .fails_with(1, "shrinking the disk (100GiB --> 10GiB) is not supported");
+    let same = sim.run(&["edit", "c2", "--memory", "3"]).ok();
+    assert!(
+        same.stderr
+            .contains("Aborting, no changes made to the instance"),
+        "{}",
+        same.stderr
+    );
+    sim.run(&["rename", "c2", "c3"]).ok();
+    assert!(!sim.lima_home.join("c2").exists());
+    assert_eq!(sim.list_json("c3")["config"]["memory"], "3GiB");
+}
+
+// ------------------------------------------------------------- the guest
+
+#[test]
+fn shell_runs_like_an_ssh_session() {
+    let sim = Sim::new();
+    sim.running_with_project("vm");
+    let out = sim
+        .sh(
+            "vm",
+            "echo \"$HOME|$USER|$LOGNAME|$SHELL|$LANG|$(hostname)|$(id -u)\"; env",
+        )
+        .ok();
+    let first = out.stdout.lines().next().unwrap_or_default().to_string();
+    let fields: Vec<&str> = first.split('|').collect();
+    assert!(
+        fields[0].starts_with("/home/") && fields[0].ends_with(".linux"),
+        "{first}"
+    );
+    assert_eq!(fields[1], fields[2]);
+    assert_eq!(&fields[3..], ["/bin/bash", "C.UTF-8", "lima-vm", "0"]);
+    assert!(
+        !out.stdout.contains("HOST_ONLY_VARIABLE"),
+        "host environment leaked:\n{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("LIMA_HOME"),
+        "host environment leaked:\n{}",
+        out.stdout
+    );
+    assert_namespace_mode(&sim);
+
+    // The exit status is the command's; a signal death reads as 255, like ssh.
+    assert_eq!(sim.sh("vm", "exit 7").code, Some(7));
+    assert_eq!(sim.sh("vm", "kill -9 $$").code, Some(255));
+    // The host's current directory, when mounted, is the guest's too.
+    assert_eq!(
+        sim.run(&["shell", "vm", "pwd"]).ok().stdout.trim(),
+        sim.project.to_str().expect("utf8")
+    );
+    assert_eq!(
+        sim.run(&["shell", "--workdir", "/opt", "vm", "pwd"])
+            .ok()
+            .stdout,
+        "/opt\n"
+    );
+    sim.run(&["shell", "--workdir", "/nonexistent", "vm", "pwd"])
+        .code
+        .filter(|c| *c == 1)
+        .expect("cd failure exits 1");
+    // Arguments arrive intact; flags after the instance belong to the command.
+    let tricky = "it's \"$HOME\" \\ é";
+    assert_eq!(
+        sim.run(&["shell", "vm", "printf", "%s|", tricky, "--workdir"])
+            .ok()
+            .stdout,
+        format!("{tricky}|--workdir|")
+    );
+    assert_eq!(
+        sim.run(&["shell", "vm", "--", "echo", "A=1"]).ok().stdout,
+        "A=1\n"
+    );
+    assert_eq!(
+        sim.run(&["shell", "vm", "X=a b", "sh", "-c", "echo $X"])
+            .ok()
+            .stdout,
+        "a b\n"
+    );
+    sim.sh("vm", "printf '#!/bin/sh\\necho custom-shell \"$@\"\\n' > /usr/local/bin/myshell && chmod +x /usr/local/bin/myshell").ok();
+    assert_eq!(
+        sim.run(&["shell", "--shell", "/usr/local/bin/myshell", "vm", "hi"])
+            .ok()
+            .stdout,
+        "custom-shell -l -c hi\n"
+    );
+    let mut preserved = Sim::new();
+    preserved.lima_home = sim.lima_home.clone();
+    preserved.set_env("FORWARD_ME", "yes");
+    let out = preserved
+        .run(&[
+            "shell",
+            "--preserve-env",
+            "vm",
+            "sh",
+            "-c",
+            "echo $FORWARD_ME",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "yes\n");
+    assert_eq!(
+        sim.run(&["shell", "vm", "sh", "-c", "echo \"[$FORWARD_ME]\""])
+            .ok()
+            .stdout,
+        "[]\n"
+    );
+
+    sim.run(&["edit", "vm"])
+        .fails_with(1, "cannot edit a running instance");
+    sim.run(&["stop", "vm"]).ok();
+    sim.run(&["edit", "vm", "--set", ".env.GREETING = \"hi there\""])
+        .ok();
+    sim.run(&["shell", "vm", "true"]).fails_with(
+        1,
+        "instance \\\"vm\\\" is stopped, run `limactl start vm` to start the instance",
+    );
+    sim.run(&["shell", "nope", "true"]).fails_with(
+        1,
+        "instance \\\"nope\\\" does not exist, run `limactl create nope` to create a new instance",
+    );
+    let out = sim
+        .run(&["shell", "--start", "vm", "sh", "-c", "echo $GREETING"])
+        .ok();
+    assert_eq!(out.stdout, "hi there\n");
+}
+
+#[test]
+fn mounts_are_the_only_window_to_the_host() {
+    let sim = Sim::new();
+    let ro = sim.base().join("work/readonly");
+    let nested = sim.project.join("nested-ro");
+    fs::create_dir_all(&ro).expect("mkdir");
+    fs::create_dir_all(&nested).expect("mkdir");
+    fs::write(ro.join("data"), "ro data").expect("write");
+    let mounts = serde_json::json!([
+        {"location": sim.project, "mountPoint": "/workspace", "writable": true},
+        {"location": ro, "mountPoint": "/mnt/ro"},
+        {"location": nested, "mountPoint": "/workspace/nested-ro"},
+        {"location": sim.base().join("work/created-at-boot"), "mountPoint": "/mnt/new", "writable": true},
+    ]);
+    sim.create("vm", &["--set", &format!(".mounts = {mounts}")]);
+    sim.run(&["start", "vm"]).ok();
+    assert!(
+        sim.base().join("work/created-at-boot").is_dir(),
+        "mount locations are created at boot"
+    );
+    let out = sim
+        .sh(
+            "vm",
+            "cat /workspace/README /mnt/ro/data; echo new > /workspace/from-guest",
+        )
+        .ok();
+    assert_eq!(out.stdout, "project filero data");
+    assert_eq!(
+        fs::read_to_string(sim.project.join("from-guest")).expect("written through"),
+        "new\n"
+    );
+    assert_namespace_mode(&sim);
+
+    // Read-only means EROFS, even for root, and nested mounts stack.
+    let out = sim.sh("vm", "touch /mnt/ro/x; touch /workspace/nested-ro/x; id -u");
+    assert!(
+        out.stderr.matches("Read-only file system").count() == 2,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "0\n");
+    assert!(!ro.join("x").exists());
+    // Nothing else of the host is there: not the project's siblings, not the host home.
+    let probe = format!(
+        "for p in {} {} {} {}; do test -e \"$p\" && echo \"visible: $p\"; done; true",
+        sim.base().join("work/sibling.txt").display(),
+        sim.project.display(),
+        sim.home.join("host-secret.txt").display(),
+        sim.lima_home.display()
+    );
+    assert_eq!(sim.sh("vm", &probe).ok().stdout, "");
+    // The guest cannot undo its mounts.
+    let out = sim.sh(
+        "vm",
+        "mount -o remount,rw /mnt/ro 2>&1; umount /mnt/ro 2>&1; cat /mnt/ro/data",
+    );
+    assert!(out.stdout.ends_with("ro data"), "{}", out.stdout);
+}
+
+#[test]
+fn the_guest_disk_persists_and_tmp_is_per_boot() {
+    let sim = Sim::new();
+    sim.running_with_project("vm");
+    sim.sh("vm", "echo t > /tmp/t; echo o > /opt/o; echo e > /etc/sim-test; echo u > /usr/local/bin/u; echo h > ~/h; rm -f /etc/environment").ok();
+    sim.run(&["stop", "vm"]).ok();
+    sim.run(&["start", "vm"]).ok();
+    let out = sim.sh("vm", "ls /tmp; cat /opt/o /etc/sim-test /usr/local/bin/u ~/h; test -e /etc/environment && echo still-there; true").ok();
+    assert_eq!(out.stdout, "o\ne\nu\nh\n");
+    // The host's /etc is untouched: the guest wrote to its own upper layer.
+    assert!(!Path::new("/etc/sim-test").exists());
+    assert!(sim.lima_home.join("vm/simdisk/upper/etc/sim-test").exists());
+}
+
+#[test]
+fn guest_tools_are_faked() {
+    let sim = Sim::new();
+    sim.running_with_project("vm");
+    let out = sim
+        .sh(
+            "vm",
+            "curl -fsSL --proto '=https' --tlsv1.2 https://claude.ai/install.sh | bash",
+        )
+        .ok();
+    assert_eq!(out.stdout, "Claude Code successfully installed!\n");
+    let out = sim.run(&["shell", "vm", "claude", "-p", "do it", "--sim-exit", "3"]);
+    assert_eq!(out.code, Some(3));
+    let report: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON line");
+    assert_eq!(report["fake"], "claude");
+    assert_eq!(
+        report["argv"],
+        serde_json::json!(["-p", "do it", "--sim-exit", "3"])
+    );
+    assert_eq!(report["cwd"], sim.project.to_str().expect("utf8"));
+    assert_eq!(report["uid"], 0);
+    assert_eq!(report["env"]["LANG"], "C.UTF-8");
+    assert!(report["env"].get("HOST_ONLY_VARIABLE").is_none());
+    assert_eq!(
+        sim.run(&["shell", "vm", "claude", "--version"]).ok().stdout,
+        "2.0.0 (Claude Code)\n"
+    );
+
+    let mut child = sim
+        .cmd(&["shell", "vm", "claude", "--sim-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"the prompt")
+        .expect("write");
+    let out = Out::from(child.wait_with_output().expect("wait")).ok();
+    let report: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    assert_eq!(report["stdin"], "the prompt");
+
+    let out = sim.sh("vm", "sudo -E DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 git ripgrep && sudo apt-get update -q >/dev/null && cat /var/lib/limasim/installed && wc -l < /var/lib/limasim/apt.log").ok();
+    assert_eq!(out.stdout, "git\nripgrep\n2\n");
+    assert_eq!(sim.sh("vm", "apt-get dist-upgrade").code, Some(100));
+    let out = sim.sh(
+        "vm",
+        "curl -fsSL https://download.docker.com/linux/debian/gpg",
+    );
+    assert_eq!(out.code, Some(6));
+    assert!(
+        out.stderr
+            .contains("curl: (6) Could not resolve host: download.docker.com"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sim.sh("vm", "sudo whoami").ok().stdout, "root\n");
+}
+
+#[test]
+fn agent_forwarding_only_when_configured() {
+    let sim = Sim::new();
+    let sock = sim.base().join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ssh-agent (openssh-client) is needed for this test");
+    assert!(
+        wait_until(Duration::from_secs(5), || sock.exists()),
+        "ssh-agent did not start"
+    );
+    let mut with_agent = Sim::new();
+    with_agent.lima_home = sim.lima_home.clone();
+    with_agent.set_env("SSH_AUTH_SOCK", sock.to_str().expect("utf8"));
+    sim.create("plain", &["--mount-none"]);
+    sim.create(
+        "fwd",
+        &["--mount-none", "--set", ".ssh.forwardAgent = true"],
+    );
+    for name in ["plain", "fwd"] {
+        with_agent.run(&["start", name]).ok();
+    }
+    // ssh-add exits 1 for an empty agent, 2 when it cannot reach one.
+    let fwd = with_agent.sh("fwd", "echo $SSH_AUTH_SOCK; ssh-add -l");
+    assert_eq!(fwd.code, Some(1), "{}{}", fwd.stdout, fwd.stderr);
+    assert!(fwd.stdout.starts_with("/tmp/ssh-"), "{}", fwd.stdout);
+    let plain = with_agent.sh("plain", "echo \"[$SSH_AUTH_SOCK]\"; ssh-add -l");
+    assert_eq!(plain.code, Some(2), "{}{}", plain.stdout, plain.stderr);
+    assert!(plain.stdout.starts_with("[]"));
+    let mut agent = agent;
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+// ------------------------------------------------------ test-only hooks
+
+#[test]
+fn failure_injection() {
+    let mut sim = Sim::new();
+    sim.create("tmpl", &["--mount-none"]);
+    sim.set_env("LIMA_SIM_FAIL", "clone,shell@2,start@1");
+    let out = sim
+        .run(&["clone", "tmpl", "c"])
+        .fails_with(1, "level=fatal");
+    assert_eq!(
+        out.fatal_msg(),
+        "simulated failure of \"clone\" (LIMA_SIM_FAIL)"
+    );
+    assert!(!sim.lima_home.join("c").exists());
+    sim.run(&["start", "tmpl"])
+        .fails_with(1, "simulated failure of \\\"start\\\"");
+    assert_eq!(sim.list_json("tmpl")["status"], "Stopped");
+    sim.run(&["start", "tmpl"]).ok();
+    sim.sh("tmpl", "echo 1 >> /opt/calls").ok();
+    let out = sim.sh("tmpl", "echo 2 >> /opt/calls");
+    assert_eq!(out.code, Some(255));
+    assert!(
+        out.stderr
+            .contains("simulated failure of \\\"shell\\\" (LIMA_SIM_FAIL)"),
+        "{}",
+        out.stderr
+    );
+    sim.sh("tmpl", "echo 3 >> /opt/calls").ok();
+    assert_eq!(sim.sh("tmpl", "cat /opt/calls").ok().stdout, "1\n3\n");
+    let mut bad = Sim::new();
+    bad.set_env("LIMA_SIM_FAIL", "strat");
+    bad.run(&["list"])
+        .fails_with(1, "LIMA_SIM_FAIL: unknown command");
+}
+
+#[test]
+fn delays_and_the_call_log() {
+    let mut sim = Sim::new();
+    sim.create("vm", &["--mount-none"]);
+    sim.run(&["start", "vm"]).ok();
+    sim.set_env("LIMA_SIM_DELAY", "shell=0.3");
+    let start = Instant::now();
+    sim.run(&["shell", "vm", "true"]).ok();
+    assert!(start.elapsed() >= Duration::from_millis(300));
+
+    let calls = sim.calls();
+    let starts: Vec<&Value> = calls.iter().filter(|c| c["event"] == "start").collect();
+    let ends: Vec<&Value> = calls.iter().filter(|c| c["event"] == "end").collect();
+    assert_eq!(starts.len(), 3);
+    assert_eq!(ends.len(), 3);
+    assert_eq!(
+        starts[2]["argv"],
+        serde_json::json!(["shell", "vm", "true"])
+    );
+    assert_eq!(starts[2]["pid"], ends[2]["pid"]);
+    assert_eq!(ends[2]["exit"], 0);
+    assert!(ends[2]["time"].as_f64() >= starts[2]["time"].as_f64());
+    assert!(ends[2]["isolation"].is_string());
+    assert!(ends[0].get("isolation").is_none());
+
+    // Concurrent writers never interleave lines.
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            sim.cmd(&["list", "-q"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        c.wait().expect("wait");
+    }
+    assert_eq!(sim.calls().len(), 22);
+}
+
+#[test]
+fn signals_end_the_session_like_ssh() {
+    let mut sim = Sim::new();
+    sim.create("vm", &["--mount-none", "--set", &sim.tagged()]);
+    sim.run(&["start", "vm"]).ok();
+    let marker = sim.lima_home.join("vm/simdisk/opt/started");
+    let mut child = sim
+        .cmd(&[
+            "shell",
+            "vm",
+            "bash",
+            "-c",
+            "touch /opt/started; exec -a claude /.limasim/limactl --sim-sleep 30",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    assert!(
+        wait_until(Duration::from_secs(5), || marker.exists()),
+        "guest command did not start"
+    );
+    let guest = guest_pids(&sim, "--sim-sleep");
+    assert_eq!(guest.len(), 1, "{guest:?}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_child(&mut child, Duration::from_secs(5)).expect("sim exits");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "the sim dies of the same signal"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || pid_gone(guest[0])),
+        "the guest command outlived the session"
+    );
+    let last = sim.calls().pop().expect("records");
+    assert_eq!(
+        last["event"], "start",
+        "no end record for a killed invocation"
+    );
+
+    // Stopping the instance ends running sessions with 255.
+    let mut child = sim
+        .cmd(&["shell", "vm", "sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    assert!(wait_until(Duration::from_secs(5), || !guest_pids(
+        &sim, "sleep 30"
+    )
+    .is_empty()));
+    let sleeper = guest_pids(&sim, "sleep 30");
+    sim.run(&["stop", "vm"]).ok();
+    let status =
+        wait_child(&mut child, Duration::from_secs(5)).expect("shell ends when the VM stops");
+    assert_eq!(status.code(), Some(255));
+    assert!(sleeper.iter().all(|p| pid_gone(*p)));
+
+    // A delay is interruptible: SIGTERM ends the command at once, no effect.
+    sim.set_env("LIMA_SIM_DELAY", "start=5");
+    let mut child = sim
+        .cmd(&["start", "vm"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_child(&mut child, Duration::from_secs(2)).expect("interrupted");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert_eq!(sim.list_json("vm")["status"], "Stopped");
+}
+
+/// Live guest processes of `sim` running `needle`: they carry the
+/// `SIM_TEST_ID` that `Sim::tagged` put in lima.yaml's `env`.
+fn guest_pids(sim: &Sim, needle: &str) -> Vec<u32> {
+    let tag = format!("SIM_TEST_ID={}", sim.base().display());
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline =
+            String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+                .replace('\0', " ");
+        let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let tagged = environ.split(|b| *b == 0).any(|kv| kv == tag.as_bytes());
+        if tagged && cmdline.contains(needle) && !pid_gone(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn fallback_mode_runs_without_namespaces() {
+    let mut sim = Sim::new();
+    sim.set_env("LIMA_SIM_ISOLATION", "fallback");
+    sim.create("vm", &["--mount-none", "--set", &sim.tagged()]);
+    sim.run(&["start", "vm"]).ok();
+    let out = sim
+        .sh(
+            "vm",
+            "echo $HOME; curl -fsSL https://claude.ai/install.sh | bash >/dev/null",
+        )
+        .ok();
+    assert_eq!(
+        out.stdout.trim(),
+        sim.lima_home
+            .join("vm/simdisk/home")
+            .join(format!("{}.linux", whoami()))
+            .to_str()
+            .expect("utf8")
+    );
+    assert_eq!(sim.isolation(), "fallback");
+    let report = sim.run(&["shell", "vm", "claude", "hello"]).ok();
+    let report: Value = serde_json::from_str(report.stdout.trim()).expect("JSON");
+    assert_eq!(report["argv"], serde_json::json!(["hello"]));
+    // Stop still ends the sessions it can find.
+    let mut child = sim
+        .cmd(&["shell", "vm", "sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    assert!(wait_until(Duration::from_secs(5), || !guest_pids(
+        &sim, "sleep 30"
+    )
+    .is_empty()));
+    sim.run(&["stop", "vm"]).ok();
+    assert_eq!(
+        wait_child(&mut child, Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(255)
+    );
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let valid = !name.is_empty()
+        && name != "admin"
+        && name.chars().enumerate().all(|(i, c)| {
+            c.is_ascii_lowercase() || c == '_' || (i > 0 && (c.is_ascii_digit() || c == '-'))
+        });
+    if valid {
+        name
+    } else {
+        "lima".into()
+    }
+}
+
+#[test]
+fn copy_between_host_and_guest() {
+    let sim = Sim::new();
+    sim.create("vm", &["--mount-none"]);
+    sim.run(&["start", "vm"]).ok();
+    let src = sim.base().join("to-guest.txt");
+    fs::write(&src, "hello guest").expect("write");
+    sim.run(&["copy", src.to_str().expect("utf8"), "vm:/opt/"])
+        .ok();
+    sim.run(&["cp", src.to_str().expect("utf8"), "vm:in-home.txt"])
+        .ok();
+    assert_eq!(
+        sim.sh("vm", "cat /opt/to-guest.txt ~/in-home.txt")
+            .ok()
+            .stdout,
+        "hello guesthello guest"
+    );
+    let back = sim.base().join("back.txt");
+    sim.run(&["copy", "vm:/opt/to-guest.txt", back.to_str().expect("utf8")])
+        .ok();
+    assert_eq!(
+        fs::read_to_string(&back).expect("copied back"),
+        "hello guest"
+    );
+    sim.run(&["copy", "ghost:/x", "."])
+        .fails_with(1, "instance \\\"ghost\\\" does not exist");
+    sim.run(&["stop", "vm"]).ok();
+    sim.run(&["copy", "vm:/x", "."])
+        .fails_with(1, "instance \\\"vm\\\" is stopped");
+}
+
+#[test]
+fn unprivileged_users_get_namespace_mode_too() {
+    // As root, repeat the basic flow as "nobody"; otherwise the whole suite
+    // already runs unprivileged.
+    // SAFETY: geteuid has no side effects.
+    if unsafe { libc::geteuid() } != 0 {
+        return unprivileged_flow(Sim::new(), None);
+    }
+    let sim = Sim::new();
+    for dir in [
+        sim.base().to_path_buf(),
+        sim.lima_home.clone(),
+        sim.home.clone(),
+        sim.project.clone(),
+        sim.base().join("work"),
+    ] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    unprivileged_flow(sim, Some(65534));
+}
+
+fn unprivileged_flow(sim: Sim, uid: Option<u32>) {
+    let run = |args: &[&str]| -> Out {
+        let mut c = sim.cmd(args);
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid).gid(uid);
+        }
+        c.output().expect("run").into()
+    };
+    let set = format!(
+        ".mounts = [{}]",
+        serde_json::json!({"location": sim.project, "writable": true})
+    );
+    run(&[
+        "create",
+        "--tty=false",
+        "--name",
+        "vm",
+        "--set",
+        &set,
+        "template:debian-13",
+    ])
+    .ok();
+    run(&["start", "vm"]).ok();
+    let out = run(&[
+        "shell",
+        "vm",
+        "bash",
+        "-c",
+        "id -u; echo x > /etc/guest-only; touch made-here; test -e /work || echo no-work",
+    ])
+    .ok();
+    assert_eq!(out.stdout, "0\nno-work\n");
+    assert_namespace_mode(&sim);
+    assert!(sim.project.join("made-here").exists());
+    run(&["stop", "vm"]).ok();
+    run(&["clone", "vm", "vm2", "--start"]).ok();
+    assert_eq!(
+        run(&["shell", "vm2", "cat", "/etc/guest-only"]).ok().stdout,
+        "x\n"
+    );
+    run(&["delete", "-f", "vm", "vm2"]).ok();
+}
