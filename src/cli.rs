@@ -107,6 +107,18 @@ pub struct SessionOpts {
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
 
+    /// Read variables for the VM from a dotenv file (NAME=value lines). Repeatable.
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
+
+    /// Copy a variable from your environment into the VM. Repeatable.
+    #[arg(long = "inherit-env", value_name = "NAME")]
+    pub inherit_env: Vec<String>,
+
+    /// Forward your SSH agent into the VM (keys stay on the host).
+    #[arg(short = 'A', long = "forward-ssh-agent")]
+    pub forward_agent: bool,
+
     /// Build the template first if it does not exist, without asking.
     #[arg(long)]
     pub auto_setup: bool,
@@ -119,6 +131,9 @@ impl SessionOpts {
             && self.runtime_scripts.is_empty()
             && !self.no_conversations
             && self.env.is_empty()
+            && self.env_files.is_empty()
+            && self.inherit_env.is_empty()
+            && !self.forward_agent
             && !self.auto_setup
     }
 
@@ -136,6 +151,14 @@ impl SessionOpts {
                 .collect(),
             no_conversations: self.no_conversations || later.no_conversations,
             env: cat(&self.env, &later.env),
+            env_files: self
+                .env_files
+                .iter()
+                .chain(&later.env_files)
+                .cloned()
+                .collect(),
+            inherit_env: cat(&self.inherit_env, &later.inherit_env),
+            forward_agent: self.forward_agent || later.forward_agent,
             auto_setup: self.auto_setup || later.auto_setup,
         }
     }
@@ -155,6 +178,8 @@ pub enum Command {
     Clean(ConfirmArgs),
     /// Delete every claude-vm VM and template.
     CleanAll(ConfirmArgs),
+    /// Log in to Claude Code inside the template (a subscription login, kept by every session).
+    Login,
     /// Show the project, its template and the effective configuration.
     Info,
     /// Inspect the configuration.
@@ -199,6 +224,66 @@ pub struct SetupArgs {
     /// A directory shared only while the template is built (same SPEC as a session's --mount).
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
+
+    #[command(flatten)]
+    pub tools: ToolFlags,
+
+    /// Log in to Claude Code in the template once it is built (needs a terminal).
+    #[arg(long)]
+    pub login: bool,
+}
+
+/// One flag per built-in tool (a test keeps this list equal to the tool definitions).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ToolFlags {
+    /// Install Docker Engine with buildx and compose.
+    #[arg(long, help_heading = "Tools")]
+    pub docker: bool,
+    /// Install Node.js (LTS) and npm.
+    #[arg(long, help_heading = "Tools")]
+    pub node: bool,
+    /// Install Python 3 with pip, venv and pipx.
+    #[arg(long, help_heading = "Tools")]
+    pub python: bool,
+    /// Install Rust (rustup) and a C toolchain.
+    #[arg(long, help_heading = "Tools")]
+    pub rust: bool,
+    /// Install Chromium and the Chrome DevTools MCP server (brings node).
+    #[arg(long, help_heading = "Tools")]
+    pub chromium: bool,
+    /// Install GnuPG and forward your gpg-agent into sessions.
+    #[arg(long, help_heading = "Tools")]
+    pub gpg: bool,
+    /// Install the GitHub CLI.
+    #[arg(long, help_heading = "Tools")]
+    pub gh: bool,
+    /// Use your host git identity and signing settings in sessions.
+    #[arg(long, help_heading = "Tools")]
+    pub git: bool,
+    /// Install every tool.
+    #[arg(long, help_heading = "Tools")]
+    pub all: bool,
+}
+
+impl ToolFlags {
+    /// The tools asked for on the command line, by name.
+    pub fn names(&self) -> Vec<String> {
+        let flags = [
+            ("docker", self.docker),
+            ("node", self.node),
+            ("python", self.python),
+            ("rust", self.rust),
+            ("chromium", self.chromium),
+            ("gpg", self.gpg),
+            ("gh", self.gh),
+            ("git", self.git),
+        ];
+        flags
+            .iter()
+            .filter(|(_, on)| *on || self.all)
+            .map(|(n, _)| (*n).to_owned())
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -318,5 +403,35 @@ mod tests {
             err.contains("--disk") && err.contains("not a whole number"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tool_flags_match_the_tool_definitions() {
+        let all = ToolFlags {
+            all: true,
+            ..ToolFlags::default()
+        };
+        assert_eq!(all.names(), crate::tools::names());
+        let cli = parse(&["setup", "--node", "--gpg", "--login"]);
+        let Some(Command::Setup(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.tools.names(), ["node", "gpg"]);
+        assert!(s.login);
+    }
+
+    #[test]
+    fn session_environment_flags() {
+        let cli = parse(&[
+            "-A",
+            "--env-file",
+            ".env",
+            "--inherit-env",
+            "AWS_PROFILE",
+            "hi",
+        ]);
+        assert!(cli.session.forward_agent);
+        assert_eq!(cli.session.env_files, [PathBuf::from(".env")]);
+        assert_eq!(cli.session.inherit_env, ["AWS_PROFILE"]);
     }
 }

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod error;
 mod handover;
+mod integrations;
 mod lima;
 mod names;
 mod paths;
@@ -14,6 +15,7 @@ mod script;
 mod session;
 mod signals;
 mod template;
+mod tools;
 mod ui;
 
 use clap::Parser;

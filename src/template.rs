@@ -49,10 +49,10 @@ impl Manifest {
             disk: config.vm.disk,
             memory: config.vm.memory,
             cpus: config.vm.cpus,
-            tools: config
-                .enabled_tools()
-                .into_iter()
-                .map(str::to_owned)
+            // What the template contains: the enabled tools and what they brought along.
+            tools: crate::plan::template_tools(config)
+                .iter()
+                .map(|t| t.name.clone())
                 .collect(),
         }
     }
@@ -128,7 +128,7 @@ pub fn build(
     paths: &HostPaths,
     plan: &SetupPlan,
     log_path: &Path,
-) -> Result<()> {
+) -> Result<Option<i32>> {
     let handover = Handover::create(&plan.handover_dir, &plan.files)?;
     if let Some(dir) = log_path.parent() {
         fs::create_dir_all(dir).io_context("create", dir)?;
@@ -155,7 +155,7 @@ pub fn build(
         };
         return Err(Error::failure(err.message().to_owned()).with_hint(hint));
     }
-    Ok(())
+    result
 }
 
 fn run_steps(
@@ -164,19 +164,30 @@ fn run_steps(
     paths: &HostPaths,
     plan: &SetupPlan,
     log: &File,
-) -> Result<()> {
+) -> Result<Option<i32>> {
     let total = 4 + usize::from(plan.is_rebuild());
     let steps = [
         ("creating the VM", &plan.create),
         ("booting the VM", &plan.start),
         (
-            "provisioning: base packages, Claude Code, setup scripts",
+            "provisioning: packages, tools, Claude Code, setup scripts",
             &plan.provision,
         ),
         ("stopping the VM", &plan.stop),
     ];
+    let mut login = None;
     for (n, (what, call)) in steps.into_iter().enumerate() {
         check_signal()?;
+        if call == &plan.stop {
+            if let Some(call) = &plan.login {
+                ui.info(
+                    "logging in to Claude Code in the template (follow the instructions below)",
+                );
+                let status = lima.run_attached(call, Some(&plan.build))?;
+                login = Some(crate::lima::exit_code(status));
+                check_signal()?;
+            }
+        }
         let step = ui.step(format!("[{}/{total}] {what}", n + 1));
         lima.run(call, Some(&plan.build), log.try_clone().ok())?;
         step.done();
@@ -193,7 +204,7 @@ fn run_steps(
         }
         step.done();
     }
-    Ok(())
+    Ok(login)
 }
 
 fn check_signal() -> Result<()> {

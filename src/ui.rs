@@ -69,3 +69,7 @@ impl Step {
         took
     }
 }
+
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}

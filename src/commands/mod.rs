@@ -4,6 +4,7 @@ mod clean;
 mod config;
 mod info;
 mod list;
+mod login;
 mod session;
 mod setup;
 
@@ -104,6 +105,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             only_session("clean-all")?;
             clean::clean_all(&ctx, c.yes)
         }
+        Some(Command::Login) => {
+            only_session("login")?;
+            login::run(&ctx)
+        }
         Some(Command::Info) => info::run(&ctx, &top),
         Some(Command::Config(c)) => config::run(&ctx, c, &top),
     }
@@ -118,6 +123,9 @@ fn overrides(opts: &SessionOpts) -> Overrides {
         mounts: opts.mounts.clone(),
         runtime_scripts: opts.runtime_scripts.clone(),
         env: opts.env.clone(),
+        env_files: opts.env_files.clone(),
+        inherit_env: opts.inherit_env.clone(),
+        forward_agent: opts.forward_agent,
         ..Overrides::default()
     }
 }

@@ -4,12 +4,15 @@ use std::ffi::OsString;
 
 use super::{overrides, setup, utf8_args, Context};
 use crate::cli::SessionOpts;
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::integrations;
 use crate::names::Role;
-use crate::plan::{self, plan_session, HostScript, SessionInputs};
+use crate::plan::{self, environment, plan_session, GuestInputs, HostScript, SessionInputs};
 use crate::project::claude_project_folder;
 use crate::script::Final;
 use crate::template::{self, Manifest};
+use crate::tools::{self, Integration};
 
 /// Always passed to claude: the VM is the sandbox, so claude need not ask.
 pub const SKIP_PERMISSIONS: &str = "--dangerously-skip-permissions";
@@ -101,6 +104,7 @@ fn run(
         runtime_scripts,
         conversations,
         template_resources: manifest.resources(),
+        guest: guest_inputs(ctx, opts, config, &manifest),
     })
     .map_err(|m| {
         Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
@@ -118,6 +122,50 @@ fn run(
         return Ok(0);
     }
     crate::session::run(&ctx.lima, &ctx.ui, &plan)
+}
+
+/// Environment, tools and agents for the guest, gathered from the host.
+fn guest_inputs(
+    ctx: &Context,
+    opts: &SessionOpts,
+    config: &Config,
+    manifest: &Manifest,
+) -> GuestInputs {
+    let host = |name: &str| std::env::var(name).ok();
+    for name in &opts.inherit_env {
+        if host(name).is_none() {
+            ctx.ui.warn(&format!(
+                "--inherit-env {name}: {name} is not set here, so the VM does not get it"
+            ));
+        }
+    }
+    let tools = tools::resolve(&manifest.tools);
+    let uses = |i: Integration| tools.iter().any(|t| t.integrations.contains(&i));
+    let git = uses(Integration::GitIdentity).then(|| integrations::git_identity(&ctx.paths.home));
+    let gpg = if uses(Integration::GpgAgent) {
+        match integrations::gpg_forward() {
+            Ok(g) => Some(g),
+            Err(why) => {
+                ctx.ui.warn(&format!(
+                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded: {why}"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if config.ssh.forward_agent && host("SSH_AUTH_SOCK").is_none() {
+        ctx.ui.warn("SSH agent forwarding is on, but SSH_AUTH_SOCK is not set: there is no agent to forward");
+    }
+    GuestInputs {
+        env: environment::session_env(config, &host),
+        tools,
+        git,
+        gpg,
+        forward_agent: config.ssh.forward_agent,
+        ports: config.ports.clone(),
+    }
 }
 
 /// No template yet: build it when asked to (`--auto-setup`) or when the user says so on a
@@ -144,7 +192,7 @@ fn offer_setup(
         return Err(Error::usage("no template VM, and none was built")
             .with_hint("run `claude-vm setup` when you are ready"));
     }
-    setup::build_template(ctx, config, template)?;
+    setup::build_template(ctx, config, template, false)?;
     template::read_manifest(&ctx.paths, template.as_str())?.ok_or_else(|| {
         Error::failure("the template was built but its record is missing")
             .with_hint("run `claude-vm setup` again")

@@ -17,17 +17,26 @@ pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32
         cpus: resources.cpus,
         setup_scripts: args.setup_scripts.clone(),
         setup_mounts: args.mounts.clone(),
+        tools: args.tools.names(),
         ..Overrides::default()
     };
     let loaded = ctx.load_config(&overrides)?;
     let template = ctx.template()?;
-    build_template(ctx, &loaded.config, &template)?;
+    if args.login && !ctx.dry_run {
+        super::login::require_terminal()?;
+    }
+    build_template(ctx, &loaded.config, &template, args.login)?;
     Ok(0)
 }
 
 /// Builds `template` from `config`. An existing template keeps serving sessions until the
 /// new one is complete.
-pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -> Result<()> {
+pub fn build_template(
+    ctx: &Context,
+    config: &Config,
+    template: &TemplateName,
+    login: bool,
+) -> Result<()> {
     let scripts = setup_scripts(ctx, config);
     let handover_name = |build: &str| ctx.paths.handover_root().join(build);
 
@@ -44,6 +53,7 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
             build,
             config,
             scripts,
+            login,
         })
         .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
         let title = format!(
@@ -87,6 +97,7 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
         build,
         config,
         scripts,
+        login,
     })
     .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
     let log = ctx
@@ -99,11 +110,17 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
         if exists { "rebuilding" } else { "building" },
         ctx.project.identity().display()
     ));
-    template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log)?;
+    let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log)?;
     template::write_manifest(
         &ctx.paths,
         &Manifest::new(template, ctx.project.identity(), config),
     )?;
+    if let Some(code) = login.filter(|c| *c != 0) {
+        return Err(Error::failure(format!(
+            "template {template} is ready, but the login did not complete (exit status {code})"
+        ))
+        .with_hint("run `claude-vm login` to try again"));
+    }
     ctx.ui.info(&format!(
         "template {template} is ready: run `claude-vm \"your prompt\"` or `claude-vm shell`"
     ));

@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::layer::{ClaudeArgs, LayerData, Lists, Scripts};
+use super::layer::{ClaudeArgs, LayerData, Lists, Names, PackageLists, Scripts};
 use super::mounts;
-use super::schema::{FileLayer, MountLayer, VmLayer, CPUS, DISK_GB, KNOWN_TOOLS, MEMORY_GB};
+use super::schema::{
+    FileLayer, MountLayer, PortForward, PortLayer, VmLayer, CPUS, DISK_GB, MEMORY_GB,
+};
 use super::suggest;
+use super::values;
 use crate::error::{Error, Result};
 use crate::paths::expand_tilde;
 
@@ -77,7 +80,100 @@ impl FileCtx<'_> {
             };
         }
         data.mounts = self.mounts(file.mounts.unwrap_or_default(), "mounts")?;
+        for (name, value) in file.env.unwrap_or_default() {
+            values::env_name(&name)
+                .and_then(|()| values::env_value(&name, &value))
+                .map_err(|m| {
+                    self.err(
+                        &format!("env.{name}"),
+                        &format!("is invalid: {m}"),
+                        "fix the variable",
+                    )
+                })?;
+            data.env.insert(name, value);
+        }
+        if let Some(inherit) = file.inherit {
+            let names = inherit.env.unwrap_or_default();
+            for (i, name) in names.iter().enumerate() {
+                values::env_name(name).map_err(|m| {
+                    self.err(
+                        &format!("inherit.env[{i}]"),
+                        &format!("is invalid: {m}"),
+                        "fix the name",
+                    )
+                })?;
+            }
+            data.inherit = Names { env: names };
+        }
+        if let Some(claude) = file.claude {
+            if let Some(v) = &claude.version {
+                values::claude_version(v).map_err(|m| {
+                    self.err(
+                        "claude.version",
+                        &format!("is invalid: {m}"),
+                        "fix the version",
+                    )
+                })?;
+            }
+            data.claude = claude;
+        }
+        if let Some(packages) = file.packages {
+            let system = packages.system.unwrap_or_default();
+            for (i, p) in system.iter().enumerate() {
+                values::package(p).map_err(|m| {
+                    self.err(
+                        &format!("packages.system[{i}]"),
+                        &format!("is invalid: {m}"),
+                        "fix the package name",
+                    )
+                })?;
+            }
+            let setup_script = packages
+                .setup_script
+                .map(|s| {
+                    resolve_script(&s, self.dir, self.home).map_err(|m| {
+                        self.err(
+                            "packages.setup_script",
+                            &m,
+                            "fix the path (relative paths start at the file's directory)",
+                        )
+                    })
+                })
+                .transpose()?;
+            data.packages = PackageLists {
+                system,
+                setup_script,
+            };
+        }
+        if let Some(ssh) = file.ssh {
+            data.ssh = ssh;
+        }
+        for (i, port) in file.ports.unwrap_or_default().into_iter().enumerate() {
+            data.ports.push(self.port(i, port)?);
+        }
         Ok(data)
+    }
+
+    fn port(&self, i: usize, p: PortLayer) -> Result<PortForward> {
+        let host = p.host.unwrap_or(p.guest);
+        values::guest_port(p.guest).map_err(|m| {
+            self.err(
+                &format!("ports[{i}].guest"),
+                &format!("is invalid: {m}"),
+                "fix the port",
+            )
+        })?;
+        values::host_port(host).map_err(|m| {
+            self.err(
+                &format!("ports[{i}].host"),
+                &format!("is invalid: {m}"),
+                "set `host` to a port from 1024 to 65535",
+            )
+        })?;
+        Ok(PortForward {
+            guest: p.guest,
+            host,
+        })
     }
 
     fn vm(&self, vm: VmLayer) -> Result<VmLayer> {
@@ -189,13 +285,14 @@ pub fn check_image(image: &str, home: &Path) -> Result<(), (String, String)> {
 
 /// Tool names must be ones claude-vm knows.
 pub fn check_tool(name: &str) -> Result<(), (String, String)> {
-    if KNOWN_TOOLS.contains(&name) {
+    let known = crate::tools::names();
+    if known.contains(&name) {
         return Ok(());
     }
-    let known = KNOWN_TOOLS.join(", ");
-    let hint = match suggest::closest(name, KNOWN_TOOLS.iter().copied()) {
-        Some(s) => format!("did you mean `{s}`? Known tools: {known}"),
-        None => format!("known tools: {known}"),
+    let list = known.join(", ");
+    let hint = match suggest::closest(name, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? Known tools: {list}"),
+        None => format!("known tools: {list}"),
     };
     Err(("is not a known tool".to_owned(), hint))
 }

@@ -8,7 +8,7 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider, Source};
 use serde::Serialize;
 
-use super::schema::{Mount, VmLayer};
+use super::schema::{ClaudeLayer, Mount, PortForward, SshLayer, VmLayer};
 
 /// Validated values of one layer; absent keys are not serialized, so they never override.
 #[derive(Debug, Default, Serialize)]
@@ -27,6 +27,54 @@ pub struct LayerData {
     pub mounts: Vec<Mount>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Names::is_empty")]
+    pub inherit: Names,
+    #[serde(skip_serializing_if = "ClaudeLayer::is_empty")]
+    pub claude: ClaudeLayer,
+    #[serde(skip_serializing_if = "PackageLists::is_empty")]
+    pub packages: PackageLists,
+    #[serde(skip_serializing_if = "SshLayer::is_empty")]
+    pub ssh: SshLayer,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortForward>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Names {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PackageLists {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_script: Option<PathBuf>,
+}
+
+impl Names {
+    pub fn is_empty(&self) -> bool {
+        self.env.is_empty()
+    }
+}
+
+impl PackageLists {
+    pub fn is_empty(&self) -> bool {
+        self.system.is_empty() && self.setup_script.is_none()
+    }
+}
+
+impl ClaudeLayer {
+    pub fn is_empty(&self) -> bool {
+        self.install.is_none() && self.version.is_none() && self.forward_credentials.is_none()
+    }
+}
+
+impl SshLayer {
+    pub fn is_empty(&self) -> bool {
+        self.forward_agent.is_none()
+    }
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -10,6 +10,7 @@ mod layer;
 pub mod mounts;
 mod schema;
 mod suggest;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 
 pub use layer::Origin;
-pub use schema::{Config, Mount, CPUS, DISK_GB, MEMORY_GB};
+pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB};
 
 use crate::error::{Error, Result};
 use crate::paths::HostPaths;
@@ -46,6 +47,14 @@ pub struct Overrides {
     pub setup_scripts: Vec<PathBuf>,
     /// `--env NAME=VALUE`.
     pub env: Vec<String>,
+    /// `--env-file PATH`, dotenv syntax; `--env` wins over them.
+    pub env_files: Vec<PathBuf>,
+    /// `--inherit-env NAME`.
+    pub inherit_env: Vec<String>,
+    /// `setup --docker --node ...` (or all of them with `--all`).
+    pub tools: Vec<String>,
+    /// `-A/--forward-ssh-agent`.
+    pub forward_agent: bool,
 }
 
 /// Everything configuration is made from.
@@ -200,7 +209,23 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
     for p in &o.setup_scripts {
         data.setup.scripts.push(script("--setup-script", p)?);
     }
-    data.env = parse_env_assignments(&o.env)?;
+    for path in &o.env_files {
+        data.env.extend(read_env_file(&cwd.join(path))?);
+    }
+    data.env.extend(parse_env_assignments(&o.env)?);
+    for name in &o.inherit_env {
+        values::env_name(name).map_err(|m| flag_err("--inherit-env", name, m))?;
+        data.inherit.env.push(name.clone());
+    }
+    for tool in &o.tools {
+        files::check_tool(tool).map_err(|(m, hint)| {
+            Error::usage(format!("unknown tool `{tool}`: it {m}")).with_hint(hint)
+        })?;
+        data.tools.insert(tool.clone(), true);
+    }
+    if o.forward_agent {
+        data.ssh.forward_agent = Some(true);
+    }
     Ok(data)
 }
 
@@ -209,12 +234,10 @@ pub fn parse_env_assignments(items: &[String]) -> Result<BTreeMap<String, String
     let mut out = BTreeMap::new();
     for item in items {
         let Some((name, value)) = item.split_once('=') else {
-            return Err(
-                Error::usage(format!("invalid --env `{item}`: expected NAME=VALUE"))
-                    .with_hint("write it as --env NAME=VALUE"),
-            );
+            return Err(Error::usage(format!("invalid --env `{item}`: expected NAME=VALUE"))
+                .with_hint("write it as --env NAME=VALUE, or use --inherit-env NAME to copy a variable from your shell"));
         };
-        check_env_name(name).map_err(|m| {
+        values::env_name(name).map_err(|m| {
             Error::usage(format!("invalid --env `{item}`: {m}")).with_hint("fix the variable name")
         })?;
         out.insert(name.to_owned(), value.to_owned());
@@ -222,16 +245,35 @@ pub fn parse_env_assignments(items: &[String]) -> Result<BTreeMap<String, String
     Ok(out)
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]*`: what a POSIX shell accepts in `export NAME=...`.
-pub fn check_env_name(name: &str) -> Result<(), String> {
-    let mut bytes = name.bytes();
-    let ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{name}` is not a valid variable name (letters, digits and _, not starting with a digit)"))
+/// A dotenv file: `NAME=value` lines, `export` prefixes, quotes, comments.
+fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let fail = |m: String| {
+        Error::usage(format!("invalid --env-file {}: {m}", path.display()))
+            .with_hint("fix the file (dotenv syntax: NAME=value per line)")
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        let (name, value) = item.map_err(|e| match e {
+            dotenvy::Error::LineParse(line, col) => {
+                let n = text
+                    .lines()
+                    .position(|l| l.contains(line.trim()))
+                    .map_or(0, |i| i + 1);
+                fail(format!(
+                    "line {n} (`{}`) cannot be read at column {}; quote values with spaces",
+                    line.trim(),
+                    col + 1
+                ))
+            }
+            other => fail(other.to_string()),
+        })?;
+        values::env_name(&name)
+            .and_then(|()| values::env_value(&name, &value))
+            .map_err(fail)?;
+        out.insert(name, value);
     }
+    Ok(out)
 }
 
 fn dedup_paths(paths: &mut Vec<PathBuf>) {

@@ -15,11 +15,6 @@ pub const DEFAULT_MEMORY: u32 = 8;
 pub const DEFAULT_CPUS: u32 = 4;
 pub const DEFAULT_IMAGE: &str = "template:debian-13";
 
-/// Tools `[tools]` may enable (their definitions arrive with the tools feature).
-pub const KNOWN_TOOLS: &[&str] = &[
-    "docker", "node", "python", "rust", "chromium", "gpg", "gh", "git",
-];
-
 /// The merged, validated configuration. Everything downstream trusts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -31,6 +26,59 @@ pub struct Config {
     pub mounts: Vec<Mount>,
     /// Variables exported in the guest before claude starts (values never reach argv).
     pub env: BTreeMap<String, String>,
+    pub inherit: Inherit,
+    pub claude: Claude,
+    pub packages: Packages,
+    pub ssh: Ssh,
+    pub ports: Vec<PortForward>,
+}
+
+/// Host variables copied into sessions when they are set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inherit {
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claude {
+    pub install: InstallMethod,
+    /// A version to pin (`1.2.3`, `stable`, `latest`); none: the installer's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Pass ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL and
+    /// CLAUDE_CODE_OAUTH_TOKEN from the host to sessions.
+    pub forward_credentials: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallMethod {
+    /// Anthropic's installer (a native binary in ~/.local/bin).
+    Official,
+    /// The npm package `@anthropic-ai/claude-code` (needs the node tool).
+    Npm,
+}
+
+/// The user's own system packages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packages {
+    /// Debian packages installed with the tools' packages, in the same `apt-get install`.
+    pub system: Vec<String>,
+    /// Runs before the one `apt-get update`, e.g. to add an apt repository for `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_script: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ssh {
+    pub forward_agent: bool,
+}
+
+/// A guest TCP port reachable on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    pub guest: u16,
+    pub host: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +140,15 @@ impl Default for Config {
             defaults: Defaults::default(),
             mounts: Vec::new(),
             env: BTreeMap::new(),
+            inherit: Inherit::default(),
+            claude: Claude {
+                install: InstallMethod::Official,
+                version: None,
+                forward_credentials: true,
+            },
+            packages: Packages::default(),
+            ssh: Ssh::default(),
+            ports: Vec::new(),
         }
     }
 }
@@ -117,6 +174,51 @@ pub struct FileLayer {
     pub runtime: Option<RuntimeLayer>,
     pub defaults: Option<DefaultsLayer>,
     pub mounts: Option<Vec<MountLayer>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub inherit: Option<InheritLayer>,
+    pub claude: Option<ClaudeLayer>,
+    pub packages: Option<PackagesLayer>,
+    pub ssh: Option<SshLayer>,
+    pub ports: Option<Vec<PortLayer>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InheritLayer {
+    pub env: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaudeLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_credentials: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackagesLayer {
+    pub system: Option<Vec<String>>,
+    pub setup_script: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_agent: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortLayer {
+    pub guest: u16,
+    /// Defaults to the guest port.
+    pub host: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 
 pub use call::{
     clone, create, delete, list, rename, shell, start, stop, Call, CloneSpec, CreateSpec,
-    LimaMount, Resources, ShellSpec, Verb,
+    LimaMount, Resources, SetExpr, ShellSpec, Verb,
 };
 pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};

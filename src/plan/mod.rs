@@ -1,12 +1,13 @@
 //! Plans: pure data saying what a command will do — the limactl calls in order, the mounts,
 //! and the files handed over to the guest. Unit tests check plans; `--dry-run` prints them.
 
+pub mod environment;
 mod mounts;
 mod session;
 mod setup;
 
-pub use session::{plan_session, SessionInputs, SessionPlan};
-pub use setup::{plan_setup, SetupInputs, SetupPlan};
+pub use session::{plan_session, GuestInputs, SessionInputs, SessionPlan};
+pub use setup::{login_call, plan_setup, template_tools, SetupInputs, SetupPlan};
 
 use std::fmt::Write;
 use std::path::PathBuf;

@@ -3,13 +3,19 @@
 
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
 use super::mounts::{session_mounts, to_lima, MountInputs};
 use super::{FileSource, HandoverFile, HostScript};
-use crate::config::Config;
-use crate::lima::{self, Call, CloneSpec, Resources, ShellSpec};
+use crate::config::{Config, PortForward};
+use crate::integrations::{GitIdentity, GpgForward};
+use crate::lima::{self, Call, CloneSpec, Resources, SetExpr, ShellSpec};
 use crate::names::TemplateName;
 use crate::project::Project;
-use crate::script::{self, Final, GuestScript, SessionInput, HANDOVER_MOUNT};
+use crate::script::{self, quote, Final, GuestScript, SessionInput, HANDOVER_MOUNT};
+use crate::tools::Tool;
 
 pub struct SessionInputs<'a> {
     pub template: &'a TemplateName,
@@ -23,7 +29,26 @@ pub struct SessionInputs<'a> {
     pub handover_dir: PathBuf,
     /// What the template was built with; the clone asks for a change only where it differs.
     pub template_resources: Resources,
+    pub guest: GuestInputs,
 }
+
+/// What a session brings into the guest besides the project: environment, tools and the
+/// host's agents.
+#[derive(Debug, Default)]
+pub struct GuestInputs {
+    /// The final environment (it may hold secrets: it only ever goes into a 0600 file).
+    pub env: BTreeMap<String, String>,
+    /// The template's tools, whose runtime scripts run first.
+    pub tools: Vec<&'static Tool>,
+    pub git: Option<GitIdentity>,
+    pub gpg: Option<GpgForward>,
+    pub forward_agent: bool,
+    pub ports: Vec<PortForward>,
+}
+
+/// Where the host's gpg-agent socket appears in the guest. /tmp exists at boot, which Lima's
+/// reverse forward needs; the session then links gpg's own socket path to it.
+pub const GPG_GUEST_SOCKET: &str = "/tmp/claude-vm-gpg-agent";
 
 #[derive(Debug)]
 pub struct SessionPlan {
@@ -43,45 +68,72 @@ impl SessionPlan {
     }
 }
 
-pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
-    let guest = |name: &str| format!("{HANDOVER_MOUNT}/{name}");
-    let mut files = Vec::new();
+/// Hand-over files and the guest scripts that use them, in the order they run.
+#[derive(Default)]
+struct Handover {
+    files: Vec<HandoverFile>,
+    runtime: Vec<GuestScript>,
+}
 
-    let env_file = (!i.config.env.is_empty()).then(|| {
-        files.push(HandoverFile {
-            name: "env.sh".into(),
-            source: FileSource::Text(script::env_file(&i.config.env)),
-            printable: false,
+impl Handover {
+    fn text(&mut self, name: &str, text: String, printable: bool) -> String {
+        self.files.push(HandoverFile {
+            name: name.into(),
+            source: FileSource::Text(text),
+            printable,
         });
-        guest("env.sh")
-    });
-    let runtime: Vec<GuestScript> = i
-        .runtime_scripts
-        .iter()
-        .enumerate()
-        .map(|(n, s)| {
-            let name = format!("runtime-{}.sh", n + 1);
-            files.push(HandoverFile {
-                name: name.clone(),
-                source: FileSource::Copy(s.path.clone()),
-                printable: true,
-            });
-            GuestScript {
-                label: s.label.clone(),
-                guest_path: guest(&name),
-            }
-        })
-        .collect();
+        format!("{HANDOVER_MOUNT}/{name}")
+    }
+
+    fn runtime_text(&mut self, label: &str, name: &str, text: String) {
+        let guest_path = self.text(name, text, true);
+        self.runtime.push(GuestScript {
+            label: label.into(),
+            guest_path,
+        });
+    }
+}
+
+pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
+    let g = &i.guest;
+    let mut h = Handover::default();
+
+    let env_file = (!g.env.is_empty()).then(|| h.text("env.sh", script::env_file(&g.env), false));
+    for tool in &g.tools {
+        if let Some(runtime) = &tool.runtime {
+            h.runtime_text(
+                &format!("tool {}", tool.name),
+                &format!("tool-{}.sh", tool.name),
+                runtime.clone(),
+            );
+        }
+    }
+    if let Some(git) = &g.git {
+        h.runtime_text("git identity", "git-identity.sh", git_identity_script(git));
+    }
+    if let Some(gpg) = &g.gpg {
+        let keys = h.text("gpg-public.asc", gpg.public_keys.clone(), true);
+        let trust = h.text("gpg-ownertrust.txt", gpg.ownertrust.clone(), true);
+        h.runtime_text("gpg agent", "gpg-agent.sh", gpg_agent_script(&keys, &trust));
+    }
+    for (n, s) in i.runtime_scripts.iter().enumerate() {
+        let name = format!("runtime-{}.sh", n + 1);
+        h.files.push(HandoverFile {
+            name: name.clone(),
+            source: FileSource::Copy(s.path.clone()),
+            printable: true,
+        });
+        h.runtime.push(GuestScript {
+            label: s.label.clone(),
+            guest_path: format!("{HANDOVER_MOUNT}/{name}"),
+        });
+    }
     let text = script::session(&SessionInput {
         env_file: env_file.as_deref(),
-        runtime: &runtime,
+        runtime: &h.runtime,
         last: &i.last,
     });
-    files.push(HandoverFile {
-        name: "session.sh".into(),
-        source: FileSource::Text(text),
-        printable: true,
-    });
+    let session_script = h.text("session.sh", text, true);
 
     let mounts = session_mounts(&MountInputs {
         project: i.project,
@@ -97,16 +149,17 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         memory_gib: (t.memory_gib != Some(vm.memory)).then_some(vm.memory),
         disk_gib: (t.disk_gib != Some(vm.disk)).then_some(vm.disk),
     };
+    let extra = clone_settings(g)?;
     let clone = lima::clone(&CloneSpec {
         source: i.template.as_str(),
         name: &i.instance,
         start: true,
         resources,
         mounts: &lima_mounts,
-        extra: &[],
+        extra: &extra,
     });
     let workdir = i.project.root.to_string_lossy().into_owned();
-    let command = vec!["bash".to_owned(), guest("session.sh")];
+    let command = vec!["bash".to_owned(), session_script];
     let shell = lima::shell(&ShellSpec {
         name: &i.instance,
         workdir: Some(&workdir),
@@ -117,11 +170,109 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         host_dirs: i.conversations.iter().map(|(p, _)| p.clone()).collect(),
         instance: i.instance,
         handover_dir: i.handover_dir,
-        files,
+        files: h.files,
         clone,
         shell,
         delete,
     })
+}
+
+/// A Lima `portForwards` rule, as lima.yaml spells it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PortRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_socket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_socket: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reverse: bool,
+}
+
+/// Instance settings the clone gets: agent forwarding, port and socket forwards.
+fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
+    let mut sets = Vec::new();
+    if g.forward_agent {
+        sets.push(SetExpr::assign(".ssh.forwardAgent", &true));
+    }
+    let mut rules: Vec<PortRule> = Vec::new();
+    let mut seen_host = Vec::new();
+    for p in g
+        .tools
+        .iter()
+        .flat_map(|t| {
+            t.ports.iter().map(|p| PortForward {
+                guest: p.guest,
+                host: p.host,
+            })
+        })
+        .chain(g.ports.iter().copied())
+    {
+        if seen_host.contains(&p.host) {
+            return Err(format!(
+                "host port {} is forwarded twice; give each [[ports]] entry its own host port",
+                p.host
+            ));
+        }
+        seen_host.push(p.host);
+        rules.push(PortRule {
+            guest_port: Some(p.guest),
+            host_port: Some(p.host),
+            guest_socket: None,
+            host_socket: None,
+            reverse: false,
+        });
+    }
+    if let Some(gpg) = &g.gpg {
+        let host = gpg
+            .extra_socket
+            .to_str()
+            .ok_or("the gpg-agent socket path is not valid UTF-8")?;
+        rules.push(PortRule {
+            guest_port: None,
+            host_port: None,
+            guest_socket: Some(GPG_GUEST_SOCKET.into()),
+            host_socket: Some(host.into()),
+            reverse: true,
+        });
+    }
+    if !rules.is_empty() {
+        sets.push(SetExpr::assign(".portForwards", &rules));
+    }
+    Ok(sets)
+}
+
+/// `git config --global` for each host setting, every value shell-quoted.
+fn git_identity_script(git: &GitIdentity) -> String {
+    let mut s = String::from("# the host's git identity (generated by claude-vm)\n");
+    for (k, v) in &git.settings {
+        s.push_str(&format!("git config --global {} {}\n", quote(k), quote(v)));
+    }
+    s
+}
+
+/// Points the guest's gpg at the forwarded agent and imports the host's public keys.
+fn gpg_agent_script(keys: &str, trust: &str) -> String {
+    format!(
+        "# the host's gpg-agent, forwarded by Lima (generated by claude-vm)\n\
+         if [ -S {sock} ]; then\n\
+         \x20 cvm_agent=$(gpgconf --list-dirs agent-socket)\n\
+         \x20 mkdir -p \"${{cvm_agent%/*}}\" && chmod 700 \"${{cvm_agent%/*}}\"\n\
+         \x20 ln -sf {sock} \"$cvm_agent\"\n\
+         \x20 gpg --batch --quiet --import {keys} 2>/dev/null || true\n\
+         \x20 gpg --batch --quiet --import-ownertrust {trust} 2>/dev/null || true\n\
+         \x20 unset cvm_agent\n\
+         else\n\
+         \x20 echo 'claude-vm: the host gpg-agent is not reachable in this VM; gpg signing will not work' >&2\n\
+         fi\n",
+        sock = quote(GPG_GUEST_SOCKET),
+        keys = quote(keys),
+        trust = quote(trust),
+    )
 }
 
 #[cfg(test)]
@@ -149,6 +300,7 @@ mod tests {
                 memory_gib: Some(8),
                 disk_gib: Some(20),
             },
+            guest: GuestInputs::default(),
         }
     }
 
@@ -201,8 +353,9 @@ mod tests {
         };
         let mut c = Config::default();
         c.vm.cpus = 8;
-        c.env = BTreeMap::from([("TOKEN".into(), "s3cret".into())]);
-        let plan = plan_session(inputs(&t, &p, &c)).unwrap();
+        let mut i = inputs(&t, &p, &c);
+        i.guest.env = BTreeMap::from([("TOKEN".into(), "s3cret".into())]);
+        let plan = plan_session(i).unwrap();
         let a = &plan.clone.args;
         let cpus = a.iter().position(|x| x == "--cpus").unwrap();
         assert_eq!(a[cpus + 1], "8");
@@ -212,5 +365,111 @@ mod tests {
         let env = plan.files.iter().find(|f| f.name == "env.sh").unwrap();
         assert!(!env.printable);
         assert!(matches!(&env.source, FileSource::Text(t) if t.contains("s3cret")));
+    }
+
+    #[test]
+    fn tools_agents_and_ports_shape_the_clone_and_the_session() {
+        let t = template();
+        let p = Project {
+            root: "/src/app".into(),
+            main_root: None,
+            in_git: true,
+        };
+        let c = Config::default();
+        let mut i = inputs(&t, &p, &c);
+        i.guest.tools = crate::tools::resolve(&["rust", "git", "gpg"]);
+        i.guest.git = Some(GitIdentity {
+            settings: vec![("user.name".into(), "Ann O'Neil $x".into())],
+        });
+        i.guest.gpg = Some(GpgForward {
+            extra_socket: "/run/user/1000/gnupg/S.gpg-agent.extra".into(),
+            public_keys: "KEYS".into(),
+            ownertrust: "TRUST".into(),
+        });
+        i.guest.forward_agent = true;
+        i.guest.ports = vec![PortForward {
+            guest: 3000,
+            host: 13000,
+        }];
+        let plan = plan_session(i).unwrap();
+        let a = &plan.clone.args;
+        let sets: Vec<&String> = a
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n > 0 && a[n - 1] == "--set")
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            sets.contains(&&".ssh.forwardAgent = true".to_string()),
+            "{sets:?}"
+        );
+        let ports = sets
+            .iter()
+            .find(|s| s.starts_with(".portForwards = "))
+            .unwrap();
+        let rules: serde_json::Value =
+            serde_json::from_str(ports.strip_prefix(".portForwards = ").unwrap()).unwrap();
+        assert_eq!(
+            rules[0],
+            serde_json::json!({"guestPort": 3000, "hostPort": 13000})
+        );
+        assert_eq!(
+            rules[1],
+            serde_json::json!({"guestSocket": GPG_GUEST_SOCKET, "hostSocket": "/run/user/1000/gnupg/S.gpg-agent.extra", "reverse": true})
+        );
+        let session = plan.files.iter().find(|f| f.name == "session.sh").unwrap();
+        let FileSource::Text(text) = &session.source else {
+            panic!()
+        };
+        let order: Vec<usize> = [
+            "tool-rust.sh",
+            "git-identity.sh",
+            "gpg-agent.sh",
+            "runtime-1.sh",
+            "exec claude",
+        ]
+        .iter()
+        .map(|n| {
+            text.find(n)
+                .unwrap_or_else(|| panic!("{n} missing in {text}"))
+        })
+        .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "tools, integrations, then user scripts: {text}"
+        );
+        let git = plan
+            .files
+            .iter()
+            .find(|f| f.name == "git-identity.sh")
+            .unwrap();
+        assert!(
+            matches!(&git.source, FileSource::Text(t) if t.contains("git config --global user.name 'Ann O'\\''Neil $x'"))
+        );
+    }
+
+    #[test]
+    fn a_host_port_forwarded_twice_is_an_error() {
+        let t = template();
+        let p = Project {
+            root: "/src/app".into(),
+            main_root: None,
+            in_git: true,
+        };
+        let c = Config::default();
+        let mut i = inputs(&t, &p, &c);
+        i.guest.ports = vec![
+            PortForward {
+                guest: 1,
+                host: 8080,
+            },
+            PortForward {
+                guest: 2,
+                host: 8080,
+            },
+        ];
+        assert!(plan_session(i)
+            .unwrap_err()
+            .contains("host port 8080 is forwarded twice"));
     }
 }

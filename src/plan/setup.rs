@@ -5,12 +5,11 @@ use std::path::PathBuf;
 
 use super::mounts::to_lima;
 use super::{FileSource, HandoverFile, HostScript};
-use crate::config::{Config, Mount};
+use crate::config::{Config, InstallMethod, Mount};
 use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
 use crate::names::TemplateName;
-use crate::script::{
-    self, ClaudeInstall, GuestScript, ProvisionInput, BASE_PACKAGES, HANDOVER_MOUNT,
-};
+use crate::script::{self, ClaudeInstall, GuestScript, ProvisionInput, HANDOVER_MOUNT};
+use crate::tools::{self, Tool};
 
 pub struct SetupInputs<'a> {
     pub template: &'a TemplateName,
@@ -20,6 +19,8 @@ pub struct SetupInputs<'a> {
     pub config: &'a Config,
     pub scripts: Vec<HostScript>,
     pub handover_dir: PathBuf,
+    /// Run Claude Code's login in the template before it is stopped.
+    pub login: bool,
 }
 
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct SetupPlan {
     pub create: Call,
     pub start: Call,
     pub provision: Call,
+    /// `claude auth login`, attached to the terminal, when asked for.
+    pub login: Option<Call>,
     pub stop: Call,
     /// Replacing an old template: delete it, rename the new one (empty on a first build).
     pub swap: Vec<Call>,
@@ -44,7 +47,9 @@ impl SetupPlan {
     }
 
     pub fn calls(&self) -> Vec<&Call> {
-        let mut v = vec![&self.create, &self.start, &self.provision, &self.stop];
+        let mut v = vec![&self.create, &self.start, &self.provision];
+        v.extend(self.login.iter());
+        v.push(&self.stop);
         v.extend(self.swap.iter());
         v
     }
@@ -70,9 +75,24 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
             }
         })
         .collect();
+    let packages_setup = i.config.packages.setup_script.as_ref().map(|path| {
+        files.push(HandoverFile {
+            name: "packages-setup.sh".into(),
+            source: FileSource::Copy(path.clone()),
+            printable: true,
+        });
+        GuestScript {
+            label: "[packages] setup_script".into(),
+            guest_path: guest("packages-setup.sh"),
+        }
+    });
+    let tools = template_tools(i.config);
+    let claude = claude_install(i.config);
     let text = script::provision(&ProvisionInput {
-        packages: BASE_PACKAGES,
-        claude: ClaudeInstall::Official,
+        tools: &tools,
+        system_packages: &i.config.packages.system,
+        packages_setup: packages_setup.as_ref(),
+        claude: &claude,
         scripts: &scripts,
     });
     files.push(HandoverFile {
@@ -126,6 +146,7 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         ]
     };
     Ok(SetupPlan {
+        login: i.login.then(|| login_call(&i.build)),
         template: i.template.clone(),
         start: lima::start(&i.build),
         stop: lima::stop(&i.build),
@@ -137,6 +158,34 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         provision,
         swap,
     })
+}
+
+/// Claude Code's own login, run in the guest user's home.
+pub fn login_call(instance: &str) -> Call {
+    let command: Vec<String> = ["claude", "auth", "login"].map(String::from).to_vec();
+    lima::shell(&ShellSpec {
+        name: instance,
+        workdir: None,
+        command: &command,
+    })
+}
+
+/// The tools a template built from `config` contains: the enabled ones, what they require,
+/// and node when Claude Code comes from npm.
+pub fn template_tools(config: &Config) -> Vec<&'static Tool> {
+    let mut wanted: Vec<&str> = config.enabled_tools();
+    if config.claude.install == InstallMethod::Npm {
+        wanted.push("node");
+    }
+    tools::resolve(&wanted)
+}
+
+fn claude_install(config: &Config) -> ClaudeInstall {
+    let version = config.claude.version.clone();
+    match config.claude.install {
+        InstallMethod::Official => ClaudeInstall::Official { version },
+        InstallMethod::Npm => ClaudeInstall::Npm { version },
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +209,7 @@ mod tests {
                 path: "/h/.claude-vm.setup.sh".into(),
             }],
             handover_dir: "/h/handover/b".into(),
+            login: false,
         })
         .unwrap()
     }

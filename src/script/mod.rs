@@ -4,7 +4,7 @@
 mod provision;
 mod session;
 
-pub use provision::{provision, ClaudeInstall, ProvisionInput, BASE_PACKAGES};
+pub use provision::{provision, ClaudeInstall, ProvisionInput};
 pub use session::{env_file, session, Final, SessionInput};
 
 use std::borrow::Cow;

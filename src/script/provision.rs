@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{quote, quote_words, GuestScript};
+use crate::tools::Tool;
 
 /// Installed in every template: what Claude Code and git inside the VM need.
 pub const BASE_PACKAGES: &[&str] = &["ca-certificates", "curl", "git", "less", "procps", "unzip"];
@@ -10,21 +11,41 @@ pub const BASE_PACKAGES: &[&str] = &["ca-certificates", "curl", "git", "less", "
 /// How Claude Code gets into the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaudeInstall {
-    /// Anthropic's installer script (a native binary in `~/.local/bin`).
-    Official,
+    /// Anthropic's installer script (a native binary in `~/.local/bin`), optionally pinned.
+    Official { version: Option<String> },
+    /// `npm install -g @anthropic-ai/claude-code[@version]` (needs node).
+    Npm { version: Option<String> },
 }
 
 pub struct ProvisionInput<'a> {
-    pub packages: &'a [&'a str],
-    pub claude: ClaudeInstall,
+    /// Enabled tools, in set-up order (requirements first).
+    pub tools: &'a [&'a Tool],
+    /// The user's own Debian packages (`[packages] system`).
+    pub system_packages: &'a [String],
+    /// `[packages] setup_script`: runs before the one `apt-get update`.
+    pub packages_setup: Option<&'a GuestScript>,
+    pub claude: &'a ClaudeInstall,
     /// User setup scripts, in the order they run.
     pub scripts: &'a [GuestScript],
 }
 
 /// Fails fast (`set -e`, and each user script checked), numbering its steps so the output
-/// shows where it is; a failing user script is named in the error.
+/// shows where it is; a failing step or user script is named in the error.
 pub fn provision(input: &ProvisionInput) -> String {
-    let total = 2 + input.scripts.len();
+    let post: Vec<&Tool> = input
+        .tools
+        .iter()
+        .copied()
+        .filter(|t| t.post_install.is_some())
+        .collect();
+    let mcp: Vec<_> = input.tools.iter().flat_map(|t| t.mcp.iter()).collect();
+    let total = 2 + post.len() + usize::from(!mcp.is_empty()) + input.scripts.len();
+    let mut n = 0;
+    let mut step = |s: &mut String, what: &str| {
+        n += 1;
+        let _ = writeln!(s, "cvm_step {n} {total} {}", quote(what));
+    };
+
     let mut s = String::from(
         "# claude-vm provisioning script (generated; runs once in the VM being built)\n\
          set -euo pipefail\n\
@@ -33,41 +54,108 @@ pub fn provision(input: &ProvisionInput) -> String {
          cvm_step() { printf '==> [%s/%s] %s\\n' \"$1\" \"$2\" \"$3\"; }\n\
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; exit 1; }\n",
     );
-    let _ = writeln!(s, "cvm_step 1 {total} 'installing base packages'");
+
+    // One update and one install for everything: apt is the slow part of a build.
+    step(&mut s, "installing packages");
+    for tool in input.tools {
+        if let Some(repo) = &tool.repository {
+            let _ = writeln!(s, "# apt repository for {}\n{}", tool.name, repo.trim_end());
+        }
+    }
+    if let Some(script) = input.packages_setup {
+        let _ = writeln!(
+            s,
+            "bash {} || cvm_fail \"packages setup script \"{}\" failed with status $?\"",
+            quote(&script.guest_path),
+            quote(&script.label)
+        );
+    }
+    let mut packages: Vec<&str> = BASE_PACKAGES.to_vec();
+    for p in input
+        .tools
+        .iter()
+        .flat_map(|t| t.packages.iter())
+        .chain(input.system_packages)
+    {
+        if !packages.contains(&p.as_str()) {
+            packages.push(p);
+        }
+    }
     s.push_str("sudo apt-get update -qq\n");
     let _ = writeln!(
         s,
         "sudo -E apt-get install -y -qq --no-install-recommends {}",
-        quote_words(input.packages)
+        quote_words(&packages)
     );
 
-    let _ = writeln!(s, "cvm_step 2 {total} 'installing Claude Code'");
+    for tool in &post {
+        step(&mut s, &format!("setting up {}", tool.name));
+        if let Some(script) = &tool.post_install {
+            s.push_str(script.trim_end());
+            s.push('\n');
+        }
+    }
+
+    step(&mut s, "installing Claude Code");
     // Login shells of every later session find ~/.local/bin, whatever the image's .profile.
     s.push_str(
         "printf '%s\\n' 'case \":$PATH:\" in *\":$HOME/.local/bin:\"*) ;; *) PATH=\"$HOME/.local/bin:$PATH\" ;; esac' \
          | sudo tee /etc/profile.d/claude-vm-path.sh >/dev/null\n\
-         export PATH=\"$HOME/.local/bin:$PATH\"\n",
+         export PATH=\"$HOME/.local/bin:$PATH\"\n\
+         if command -v claude >/dev/null 2>&1; then\n  echo \"Claude Code is already installed: $(command -v claude)\"\nelse\n",
     );
     match input.claude {
-        ClaudeInstall::Official => s.push_str(
-            "if command -v claude >/dev/null 2>&1; then\n  echo \"Claude Code is already installed: $(command -v claude)\"\nelse\n  \
-             curl -fsSL https://claude.ai/install.sh | bash\nfi\n",
-        ),
+        ClaudeInstall::Official { version } => {
+            let arg = version
+                .as_deref()
+                .map(|v| format!(" -s {}", quote(v)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  curl -fsSL https://claude.ai/install.sh | bash{arg}");
+        }
+        ClaudeInstall::Npm { version } => {
+            let package = match version {
+                Some(v) => format!("@anthropic-ai/claude-code@{v}"),
+                None => "@anthropic-ai/claude-code".to_owned(),
+            };
+            let _ = writeln!(s, "  sudo npm install -g {}", quote(&package));
+        }
     }
-    s.push_str("command -v claude >/dev/null 2>&1 || cvm_fail 'Claude Code did not install: claude is not on PATH'\n");
+    s.push_str(
+        "fi\n\
+         command -v claude >/dev/null 2>&1 || cvm_fail 'Claude Code did not install: claude is not on PATH'\n\
+         echo \"Claude Code $(claude --version)\"\n",
+    );
 
-    for (i, script) in input.scripts.iter().enumerate() {
-        let label = quote(&script.label);
+    if !mcp.is_empty() {
+        step(&mut s, "registering MCP servers");
+        for m in &mcp {
+            let mut add = vec![
+                "claude",
+                "mcp",
+                "add",
+                "--scope",
+                "user",
+                m.name.as_str(),
+                "--",
+                m.command.as_str(),
+            ];
+            add.extend(m.args.iter().map(String::as_str));
+            let _ = writeln!(
+                s,
+                "claude mcp get {name} >/dev/null 2>&1 || {add}",
+                name = quote(&m.name),
+                add = quote_words(&add)
+            );
+        }
+    }
+
+    for script in input.scripts {
+        step(&mut s, &format!("running setup script {}", script.label));
         let _ = writeln!(
             s,
-            "cvm_step {} {total} {}",
-            i + 3,
-            quote(&format!("running setup script {}", script.label))
-        );
-        let _ = writeln!(
-            s,
-            "bash {} || cvm_fail \"setup script \"{label}\" failed with status $?\"",
-            quote(&script.guest_path)
+            "bash {} || cvm_fail \"setup script \"{}\" failed with status $?\"",
+            quote(&script.guest_path),
+            quote(&script.label)
         );
     }
     s.push_str("echo '==> template ready'\n");
@@ -78,23 +166,119 @@ pub fn provision(input: &ProvisionInput) -> String {
 mod tests {
     use super::*;
     use crate::script::testing::run_bash;
+    use crate::tools;
 
-    fn input(scripts: &[GuestScript]) -> String {
+    fn official() -> ClaudeInstall {
+        ClaudeInstall::Official { version: None }
+    }
+
+    fn script(
+        tools: &[&Tool],
+        system: &[String],
+        claude: &ClaudeInstall,
+        scripts: &[GuestScript],
+    ) -> String {
         provision(&ProvisionInput {
-            packages: BASE_PACKAGES,
-            claude: ClaudeInstall::Official,
+            tools,
+            system_packages: system,
+            packages_setup: None,
+            claude,
             scripts,
         })
     }
 
     #[test]
-    fn installs_base_packages_in_one_command_and_claude_only_if_missing() {
-        let s = input(&[]);
+    fn one_update_and_one_install_for_every_package() {
+        let all = tools::resolve(&tools::names());
+        let s = script(&all, &["jq".to_owned(), "git".to_owned()], &official(), &[]);
         assert_eq!(s.matches("apt-get update").count(), 1);
         assert_eq!(s.matches("apt-get install").count(), 1);
-        assert!(s.contains("install -y -qq --no-install-recommends ca-certificates curl git"));
+        let install = s.lines().find(|l| l.contains("apt-get install")).unwrap();
+        for p in [
+            "ca-certificates",
+            "docker-ce",
+            "nodejs",
+            "chromium",
+            "gnupg",
+            "gh",
+            "pipx",
+            "jq",
+        ] {
+            assert!(
+                install.split(' ').any(|w| w == p),
+                "{p} missing from {install}"
+            );
+        }
+        assert_eq!(
+            install.matches(" git").count(),
+            1,
+            "no package twice: {install}"
+        );
+        // Every repository is set up before the update.
+        let update = s.find("apt-get update").unwrap();
+        for url in [
+            "download.docker.com",
+            "deb.nodesource.com",
+            "cli.github.com",
+        ] {
+            assert!(s.find(url).unwrap() < update, "{url}");
+        }
+    }
+
+    #[test]
+    fn steps_follow_tool_order_then_claude_mcp_and_user_scripts() {
+        let all = tools::resolve(&["chromium", "docker", "rust"]);
+        let g = GuestScript {
+            label: "./.claude-vm.setup.sh".into(),
+            guest_path: "/mnt/claude-vm/setup-1.sh".into(),
+        };
+        let s = script(&all, &[], &official(), &[g]);
+        let steps: Vec<&str> = s.lines().filter(|l| l.starts_with("cvm_step ")).collect();
+        assert_eq!(
+            steps,
+            [
+                "cvm_step 1 6 'installing packages'",
+                "cvm_step 2 6 'setting up docker'",
+                "cvm_step 3 6 'setting up rust'",
+                "cvm_step 4 6 'installing Claude Code'",
+                "cvm_step 5 6 'registering MCP servers'",
+                "cvm_step 6 6 'running setup script ./.claude-vm.setup.sh'",
+            ]
+        );
+        assert!(s.contains("claude mcp get chrome-devtools >/dev/null 2>&1 || claude mcp add --scope user chrome-devtools -- npx -y"));
+    }
+
+    #[test]
+    fn claude_install_methods_and_pins() {
+        let s = script(
+            &[],
+            &[],
+            &ClaudeInstall::Official {
+                version: Some("2.1.3".into()),
+            },
+            &[],
+        );
+        assert!(
+            s.contains("curl -fsSL https://claude.ai/install.sh | bash -s 2.1.3\n"),
+            "{s}"
+        );
+        let s = script(
+            &[],
+            &[],
+            &ClaudeInstall::Npm {
+                version: Some("2.1.3".into()),
+            },
+            &[],
+        );
+        assert!(
+            s.contains("sudo npm install -g '@anthropic-ai/claude-code@2.1.3'\n"),
+            "{s}"
+        );
         let check = s.find("if command -v claude").unwrap();
-        assert!(check < s.find("claude.ai/install.sh").unwrap());
+        assert!(
+            check < s.find("npm install").unwrap(),
+            "installed only when missing"
+        );
     }
 
     #[test]
@@ -112,9 +296,9 @@ mod tests {
         let a = mk("a.sh", &format!("echo a >> '{}'", log.display()));
         let b = mk("b b.sh", "exit 3");
         let c = mk("c.sh", &format!("echo c >> '{}'", log.display()));
-        let script = input(&[a, b, c]);
+        let full = script(&[], &[], &official(), &[a, b, c]);
         // Only the user-script part: the rest needs a VM.
-        let part = &script[script.find("cvm_step 3").unwrap()..];
+        let part = &full[full.find("cvm_step 3").unwrap()..];
         let head = "set -euo pipefail\ncvm_step() { :; }\ncvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; exit 1; }\n";
         let (code, _, err) = run_bash(&format!("{head}{part}"), &[]);
         assert_eq!(code, 1);
@@ -123,16 +307,5 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "a\n");
-    }
-
-    #[test]
-    fn steps_are_counted() {
-        let g = GuestScript {
-            label: "x".into(),
-            guest_path: "/p".into(),
-        };
-        let s = input(&[g.clone(), g]);
-        assert!(s.contains("cvm_step 1 4 'installing base packages'"));
-        assert!(s.contains("cvm_step 4 4 'running setup script x'"));
     }
 }

@@ -4,7 +4,9 @@
 mod support;
 
 mod config_errors;
+mod environment;
 mod housekeeping;
 mod sessions;
 mod setup;
 mod terminal;
+mod tools;

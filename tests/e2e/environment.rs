@@ -1,0 +1,332 @@
+//! What a session's claude sees: credentials, proxies, variables from every source, agents
+//! and ports — and that no value ever appears on a host command line.
+
+use std::process::Command;
+
+use crate::support::*;
+
+#[track_caller]
+fn no_secret_in_any_call(w: &World, secret: &str) {
+    let calls = w.logged();
+    assert!(!calls.is_empty());
+    for call in calls {
+        assert!(
+            !call.iter().any(|a| a.contains(secret)),
+            "secret on a command line: {call:?}"
+        );
+    }
+}
+
+#[test]
+fn credentials_and_proxies_are_forwarded_and_never_on_argv() {
+    let mut w = World::new();
+    w.setup();
+    w.set_env("ANTHROPIC_API_KEY", "sk-ant-SECRET-1")
+        .set_env("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat-SECRET-2")
+        .set_env("ANTHROPIC_BASE_URL", "https://gateway.example")
+        .set_env("HTTPS_PROXY", "http://user:pw@127.0.0.1:7890")
+        .set_env("no_proxy", "localhost,.corp")
+        .set_env("UNRELATED_SECRET", "must-not-pass");
+    let r = w.run(&["hello"]);
+    r.ok();
+    let env = &r.claude()["env"];
+    assert_eq!(env["ANTHROPIC_API_KEY"], "sk-ant-SECRET-1");
+    assert_eq!(env["CLAUDE_CODE_OAUTH_TOKEN"], "sk-ant-oat-SECRET-2");
+    assert_eq!(env["ANTHROPIC_BASE_URL"], "https://gateway.example");
+    assert_eq!(
+        env["HTTPS_PROXY"], "http://user:pw@host.lima.internal:7890",
+        "a loopback proxy is the host"
+    );
+    assert_eq!(env["no_proxy"], "localhost,.corp");
+    assert!(env.get("UNRELATED_SECRET").is_none());
+    no_secret_in_any_call(&w, "SECRET");
+    no_secret_in_any_call(&w, "user:pw");
+
+    // The switch turns credentials off, not proxies.
+    w.write_project(".claude-vm.toml", "[claude]\nforward_credentials = false\n");
+    let r = w.run(&["hello"]);
+    r.ok();
+    let env = &r.claude()["env"];
+    assert!(env.get("ANTHROPIC_API_KEY").is_none() && env.get("CLAUDE_CODE_OAUTH_TOKEN").is_none());
+    assert_eq!(env["HTTPS_PROXY"], "http://user:pw@host.lima.internal:7890");
+}
+
+#[test]
+fn variables_from_every_source_with_explicit_values_winning() {
+    let mut w = World::new();
+    w.setup();
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        "[env]\nFROM_GLOBAL = \"g\"\nOVERRIDDEN = \"global\"\n",
+    )
+    .unwrap();
+    w.write_project(
+        ".claude-vm.toml",
+        "[env]\nOVERRIDDEN = \"project\"\nTRICKY = \"a'b\\\"c $d `e` \\\\ \\n f ✓\"\n[inherit]\nenv = [\"FROM_HOST\", \"NOT_SET_ANYWHERE\"]\n",
+    );
+    let dotenv = w.write(
+        "vars.env",
+        "# comment\nexport FROM_FILE='file value'\nQUOTED=\"multi\nline\"\nOVERRIDDEN=file\n",
+    );
+    w.set_env("FROM_HOST", "host-value")
+        .set_env("ALSO_HOST", "also");
+    let r = w.run(&[
+        "--env-file",
+        dotenv.to_str().unwrap(),
+        "--inherit-env",
+        "ALSO_HOST",
+        "--env",
+        "OVERRIDDEN=flag",
+        "hello",
+    ]);
+    r.ok();
+    let env = &r.claude()["env"];
+    assert_eq!(env["FROM_GLOBAL"], "g");
+    assert_eq!(env["TRICKY"], "a'b\"c $d `e` \\ \n f ✓");
+    assert_eq!(env["FROM_HOST"], "host-value");
+    assert_eq!(env["ALSO_HOST"], "also");
+    assert_eq!(env["FROM_FILE"], "file value");
+    assert_eq!(env["QUOTED"], "multi\nline");
+    assert_eq!(
+        env["OVERRIDDEN"], "flag",
+        "--env > --env-file > project > global"
+    );
+    assert!(env.get("NOT_SET_ANYWHERE").is_none());
+    no_secret_in_any_call(&w, "host-value");
+    no_secret_in_any_call(&w, "file value");
+}
+
+#[test]
+fn bad_variable_names_are_refused_with_their_source() {
+    let w = World::new();
+    w.setup();
+    w.write_project(".claude-vm.toml", "[env]\n\"BAD-NAME\" = \"x\"\n");
+    let r = w.run(&["hello"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("`env.BAD-NAME`") && r.stderr.contains(".claude-vm.toml"),
+        "{}",
+        r.stderr
+    );
+    w.write_project(".claude-vm.toml", "[inherit]\nenv = [\"9LIVES\"]\n");
+    let r = w.run(&["hello"]);
+    assert!(r.stderr.contains("`inherit.env[0]`"), "{}", r.stderr);
+    std::fs::remove_file(w.project.join(".claude-vm.toml")).unwrap();
+    let dotenv = w.write("bad.env", "GOOD=1\nBAD NAME=2\n");
+    let r = w.run(&["--env-file", dotenv.to_str().unwrap(), "hello"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--env-file") && r.stderr.contains("bad.env"),
+        "{}",
+        r.stderr
+    );
+    let r = w.run(&["--inherit-env", "BAD-NAME", "hello"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--inherit-env"), "{}", r.stderr);
+    assert!(
+        w.logged().iter().all(|c| c[0] != "clone"),
+        "nothing was started"
+    );
+}
+
+#[test]
+fn ssh_agent_forwarding_reaches_a_real_agent_only_when_asked() {
+    let mut w = World::new();
+    w.setup();
+    let sock = w.root.join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&sock)
+        .output()
+        .expect("ssh-agent");
+    assert!(agent.status.success());
+    let pid = String::from_utf8_lossy(&agent.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .and_then(|s| s.parse::<i32>().ok())
+        .expect("agent pid");
+    let key = w.root.join("id_ed25519");
+    let kg = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e-key", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(kg.success());
+    let add = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    w.set_env("SSH_AUTH_SOCK", sock.to_str().unwrap());
+
+    let with = w.run(&["-A", "shell", "--", "ssh-add", "-l"]);
+    let without = w.run(&["shell", "--", "sh", "-c", "ssh-add -l; echo status=$?"]);
+    // SAFETY: signalling the agent we started.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    with.ok();
+    assert!(
+        with.stdout.contains("e2e-key"),
+        "the guest sees the host's key: {}",
+        with.stdout
+    );
+    assert!(
+        with.call("clone")
+            .contains(&".ssh.forwardAgent = true".to_string()),
+        "{:?}",
+        with.call("clone")
+    );
+    assert!(
+        !without.stdout.contains("e2e-key"),
+        "no agent unless asked: {}",
+        without.stdout
+    );
+    assert!(!without
+        .call("clone")
+        .iter()
+        .any(|a| a.contains("forwardAgent")));
+
+    // The config switch does the same as -A.
+    w.write_project(".claude-vm.toml", "[ssh]\nforward_agent = true\n");
+    let r = w.run(&["shell", "--", "true"]);
+    assert!(r
+        .call("clone")
+        .contains(&".ssh.forwardAgent = true".to_string()));
+}
+
+#[test]
+fn ports_become_lima_port_forwards_on_the_clone() {
+    let w = World::new();
+    w.write_project(
+        ".claude-vm.toml",
+        "[[ports]]\nguest = 3000\nhost = 13000\n\n[[ports]]\nguest = 5432\n",
+    );
+    w.setup();
+    let r = w.run(&["shell", "--", "true"]);
+    r.ok();
+    let clone = r.call("clone");
+    let set = clone
+        .iter()
+        .find(|a| a.starts_with(".portForwards = "))
+        .expect("portForwards set");
+    let rules: serde_json::Value =
+        serde_json::from_str(set.strip_prefix(".portForwards = ").unwrap()).unwrap();
+    assert_eq!(
+        rules,
+        serde_json::json!([{"guestPort": 3000, "hostPort": 13000}, {"guestPort": 5432, "hostPort": 5432}])
+    );
+    w.write_project(".claude-vm.toml", "[[ports]]\nguest = 80\nhost = 80\n");
+    let r = w.run(&["shell", "--", "true"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("`ports[0].host`") && r.stderr.contains("1024"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn git_identity_of_the_host_applies_in_the_guest() {
+    let mut w = World::new();
+    // In git's syntax `\"` is a literal quote: the name is `Ann O'Neil "$x" \ é`.
+    std::fs::write(
+        w.home.join(".gitconfig"),
+        "[user]\n\tname = Ann O'Neil \\\"$x\\\" \\\\ é\n\temail = ann@example.com\n",
+    )
+    .unwrap();
+    w.set_env("GIT_CONFIG_NOSYSTEM", "1");
+    w.run(&["setup", "--git"]).ok();
+    let r = w.run(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "git config --global user.name; git config --global user.email",
+    ]);
+    r.ok();
+    assert_eq!(r.stdout, "Ann O'Neil \"$x\" \\ é\nann@example.com\n");
+}
+
+#[test]
+fn gpg_signing_in_the_guest_uses_the_host_agent() {
+    let mut w = World::new();
+    let gnupg = w.root.join("gnupg");
+    std::fs::create_dir(&gnupg).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .args(args)
+            .env("GNUPGHOME", &gnupg)
+            .output()
+            .expect("gpg");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    gpg(&[
+        "--batch",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "E2E <e2e@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let fpr = gpg(&["--list-keys", "--with-colons"])
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .expect("fingerprint")
+        .to_owned();
+    std::fs::write(
+        w.home.join(".gitconfig"),
+        format!("[user]\n\tname = E2E\n\temail = e2e@example.com\n\tsigningkey = {fpr}\n[commit]\n\tgpgsign = true\n"),
+    )
+    .unwrap();
+    w.set_env("GNUPGHOME", gnupg.to_str().unwrap())
+        .set_env("GIT_CONFIG_NOSYSTEM", "1");
+    w.run(&["setup", "--gpg", "--git"]).ok();
+    let r = w.run(&[
+        "shell",
+        "--",
+        "git",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "signed in the vm",
+    ]);
+    let verify = Command::new("git")
+        .args(["verify-commit", "HEAD"])
+        .current_dir(&w.project)
+        .env("GNUPGHOME", &gnupg)
+        .output()
+        .unwrap();
+    let _ = Command::new("gpgconf")
+        .args(["--kill", "gpg-agent"])
+        .env("GNUPGHOME", &gnupg)
+        .status();
+    r.ok();
+    let clone = r.call("clone");
+    assert!(
+        clone
+            .iter()
+            .any(|a| a.contains("\"reverse\":true") && a.contains("S.gpg-agent.extra")),
+        "{clone:?}"
+    );
+    assert!(
+        verify.status.success(),
+        "the commit made in the VM carries a good signature: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
