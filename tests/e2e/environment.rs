@@ -330,3 +330,51 @@ fn gpg_signing_in_the_guest_uses_the_host_agent() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+#[test]
+fn the_running_clone_carries_agent_and_port_settings_in_its_lima_yaml() {
+    let mut w = World::new();
+    w.write_project(".claude-vm.toml", "[[ports]]\nguest = 8080\nhost = 18080\n");
+    w.setup();
+    w.set_env("SSH_AUTH_SOCK", "/nonexistent/agent.sock");
+    // A session that waits until the test has looked at its clone.
+    let flag = w.project.join("looked");
+    let script = format!("while [ ! -e '{}' ]; do sleep 0.05; done", flag.display());
+    let child = w
+        .command(&["-A", "shell", "--", "sh", "-c", &script], &w.project)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let yaml = loop {
+        let running = w.instances().into_iter().find(|n| n.contains(".run-"));
+        if let Some(name) = running {
+            if w.lima_home.join(&name).join("ha.pid").exists() {
+                break w.lima_yaml(&name);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session's clone never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::fs::write(&flag, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(yaml["ssh"]["forwardAgent"], true, "{yaml}");
+    let forwards = yaml["portForwards"].as_array().expect("portForwards");
+    assert!(
+        forwards
+            .iter()
+            .any(|r| r["guestPort"] == 8080 && r["hostPort"] == 18080),
+        "{forwards:?}"
+    );
+    assert!(
+        w.instances().iter().all(|n| !n.contains(".run-")),
+        "the clone is gone afterwards"
+    );
+}
