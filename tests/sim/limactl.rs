@@ -1,6 +1,6 @@
 //! A strict stand-in for Lima's `limactl`, used by claude-vm's tests (see
-//! README.md next to this file). Invoked as `sudo`, `apt-get`, `curl` or
-//! `claude` it plays that guest tool instead.
+//! README.md next to this file). Invoked as `sudo`, `apt-get`, `curl`,
+//! `npm` or `claude` it plays that guest tool instead.
 
 #[path = "support/calllog.rs"]
 mod calllog;
@@ -38,6 +38,8 @@ mod gotmpl;
 mod host;
 #[path = "lima/names.rs"]
 mod names;
+#[path = "lima/portfwd.rs"]
+mod portfwd;
 #[path = "lima/schema.rs"]
 mod schema;
 #[path = "lima/store.rs"]
@@ -68,6 +70,8 @@ mod agent;
 mod disk;
 #[path = "guest/exec.rs"]
 mod exec;
+#[path = "guest/forward.rs"]
+mod forward;
 #[cfg(target_os = "linux")]
 #[path = "guest/ns.rs"]
 mod ns;
@@ -79,12 +83,26 @@ mod script;
 
 #[path = "fakes/apt.rs"]
 mod apt;
+#[path = "fakes/apt_sources.rs"]
+mod apt_sources;
 #[path = "fakes/claude.rs"]
 mod claude;
+#[path = "fakes/claude_auth.rs"]
+mod claude_auth;
+#[path = "fakes/claude_install.rs"]
+mod claude_install;
+#[path = "fakes/claude_mcp.rs"]
+mod claude_mcp;
+#[path = "fakes/commander.rs"]
+mod commander;
 #[path = "fakes/curl.rs"]
 mod curl;
 #[path = "fakes/fakes.rs"]
 mod fakes;
+#[path = "fakes/installers.rs"]
+mod installers;
+#[path = "fakes/npm.rs"]
+mod npm;
 #[path = "fakes/sudo.rs"]
 mod sudo;
 #[path = "fakes/urls.rs"]

@@ -343,6 +343,16 @@ fn boot_plan(ctx: &Ctx, inst: &Instance, cfg: &config::Config) -> agent::BootPla
         want: agent::preferred(),
         hostname: names::hostname(&inst.name),
         mounts: cfg.mounts.clone(),
+        socket_forwards: cfg
+            .port_forwards
+            .iter()
+            .filter(|r| r.is_reverse_socket())
+            .map(|r| crate::forward::Rule {
+                guest: r.guest_socket.clone(),
+                host: std::path::PathBuf::from(&r.host_socket),
+            })
+            .collect(),
+        uid: cfg.user.uid,
         exe: ctx.exe.clone(),
     }
 }

@@ -1,10 +1,17 @@
 //! Fake `apt-get`: records what a provisioning script asked for, so tests
 //! can assert it. Every call is logged to /var/lib/limasim/apt.log and
 //! installed package names go to /var/lib/limasim/installed.
+//!
+//! `update` reads the configured repositories (`apt_sources.rs`): one whose
+//! `signed-by` keyring is missing fails as unsigned, one on an unknown host
+//! cannot be fetched; the others are recorded in /var/lib/limasim/lists.
+//! `install` finds a third-party package (docker-ce, ...) only once its
+//! repository has been updated, like apt.
 
 use std::ffi::OsString;
 use std::io::Write;
 
+use crate::apt_sources::{self, Repo};
 use crate::fakes::{complain, guest_path};
 
 const STATE: &str = "/var/lib/limasim";
@@ -101,6 +108,65 @@ fn installed() -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn updated_hosts() -> Vec<String> {
+    std::fs::read_to_string(guest_path(&format!("{STATE}/lists")))
+        .map(|s| s.lines().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+// `apt-get update`: fetch what can be fetched, then fail on unsigned ones.
+fn update(say: &dyn Fn(&str)) -> Result<(), String> {
+    let repos: Vec<Repo> = apt_sources::read_all(&guest_path("/etc/apt"));
+    let mut hosts: Vec<String> = Vec::new();
+    let mut unsigned = Vec::new();
+    let mut failed = false;
+    let mut n = 0;
+    for repo in &repos {
+        for suite in &repo.suites {
+            n += 1;
+            let release = format!("{} {suite} InRelease", repo.uri);
+            let host = apt_sources::host_of(&repo.uri);
+            if !apt_sources::host_known(&repo.uri) {
+                say(&format!("Err:{n} {release}\n  Could not resolve '{host}'"));
+                crate::output::stderr(&format!(
+                    "W: Failed to fetch {}/dists/{suite}/InRelease  Could not resolve '{host}'\n",
+                    repo.uri.trim_end_matches('/')
+                ));
+                failed = true;
+            } else if repo
+                .signed_by
+                .as_deref()
+                .is_some_and(|k| !guest_path(k).exists())
+            {
+                say(&format!("Get:{n} {release} (simulated)"));
+                unsigned.push(release);
+            } else {
+                say(&format!("Get:{n} {release} (simulated)"));
+                if !hosts.iter().any(|h| h == host) {
+                    hosts.push(host.to_string());
+                }
+            }
+        }
+    }
+    let lists = guest_path(&format!("{STATE}/lists"));
+    let text: String = hosts.iter().map(|h| format!("{h}\n")).collect();
+    std::fs::write(&lists, text).map_err(|e| format!("E: {e}"))?;
+    say("Reading package lists... Done");
+    if failed {
+        crate::output::stderr(
+            "W: Some index files failed to download. They have been ignored, or old ones used instead.\n",
+        );
+    }
+    if !unsigned.is_empty() {
+        let errs: Vec<String> = unsigned
+            .iter()
+            .map(|r| format!("E: The repository '{r}' is not signed."))
+            .collect();
+        return Err(errs.join("\n"));
+    }
+    Ok(())
+}
+
 fn run(call: &Call) -> Result<(), String> {
     let say = |s: &str| {
         if call.quiet < 2 {
@@ -108,12 +174,23 @@ fn run(call: &Call) -> Result<(), String> {
         }
     };
     match call.command.as_str() {
-        "update" => {
-            say("Hit:1 http://deb.debian.org/debian stable InRelease (simulated)");
-            say("Reading package lists... Done");
-        }
+        "update" => update(&say)?,
         "install" => {
             say("Reading package lists... Done");
+            let updated = updated_hosts();
+            let missing: Vec<String> = call
+                .packages
+                .iter()
+                .filter(|p| {
+                    apt_sources::THIRD_PARTY
+                        .iter()
+                        .any(|(pkg, host)| pkg == p && !updated.iter().any(|h| h == host))
+                })
+                .map(|p| format!("E: Unable to locate package {p}"))
+                .collect();
+            if !missing.is_empty() {
+                return Err(missing.join("\n"));
+            }
             let have = installed();
             let new: Vec<String> = call
                 .packages

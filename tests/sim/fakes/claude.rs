@@ -1,17 +1,20 @@
-//! Fake Claude Code: reports how it was run as one JSON line on stdout, so
-//! tests can check the arguments, directory, environment and user that a
-//! program gave it. `--sim-exit N`, `--sim-sleep S` and `--sim-stdin`
-//! steer it (stdin is read first, then the line is printed, then it sleeps,
-//! then it exits).
+//! Fake Claude Code. `claude --version` reports the installed version,
+//! `claude mcp ...` and `claude auth ...` act like the real subcommands
+//! (`claude_mcp.rs`, `claude_auth.rs`). Anything else reports how it was
+//! run as one JSON line on stdout, so tests can check the arguments,
+//! directory, environment and user that a program gave it. `--sim-exit N`,
+//! `--sim-sleep S` and `--sim-stdin` steer it (stdin is read first, then the
+//! line is printed, then it sleeps, then it exits).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use serde::Serialize;
 
-pub const VERSION: &str = "2.0.0 (Claude Code)";
+use crate::claude_install;
 
 #[derive(Serialize)]
 struct Report {
@@ -35,11 +38,18 @@ fn value_after(args: &[String], flag: &str) -> Option<String> {
         .cloned()
 }
 
-pub fn main(args: &[OsString]) -> i32 {
+pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
     let argv: Vec<String> = args.iter().map(|a| lossy(a)).collect();
-    if argv.first().map(String::as_str) == Some("--version") {
-        crate::output::stdout_lossy(&format!("{VERSION}\n"));
-        return 0;
+    match argv.first().map(String::as_str) {
+        Some("--version" | "-v") => {
+            let version = claude_install::installed_version(argv0)
+                .unwrap_or_else(|| claude_install::LATEST.to_string());
+            crate::output::stdout_lossy(&format!("{version} (Claude Code)\n"));
+            return 0;
+        }
+        Some("mcp") => return crate::claude_mcp::main(&argv[1..]),
+        Some("auth") => return crate::claude_auth::main(&argv[1..]),
+        _ => {}
     }
     let exit = match value_after(&argv, "--sim-exit").map(|v| v.parse::<i32>()) {
         None => 0,

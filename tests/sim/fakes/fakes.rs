@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::{apt, claude, curl, sudo};
+use crate::{apt, claude, curl, npm, sudo};
 
 /// Runs the fake named by argv[0], if it is one; returns its exit status.
 pub fn dispatch(argv0: &Path, args: &[OsString]) -> Option<i32> {
@@ -13,7 +13,8 @@ pub fn dispatch(argv0: &Path, args: &[OsString]) -> Option<i32> {
         "sudo" => sudo::main(args),
         "apt-get" => apt::main(args),
         "curl" => curl::main(args),
-        "claude" => claude::main(args),
+        "claude" => claude::main(argv0, args),
+        "npm" => npm::main(args),
         _ => return None,
     })
 }
@@ -22,18 +23,7 @@ pub fn dispatch(argv0: &Path, args: &[OsString]) -> Option<i32> {
 /// and under the instance's disk in fallback mode (where "/" is the host's).
 pub fn guest_path(path: &str) -> PathBuf {
     match std::env::var_os(crate::agent::FALLBACK_MARKER) {
-        Some(inst) => {
-            let rel = path.trim_start_matches('/');
-            let layer = rel.split('/').next().unwrap_or_default();
-            if crate::disk::LAYERS.contains(&layer) {
-                PathBuf::from(inst)
-                    .join(crate::disk::DISK)
-                    .join("upper")
-                    .join(rel)
-            } else {
-                PathBuf::from(inst).join(crate::disk::DISK).join(rel)
-            }
-        }
+        Some(inst) => crate::disk::fallback_path(Path::new(&inst), path),
         None => PathBuf::from(path),
     }
 }

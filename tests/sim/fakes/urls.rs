@@ -1,8 +1,10 @@
 //! What the fake `curl` can download: the guest has no network, so every
 //! URL a provisioning script may fetch is listed here. Add a row to support
-//! another tool's installer (docker's apt key, nodesource, rustup, ...).
+//! another tool's installer; its body goes in `installers.rs`.
 
 use std::path::Path;
+
+use crate::installers;
 
 pub struct Known {
     pub url: &'static str,
@@ -10,29 +12,32 @@ pub struct Known {
     pub body: fn(exe: &Path) -> Vec<u8>,
 }
 
-/// Claude Code's installer: links `~/.local/bin/claude` to the simulator,
-/// whose `claude` personality is the fake Claude Code.
-fn claude_installer(exe: &Path) -> Vec<u8> {
-    let exe = String::from_utf8_lossy(&crate::gofmt::shell_quote(
-        exe.as_os_str().as_encoded_bytes(),
-    ))
-    .into_owned();
-    format!(
-        r#"#!/bin/bash
-# Claude Code installer (Lima simulator stand-in).
-set -e
-mkdir -p "$HOME/.local/bin"
-ln -sf {exe} "$HOME/.local/bin/claude"
-echo "Claude Code successfully installed!"
-"#
-    )
-    .into_bytes()
-}
-
-pub const KNOWN: &[Known] = &[Known {
-    url: "https://claude.ai/install.sh",
-    body: claude_installer,
-}];
+pub const KNOWN: &[Known] = &[
+    Known {
+        url: "https://claude.ai/install.sh",
+        body: installers::claude,
+    },
+    Known {
+        url: "https://sh.rustup.rs",
+        body: installers::rustup,
+    },
+    Known {
+        url: "https://download.docker.com/linux/debian/gpg",
+        body: installers::docker_key,
+    },
+    Known {
+        url: "https://download.docker.com/linux/ubuntu/gpg",
+        body: installers::docker_key,
+    },
+    Known {
+        url: "https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key",
+        body: installers::nodesource_key,
+    },
+    Known {
+        url: "https://cli.github.com/packages/githubcli-archive-keyring.gpg",
+        body: installers::github_keyring,
+    },
+];
 
 pub fn lookup(url: &str) -> Option<&'static Known> {
     KNOWN.iter().find(|k| k.url == url)
@@ -64,9 +69,10 @@ mod tests {
         assert_eq!(url_host("http://u@example.com:8080/x"), Some("example.com"));
         assert!(host_known("claude.ai"));
         assert!(!host_known("example.com"));
+        assert!(host_known("sh.rustup.rs") && host_known("download.docker.com"));
         let body =
             (lookup("https://claude.ai/install.sh").unwrap().body)(Path::new("/.limasim/limactl"));
         let body = String::from_utf8(body).unwrap();
-        assert!(body.contains("ln -sf /.limasim/limactl \"$HOME/.local/bin/claude\""));
+        assert!(body.contains("ln -sf /.limasim/limactl \"$versions/$VERSION\""));
     }
 }

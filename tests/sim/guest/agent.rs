@@ -6,10 +6,12 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::disk;
 use crate::fail::{Fail, Res};
+use crate::forward;
 use crate::gofmt::quote;
 use crate::logrus;
 use crate::store::HA_PID;
@@ -61,6 +63,10 @@ pub struct BootPlan {
     pub want: Isolation,
     pub hostname: String,
     pub mounts: Vec<crate::config::Mount>,
+    /// Reverse socket forwards the agent serves while the guest runs.
+    pub socket_forwards: Vec<forward::Rule>,
+    /// The guest user's uid (`user.uid`), for its /run/user directory.
+    pub uid: u32,
     /// This simulator binary, shown to the guest at /.limasim/limactl.
     pub exe: PathBuf,
 }
@@ -138,7 +144,18 @@ fn redirect_stdio(inst: &Path) -> std::io::Result<()> {
 }
 
 fn log_line(level: logrus::Level, msg: &str) {
-    let _ = std::io::stderr().write_all(logrus::format(level, msg, &[], false).as_bytes());
+    log_fields(level, msg, &[]);
+}
+
+// The agent's stderr is ha.stderr.log.
+fn log_fields(level: logrus::Level, msg: &str, fields: &[(&str, String)]) {
+    let _ = std::io::stderr().write_all(logrus::format(level, msg, fields, false).as_bytes());
+}
+
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
 }
 
 // The forked agent: never returns into the caller's code.
@@ -165,6 +182,8 @@ fn agent_main(plan: &BootPlan, mode: Isolation, dir: OwnedFd, status: std::fs::F
         ));
         sys::exit_now(1);
     }
+    // The host ends first: host paths are out of sight once in the guest.
+    let host_ends = forward::prepare(&plan.socket_forwards, &log_fields);
     let notes = match boot(plan, mode) {
         Ok(notes) => notes,
         Err((unavailable, why)) => {
@@ -190,9 +209,16 @@ fn agent_main(plan: &BootPlan, mode: Isolation, dir: OwnedFd, status: std::fs::F
     for note in notes {
         log_line(logrus::Level::Info, &format!("[simulator] {note}"));
     }
+    let inst = plan.inst.clone();
+    let listen_at = |guest: &str| match mode {
+        Isolation::Namespace => PathBuf::from(guest),
+        Isolation::Fallback => disk::fallback_path(&inst, guest),
+    };
+    let forwards = forward::start(host_ends, &listen_at, &log_fields);
+    sys::set_handler(libc::SIGTERM, on_sigterm);
     report(&format!("ready {}", mode.as_str()));
     drop(status);
-    watch(&dir, me, mode, &plan.inst)
+    watch(&dir, me, mode, &plan.inst, &forwards)
 }
 
 #[cfg(target_os = "linux")]
@@ -215,15 +241,26 @@ fn boot(_plan: &BootPlan, mode: Isolation) -> Result<Vec<String>, (bool, String)
 }
 
 // Lives until stopped; exits on its own (taking the guest's processes with
-// it) once its instance directory is gone or ha.pid names someone else.
-fn watch(dir: &OwnedFd, me: i32, mode: Isolation, inst: &Path) -> ! {
+// it) once its instance directory is gone or ha.pid names someone else. A
+// SIGTERM (graceful stop) first takes the socket forwards down.
+fn watch(dir: &OwnedFd, me: i32, mode: Isolation, inst: &Path, forwards: &[forward::Active]) -> ! {
+    let mut tick = 0u64;
     loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let removed = sys::nlink(dir).map(|n| n == 0).unwrap_or(true);
-        let ours = sys::read_at(dir, HA_PID)
-            .map(|b| String::from_utf8_lossy(&b).trim() == me.to_string())
-            .unwrap_or(false);
-        if removed || !ours {
+        tick += 1;
+        std::thread::sleep(Duration::from_millis(100));
+        let terminated = TERMINATED.load(Ordering::SeqCst);
+        if terminated {
+            log_line(logrus::Level::Info, "Shutting down the host agent");
+            forward::cleanup(forwards, &log_fields);
+        }
+        let gone = tick.is_multiple_of(5) && {
+            let removed = sys::nlink(dir).map(|n| n == 0).unwrap_or(true);
+            let ours = sys::read_at(dir, HA_PID)
+                .map(|b| String::from_utf8_lossy(&b).trim() == me.to_string())
+                .unwrap_or(false);
+            removed || !ours
+        };
+        if terminated || gone {
             for pid in guest_processes(me, mode, inst) {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
@@ -294,6 +331,11 @@ pub fn shut_down(inst: &Path, agent: i32, graceful: bool) {
     }
     for pid in guest_processes(agent, mode, inst) {
         let _ = sys::kill(pid, libc::SIGKILL);
+    }
+    // A graceful stop lets the agent take its socket forwards down first.
+    if graceful {
+        let _ = sys::kill(agent, libc::SIGTERM);
+        wait_gone(&[agent], Duration::from_secs(3));
     }
     let _ = sys::kill(agent, libc::SIGKILL);
     wait_gone(&[agent], Duration::from_secs(5));

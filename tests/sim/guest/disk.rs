@@ -22,7 +22,9 @@ pub const RUN: &str = "sim.run";
 /// Where the simulator binary appears inside the guest.
 pub const GUEST_EXE: &str = "/.limasim/limactl";
 /// Guest tools the simulator fakes (argv[0] dispatch).
-pub const FAKE_TOOLS: &[&str] = &["sudo", "apt-get", "curl"];
+pub const FAKE_TOOLS: &[&str] = &["sudo", "apt-get", "curl", "npm"];
+/// The fake apt-get's record of installed packages (a guest path).
+pub const INSTALLED_LIST: &str = "/var/lib/limasim/installed";
 pub const LAYERS: &[&str] = &["etc", "usr", "var"];
 pub const PLAIN_DIRS: &[&str] = &["home", "root", "opt", "srv"];
 
@@ -58,6 +60,18 @@ pub fn host_path_of(inst: &Path, guest: &str) -> Option<PathBuf> {
     let rel = guest.strip_prefix('/')?;
     let top = rel.split('/').next()?;
     PLAIN_DIRS.contains(&top).then(|| inst.join(DISK).join(rel))
+}
+
+/// Where a guest path lives on the host in fallback mode (where "/" is the
+/// host's): the overlay upper layer for /etc, /usr and /var, else the disk.
+pub fn fallback_path(inst: &Path, guest: &str) -> PathBuf {
+    let rel = guest.trim_start_matches('/');
+    let layer = rel.split('/').next().unwrap_or_default();
+    if LAYERS.contains(&layer) {
+        inst.join(DISK).join("upper").join(rel)
+    } else {
+        inst.join(DISK).join(rel)
+    }
 }
 
 // Debian's ~/.profile PATH lines, for hosts without /etc/skel (macOS).
@@ -151,5 +165,13 @@ mod tests {
         );
         assert_eq!(host_path_of(inst, "/work/x"), None);
         assert_eq!(host_path_of(inst, "relative"), None);
+        assert_eq!(
+            fallback_path(inst, "/etc/apt/x"),
+            PathBuf::from("/lima/vm/simdisk/upper/etc/apt/x")
+        );
+        assert_eq!(
+            fallback_path(inst, "/home/u.linux/.gnupg/S.gpg-agent"),
+            PathBuf::from("/lima/vm/simdisk/home/u.linux/.gnupg/S.gpg-agent")
+        );
     }
 }

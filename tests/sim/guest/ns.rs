@@ -306,7 +306,37 @@ fn mount_layers_fallback(root: &Path, inst: &Path) -> Result<(), String> {
     bind(&disk::upper(inst, "var"), &var, true)
 }
 
-fn mount_system(root: &Path, inst: &Path, exe_src: &Path) -> Result<Vec<String>, String> {
+/// Packages whose systemd user units create /run/user/UID/gnupg at login.
+const GNUPG_PACKAGES: &[&str] = &["gnupg", "gnupg2", "gpg-agent"];
+
+// The guest user's runtime directory, as logind makes it for the ssh login
+// of the host agent. Guest commands run as uid 0 but stand for that user, so
+// /run/user/0 is the same directory. With GnuPG installed (by apt-get),
+// its socket units have made /run/user/UID/gnupg as well.
+fn make_runtime_dir(run: &Path, uid: u32) -> Result<(), String> {
+    let user_dir = run.join("user");
+    mkdir(&user_dir, 0o755)?;
+    let mine = user_dir.join(uid.to_string());
+    mkdir(&mine, 0o700)?;
+    if uid != 0 {
+        let zero = user_dir.join("0");
+        symlink(uid.to_string(), &zero).map_err(|e| sys::path_error("symlink", &zero, &e))?;
+    }
+    let installed = run
+        .parent()
+        .map(|root| root.join(crate::disk::INSTALLED_LIST.trim_start_matches('/')))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if installed
+        .lines()
+        .any(|p| GNUPG_PACKAGES.contains(&p.trim()))
+    {
+        mkdir(&mine.join("gnupg"), 0o700)?;
+    }
+    Ok(())
+}
+
+fn mount_system(root: &Path, inst: &Path, exe_src: &Path, uid: u32) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     for dir in disk::PLAIN_DIRS {
         let target = root.join(dir);
@@ -358,6 +388,7 @@ fn mount_system(root: &Path, inst: &Path, exe_src: &Path) -> Result<Vec<String>,
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=0755"),
     )?;
+    make_runtime_dir(&run, uid)?;
     let tmp = root.join("tmp");
     mkdir(&tmp, 0o1777)?;
     bind(&disk::guest_tmp(inst), &tmp, false)?;
@@ -426,7 +457,7 @@ pub fn boot(plan: &BootPlan) -> Result<Vec<String>, BootError> {
             mount_layers_fallback(&root, &plan.inst).map_err(failed)?;
         }
     }
-    notes.extend(mount_system(&root, &plan.inst, &plan.exe).map_err(failed)?);
+    notes.extend(mount_system(&root, &plan.inst, &plan.exe, plan.uid).map_err(failed)?);
     mount_lima_mounts(&root, &plan.mounts).map_err(failed)?;
     pivot(&root).map_err(failed)?;
     Ok(notes)

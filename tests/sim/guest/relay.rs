@@ -3,7 +3,6 @@
 //! to the host's `$SSH_AUTH_SOCK`. (The guest cannot reach host paths, and a
 //! relay works for unprivileged users where a bind mount would not.)
 
-use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -71,26 +70,14 @@ impl Relay {
             for conn in listener.incoming().flatten() {
                 let host_sock = host_sock.clone();
                 std::thread::spawn(move || {
-                    let _ = pipe_both_ways(conn, &host_sock);
+                    if let Ok(host) = UnixStream::connect(&host_sock) {
+                        let _ = crate::forward::pipe_both_ways(conn, host);
+                    }
                 });
             }
         });
         Ok(())
     }
-}
-
-fn pipe_both_ways(guest: UnixStream, host_sock: &Path) -> io::Result<()> {
-    let host = UnixStream::connect(host_sock)?;
-    let (mut guest_r, mut host_w) = (guest.try_clone()?, host.try_clone()?);
-    let upstream = std::thread::spawn(move || {
-        let _ = io::copy(&mut guest_r, &mut host_w);
-        let _ = host_w.shutdown(std::net::Shutdown::Write);
-    });
-    let (mut host_r, mut guest_w) = (host, guest);
-    let _ = io::copy(&mut host_r, &mut guest_w);
-    let _ = guest_w.shutdown(std::net::Shutdown::Write);
-    let _ = upstream.join();
-    Ok(())
 }
 
 impl Drop for Relay {

@@ -11,6 +11,7 @@ use crate::gotmpl;
 use crate::host::{self, Host};
 use crate::logrus;
 use crate::names;
+use crate::portfwd::{self, PortForward};
 use crate::schema;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +51,7 @@ pub struct Config {
     pub message: String,
     pub minimum_lima_version: Option<String>,
     pub image_archs: Vec<String>,
-    pub port_forwards: Vec<Value>,
+    pub port_forwards: Vec<PortForward>,
     pub provision_modes: Vec<String>,
     /// Configured features the simulator cannot emulate (checked at boot).
     pub unsupported: Vec<String>,
@@ -70,7 +71,7 @@ fn scalar_text(v: &Value) -> String {
 }
 
 /// Expands a host-side template (`executeHostTemplate`).
-fn host_template(
+pub fn host_template(
     text: &str,
     inst_dir: &Path,
     lima_home: &Path,
@@ -98,7 +99,7 @@ fn host_template(
 }
 
 /// Expands a guest-side template (`executeGuestTemplate`).
-fn guest_template(text: &str, inst_dir: &Path, user: &User) -> Result<String, String> {
+pub fn guest_template(text: &str, inst_dir: &Path, user: &User) -> Result<String, String> {
     let name = inst_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -303,14 +304,6 @@ fn unsupported_features(raw: &Value) -> Vec<String> {
             out.push(format!("`containerd.{mode}: true`"));
         }
     }
-    if let Some(Value::Array(pfs)) = raw.get("portForwards") {
-        if pfs
-            .iter()
-            .any(|p| p.get("guestSocket").is_some() || p.get("hostSocket").is_some())
-        {
-            out.push("socket `portForwards`".into());
-        }
-    }
     out
 }
 
@@ -342,12 +335,19 @@ pub fn load(bytes: &[u8], file_path: &Path, lima_home: &Path, h: &Host) -> Resul
             .collect(),
         _ => Vec::new(),
     };
-    let mut port_forwards = match raw.get("portForwards") {
-        Some(Value::Array(a)) => a.clone(),
+    let mut port_forwards: Vec<PortForward> = match raw.get("portForwards") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|r| portfwd::fill(r, inst_dir, lima_home, h, &user))
+            .collect(),
         _ => Vec::new(),
     };
     if plain {
-        port_forwards.retain(|p| p.get("static").and_then(Value::as_bool) == Some(true));
+        port_forwards.retain(|p| p.is_static);
+    }
+    let mut unsupported = unsupported_features(&raw);
+    if port_forwards.iter().any(PortForward::is_unsupported_socket) {
+        unsupported.push("socket `portForwards` without `reverse: true`".into());
     }
     Ok(Config {
         vm_type: str_at(&raw, "vmType").unwrap_or_default().to_string(),
@@ -380,7 +380,7 @@ pub fn load(bytes: &[u8], file_path: &Path, lima_home: &Path, h: &Host) -> Resul
                 .collect(),
             _ => Vec::new(),
         },
-        unsupported: unsupported_features(&raw),
+        unsupported,
         raw,
     })
 }
@@ -423,6 +423,12 @@ impl Config {
         }
         obj.insert("ssh".into(), Value::Object(ssh));
         obj.insert("env".into(), json!(self.env));
+        let rules: Vec<Value> = self
+            .port_forwards
+            .iter()
+            .map(PortForward::to_json)
+            .collect();
+        obj.insert("portForwards".into(), Value::Array(rules));
         out
     }
 }

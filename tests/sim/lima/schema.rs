@@ -11,6 +11,8 @@ use crate::logrus;
 enum Ty {
     Str,
     Int,
+    /// An int, or a string holding one (Lima's decoder converts it).
+    Port,
     Uint,
     Bool,
     Seq,
@@ -79,6 +81,22 @@ const SSH_KEYS: &[(&str, Ty)] = &[
     ("overVsock", Ty::Bool),
 ];
 
+const PORT_FORWARD_KEYS: &[(&str, Ty)] = &[
+    ("guestIPMustBeZero", Ty::Bool),
+    ("guestIP", Ty::Str),
+    ("guestPort", Ty::Port),
+    ("guestPortRange", Ty::Seq),
+    ("guestSocket", Ty::Str),
+    ("hostIP", Ty::Str),
+    ("hostPort", Ty::Port),
+    ("hostPortRange", Ty::Seq),
+    ("hostSocket", Ty::Str),
+    ("proto", Ty::Str),
+    ("reverse", Ty::Bool),
+    ("ignore", Ty::Bool),
+    ("static", Ty::Bool),
+];
+
 const USER_KEYS: &[(&str, Ty)] = &[
     ("name", Ty::Str),
     ("comment", Ty::Str),
@@ -91,7 +109,8 @@ fn type_ok(v: &Value, ty: Ty) -> bool {
     match (ty, v) {
         (_, Value::Null) | (Ty::Any, _) => true,
         (Ty::Str, Value::String(_)) | (Ty::Bool, Value::Bool(_)) => true,
-        (Ty::Int, Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (Ty::Int | Ty::Port, Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (Ty::Port, Value::String(s)) => s.trim().parse::<i64>().is_ok(),
         (Ty::Uint, Value::Number(n)) => n.as_u64().is_some_and(|u| u <= u32::MAX as u64),
         (Ty::Seq, Value::Array(_)) | (Ty::Map, Value::Object(_)) => true,
         _ => false,
@@ -101,7 +120,7 @@ fn type_ok(v: &Value, ty: Ty) -> bool {
 fn ty_name(ty: Ty) -> &'static str {
     match ty {
         Ty::Str => "string",
-        Ty::Int => "int",
+        Ty::Int | Ty::Port => "int",
         Ty::Uint => "uint32",
         Ty::Bool => "bool",
         Ty::Seq => "sequence",
@@ -145,6 +164,40 @@ fn value_kind(v: &Value) -> &'static str {
     }
 }
 
+// One `portForwards` entry: key types, the `[2]int` ranges and `net.IP` text.
+fn check_port_forward(i: usize, rule: &Value) -> Result<Vec<String>, String> {
+    let at = format!("portForwards[{i}].");
+    let Value::Object(r) = rule else {
+        return Err(format!(
+            "field \"portForwards[{i}]\": cannot unmarshal {} into PortForward",
+            value_kind(rule)
+        ));
+    };
+    let unknown = check_keys(r, PORT_FORWARD_KEYS, &at)?;
+    for key in ["guestPortRange", "hostPortRange"] {
+        if let Some(Value::Array(items)) = r.get(key) {
+            if items.len() > 2 || !items.iter().all(|v| type_ok(v, Ty::Port)) {
+                return Err(format!(
+                    "field {}: cannot unmarshal sequence into [2]int",
+                    quote(&format!("{at}{key}"))
+                ));
+            }
+        }
+    }
+    for key in ["guestIP", "hostIP"] {
+        if let Some(Value::String(ip)) = r.get(key) {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "field {}: invalid IP address: {}",
+                    quote(&format!("{at}{key}")),
+                    quote(ip)
+                ));
+            }
+        }
+    }
+    Ok(unknown)
+}
+
 /// `limayaml.Unmarshal`: parses and type-checks, warning about unknown keys.
 pub fn unmarshal(bytes: &[u8], comment: &str) -> Result<Value, String> {
     let fail = |e: String| format!("failed to unmarshal YAML ({comment}): {e}");
@@ -180,6 +233,11 @@ pub fn unmarshal(bytes: &[u8], comment: &str) -> Result<Value, String> {
                 )));
             };
             unknown.extend(check_keys(m, MOUNT_KEYS, &format!("mounts[{i}].")).map_err(fail)?);
+        }
+    }
+    if let Some(Value::Array(rules)) = obj.get("portForwards") {
+        for (i, r) in rules.iter().enumerate() {
+            unknown.extend(check_port_forward(i, r).map_err(fail)?);
         }
     }
     if let Some(Value::Object(env)) = obj.get("env") {
@@ -232,5 +290,25 @@ mod tests {
         );
         assert_eq!(unmarshal(b"", "f").unwrap(), json!({}));
         assert!(unmarshal(br#"{"typo": 1, "ssh": {"forwardAgent": true}}"#, "f").is_ok());
+        let err = unmarshal(br#"{"portForwards": [{"guestPort": "http"}]}"#, "f").unwrap_err();
+        assert!(
+            err.contains("field \"portForwards[0].guestPort\": cannot unmarshal string into int"),
+            "{err}"
+        );
+        let err = unmarshal(br#"{"portForwards": [{"reverse": "yes"}]}"#, "f").unwrap_err();
+        assert!(err.contains("\"portForwards[0].reverse\""), "{err}");
+        let err =
+            unmarshal(br#"{"portForwards": [{"guestPortRange": [1, 2, 3]}]}"#, "f").unwrap_err();
+        assert!(
+            err.contains("cannot unmarshal sequence into [2]int"),
+            "{err}"
+        );
+        let err = unmarshal(br#"{"portForwards": [{"guestIP": "localhost"}]}"#, "f").unwrap_err();
+        assert!(err.contains("invalid IP address: \"localhost\""), "{err}");
+        assert!(unmarshal(
+            br#"{"portForwards": [{"guestPort": "80", "hostPort": 8080}]}"#,
+            "f"
+        )
+        .is_ok());
     }
 }

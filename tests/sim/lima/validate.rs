@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::config::{self, Config, Mount};
 use crate::gofmt::{self, quote};
 use crate::host::{self, Host};
@@ -69,24 +67,6 @@ fn version_tuple(v: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-fn validate_port(field: &str, port: i64) -> Option<String> {
-    match port {
-        p if p < 0 => Some(format!("field `{field}` must be > 0")),
-        0 => Some(format!("field `{field}` must be set")),
-        22 => Some(format!("field `{field}` must not be 22")),
-        p if p > 65535 => Some(format!("field `{field}` must be < 65536")),
-        _ => None,
-    }
-}
-
-fn port_number(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// `limayaml.Validate`: all problems, joined by newlines like `errors.Join`.
 pub fn validate(c: &Config, version: &str, warn: bool) -> Result<(), String> {
     let mut errs: Vec<String> = Vec::new();
@@ -141,7 +121,10 @@ pub fn validate(c: &Config, version: &str, warn: bool) -> Result<(), String> {
         validate_mount(i, m, &c.user.home, warn, &mut errs);
     }
     if c.ssh_local_port != 0 {
-        errs.extend(validate_port("ssh.localPort", c.ssh_local_port));
+        errs.extend(crate::portfwd::validate_port(
+            "ssh.localPort",
+            c.ssh_local_port,
+        ));
     }
     if !c.mount_type.is_empty() {
         if !["reverse-sshfs", "9p", "virtiofs", "wsl2"].contains(&c.mount_type.as_str()) {
@@ -175,15 +158,7 @@ pub fn validate(c: &Config, version: &str, warn: bool) -> Result<(), String> {
             ));
         }
     }
-    for (i, rule) in c.port_forwards.iter().enumerate() {
-        for (key, field) in [("guestPort", "guestPort"), ("hostPort", "hostPort")] {
-            if let Some(p) = port_number(rule.get(key)) {
-                if p != 0 {
-                    errs.extend(validate_port(&format!("portForwards[{i}].{field}"), p));
-                }
-            }
-        }
-    }
+    crate::portfwd::validate(&c.port_forwards, &mut errs);
     if warn && c.mount_type == "virtiofs" && cfg!(target_os = "linux") {
         logrus::warn("`mountType: virtiofs` on Linux is experimental");
     }
@@ -291,7 +266,7 @@ pub fn check_disk_not_shrunk(old: &Config, new: &Config) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use std::path::PathBuf;
 
     fn load_json(v: Value) -> Result<Config, String> {
