@@ -11,11 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::handover::Handover;
 use crate::lima::{Limactl, Resources};
 use crate::names::TemplateName;
 use crate::paths::HostPaths;
-use crate::plan::SetupPlan;
+use crate::plan::{FileSource, SetupPlan};
 use crate::signals;
 use crate::ui::Ui;
 
@@ -129,13 +128,12 @@ pub fn build(
     plan: &SetupPlan,
     log_path: &Path,
 ) -> Result<Option<i32>> {
-    let handover = Handover::create(&plan.handover_dir, &plan.files)?;
+    let bundle = provisioning_bundle(plan)?;
     if let Some(dir) = log_path.parent() {
         fs::create_dir_all(dir).io_context("create", dir)?;
     }
     let log = File::create(log_path).io_context("create", log_path)?;
-    let result = run_steps(lima, ui, paths, plan, &log);
-    drop(handover);
+    let result = run_steps(lima, ui, paths, plan, &log, bundle);
     if let Err(err) = result {
         let _cleaning = signals::CleaningUp::begin();
         let step = ui.step(format!("removing the unfinished VM {}", plan.build));
@@ -164,6 +162,7 @@ fn run_steps(
     paths: &HostPaths,
     plan: &SetupPlan,
     log: &File,
+    bundle: String,
 ) -> Result<Option<i32>> {
     let total = 4 + usize::from(plan.is_rebuild());
     let steps = [
@@ -189,7 +188,16 @@ fn run_steps(
             }
         }
         let step = ui.step(format!("[{}/{total}] {what}", n + 1));
-        lima.run(call, Some(&plan.build), log.try_clone().ok())?;
+        if call == &plan.provision {
+            lima.run_with_input(
+                call,
+                Some(&plan.build),
+                log.try_clone().ok(),
+                bundle.clone().into_bytes(),
+            )?;
+        } else {
+            lima.run(call, Some(&plan.build), log.try_clone().ok())?;
+        }
         step.done();
     }
     if plan.is_rebuild() {
@@ -205,6 +213,24 @@ fn run_steps(
         step.done();
     }
     Ok(login)
+}
+
+/// The plan's files (the provisioning script last) as one script for `bash -s`.
+fn provisioning_bundle(plan: &SetupPlan) -> Result<String> {
+    let mut files = Vec::new();
+    for f in &plan.files {
+        let bytes = match &f.source {
+            FileSource::Text(t) => t.clone().into_bytes(),
+            FileSource::Copy(path) => fs::read(path).io_context("read", path)?,
+        };
+        files.push((f.name.clone(), bytes));
+    }
+    let entry = plan
+        .files
+        .last()
+        .map(|f| f.name.as_str())
+        .unwrap_or("provision.sh");
+    Ok(crate::script::bundle(&files, entry))
 }
 
 fn check_signal() -> Result<()> {

@@ -117,7 +117,16 @@ fn run(
         );
         print!(
             "{}",
-            plan::render(&title, &plan.calls(), &plan.files, &plan.handover_dir)
+            plan::render(
+                &title,
+                &plan.calls(),
+                &plan.files,
+                &format!(
+                    "hand-over directory {} (read-only in the VM at {})",
+                    plan.handover_dir.display(),
+                    crate::script::HANDOVER_MOUNT
+                ),
+            )
         );
         return Ok(0);
     }

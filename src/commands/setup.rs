@@ -38,7 +38,6 @@ pub fn build_template(
     login: bool,
 ) -> Result<()> {
     let scripts = setup_scripts(ctx, config);
-    let handover_name = |build: &str| ctx.paths.handover_root().join(build);
 
     if ctx.dry_run {
         let exists = template::read_manifest(&ctx.paths, template.as_str())?.is_some();
@@ -49,7 +48,6 @@ pub fn build_template(
         };
         let plan = plan_setup(SetupInputs {
             template,
-            handover_dir: handover_name(&build),
             build,
             config,
             scripts,
@@ -63,7 +61,15 @@ pub fn build_template(
         let calls = plan.calls();
         print!(
             "{}",
-            plan::render(&title, &calls, &plan.files, &plan.handover_dir)
+            plan::render(
+                &title,
+                &calls,
+                &plan.files,
+                &format!(
+                    "sent on the provisioning shell's stdin, unpacked in {}",
+                    crate::script::BUNDLE_DIR
+                ),
+            )
         );
         return Ok(());
     }
@@ -93,7 +99,6 @@ pub fn build_template(
     };
     let plan = plan_setup(SetupInputs {
         template,
-        handover_dir: handover_name(&build),
         build,
         config,
         scripts,

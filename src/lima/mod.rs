@@ -106,12 +106,23 @@ impl Limactl {
         instance: Option<&str>,
         log: Option<File>,
     ) -> Result<(), LimaError> {
-        self.run_merged(call, instance, log, Role::Work)
+        self.run_merged(call, instance, log, Role::Work, None)
+    }
+
+    /// Like `run`, with `input` written to limactl's stdin (a script for `bash -s`).
+    pub fn run_with_input(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+        log: Option<File>,
+        input: Vec<u8>,
+    ) -> Result<(), LimaError> {
+        self.run_merged(call, instance, log, Role::Work, Some(input))
     }
 
     /// Runs a cleanup call (delete): not interruptible from the terminal.
     pub fn cleanup(&self, call: &Call, instance: Option<&str>) -> Result<(), LimaError> {
-        self.run_merged(call, instance, None, Role::Cleanup)
+        self.run_merged(call, instance, None, Role::Cleanup, None)
     }
 
     fn run_merged(
@@ -120,6 +131,7 @@ impl Limactl {
         instance: Option<&str>,
         log: Option<File>,
         role: Role,
+        input: Option<Vec<u8>>,
     ) -> Result<(), LimaError> {
         let (reader, writer) =
             std::io::pipe().map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
@@ -128,8 +140,13 @@ impl Limactl {
             let writer2 = writer
                 .try_clone()
                 .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+            let stdin = if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
             cmd.args(&call.args)
-                .stdin(Stdio::null())
+                .stdin(stdin)
                 .stdout(writer)
                 .stderr(writer2);
             if role == Role::Cleanup {
@@ -141,6 +158,14 @@ impl Limactl {
                 .map_err(|e| self.spawn_error(call, instance, e))?
         };
         let output = Collector::start(reader, self.verbose, log, false);
+        // Written on a thread: a child that stops reading must not block us.
+        let mut child = child;
+        if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), input) {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&bytes);
+            });
+        }
         let status = run::wait(&child, role == Role::Work)
             .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let text = output.finish();

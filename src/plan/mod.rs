@@ -39,22 +39,12 @@ pub struct HostScript {
 }
 
 /// Renders calls and hand-over files for `--dry-run`.
-pub fn render(
-    title: &str,
-    calls: &[&Call],
-    files: &[HandoverFile],
-    handover_dir: &std::path::Path,
-) -> String {
+pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], files_heading: &str) -> String {
     let mut s = format!("{title}\n\nlimactl calls, in order:\n");
     for (i, c) in calls.iter().enumerate() {
         let _ = writeln!(s, "  {}. {c}", i + 1);
     }
-    let _ = writeln!(
-        s,
-        "\nhand-over directory {} (read-only in the VM at {}):",
-        handover_dir.display(),
-        crate::script::HANDOVER_MOUNT
-    );
+    let _ = writeln!(s, "\n{files_heading}:");
     for f in files {
         match (&f.source, f.printable) {
             (FileSource::Copy(p), _) => {

@@ -1,14 +1,12 @@
 //! Building a template: create (setup mounts only) → start → one provisioning shell → stop.
 //! A rebuild builds under a temporary name and swaps it in only once it is complete.
 
-use std::path::PathBuf;
-
 use super::mounts::to_lima;
 use super::{FileSource, HandoverFile, HostScript};
-use crate::config::{Config, InstallMethod, Mount};
+use crate::config::{Config, InstallMethod};
 use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
 use crate::names::TemplateName;
-use crate::script::{self, ClaudeInstall, GuestScript, ProvisionInput, HANDOVER_MOUNT};
+use crate::script::{self, ClaudeInstall, GuestScript, ProvisionInput, BUNDLE_DIR};
 use crate::tools::{self, Tool};
 
 pub struct SetupInputs<'a> {
@@ -18,7 +16,6 @@ pub struct SetupInputs<'a> {
     pub build: String,
     pub config: &'a Config,
     pub scripts: Vec<HostScript>,
-    pub handover_dir: PathBuf,
     /// Run Claude Code's login in the template before it is stopped.
     pub login: bool,
 }
@@ -27,7 +24,8 @@ pub struct SetupInputs<'a> {
 pub struct SetupPlan {
     pub template: TemplateName,
     pub build: String,
-    pub handover_dir: PathBuf,
+    /// Sent to the provisioning shell on stdin, as a bundle that unpacks them; the last one
+    /// is the provisioning script.
     pub files: Vec<HandoverFile>,
     pub create: Call,
     pub start: Call,
@@ -56,7 +54,7 @@ impl SetupPlan {
 }
 
 pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
-    let guest = |name: &str| format!("{HANDOVER_MOUNT}/{name}");
+    let guest = |name: &str| format!("{BUNDLE_DIR}/{name}");
     let mut files = Vec::new();
     let scripts: Vec<GuestScript> = i
         .scripts
@@ -101,24 +99,9 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         printable: true,
     });
 
-    // Only the setup mounts and the hand-over: Lima's default template would share the
-    // whole home directory.
-    if let Some(m) = i
-        .config
-        .setup
-        .mounts
-        .iter()
-        .find(|m| m.guest_path() == HANDOVER_MOUNT)
-    {
-        return Err(format!("the setup mount of {} at {HANDOVER_MOUNT} is reserved for claude-vm; choose another guest path", m.location.display()));
-    }
-    let mut mounts = i.config.setup.mounts.clone();
-    mounts.push(Mount {
-        location: i.handover_dir.clone(),
-        mount_point: Some(HANDOVER_MOUNT.into()),
-        writable: false,
-    });
-    let lima_mounts = to_lima(&mounts);
+    // Only the setup mounts: Lima's default template would share the whole home directory,
+    // and the scripts travel on stdin, so nothing of claude-vm's stays mounted.
+    let lima_mounts = to_lima(&i.config.setup.mounts);
     let vm = &i.config.vm;
     let create = lima::create(&CreateSpec {
         name: &i.build,
@@ -131,7 +114,8 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         mounts: &lima_mounts,
         extra: &[],
     });
-    let command = vec!["bash".to_owned(), guest("provision.sh")];
+    // `bash -s` reads the bundle (files + provision.sh) from stdin.
+    let command = vec!["bash".to_owned(), "-s".to_owned()];
     let provision = lima::shell(&ShellSpec {
         name: &i.build,
         workdir: None,
@@ -152,7 +136,6 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         stop: lima::stop(&i.build),
         cleanup: lima::delete(std::slice::from_ref(&i.build)),
         build: i.build,
-        handover_dir: i.handover_dir,
         files,
         create,
         provision,
@@ -208,7 +191,6 @@ mod tests {
                 label: "~/.claude-vm.setup.sh".into(),
                 path: "/h/.claude-vm.setup.sh".into(),
             }],
-            handover_dir: "/h/handover/b".into(),
             login: false,
         })
         .unwrap()
@@ -227,12 +209,20 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(a[set + 1].strip_prefix(".mounts = ").unwrap()).unwrap();
         assert_eq!(
-            json.as_array().unwrap().len(),
-            1,
-            "only the hand-over: never the home directory"
+            json,
+            serde_json::json!([]),
+            "only setup mounts: never the home directory"
         );
-        assert_eq!(json[0]["mountPoint"], "/mnt/claude-vm");
-        assert_eq!(json[0]["writable"], false);
+        assert_eq!(
+            &p.provision.args[p.provision.args.len() - 2..],
+            ["bash", "-s"]
+        );
+        let names: Vec<&str> = p.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["setup-1.sh", "provision.sh"],
+            "provision.sh last: it is the entry point"
+        );
         assert_eq!(a.last().unwrap(), "template:debian-13");
         for (flag, v) in [("--cpus", "4"), ("--memory", "8"), ("--disk", "20")] {
             let i = a.iter().position(|x| x == flag).unwrap();

@@ -1,9 +1,11 @@
 //! The shell scripts claude-vm runs in the guest, composed from plain data. Every value that
 //! reaches a script goes through shell-escape; nothing here touches a process or a file.
 
+mod bundle;
 mod provision;
 mod session;
 
+pub use bundle::{bundle, BUNDLE_DIR};
 pub use provision::{provision, ClaudeInstall, ProvisionInput};
 pub use session::{env_file, session, Final, SessionInput};
 

@@ -18,12 +18,14 @@ fn setup_is_list_create_start_shell_stop() {
     let t = &templates[0];
     assert!(t.starts_with("claude-vm-app-"), "{t}");
 
-    // The template is stopped, mounts nothing but the hand-over (never the home directory).
+    // The template is stopped and mounts nothing (never the home directory): the scripts
+    // went in on the provisioning shell's stdin.
     let yaml = w.lima_yaml(t);
-    let mounts = yaml["mounts"].as_array().expect("mounts");
-    assert_eq!(mounts.len(), 1, "{mounts:?}");
-    assert_eq!(mounts[0]["mountPoint"], "/mnt/claude-vm");
-    assert_eq!(mounts[0]["writable"], false);
+    assert_eq!(yaml["mounts"], serde_json::json!([]), "{yaml}");
+    assert_eq!(
+        &r.call("shell")[r.call("shell").len() - 2..],
+        ["bash", "-s"]
+    );
     assert!(
         !w.lima_home.join(t).join("ha.pid").exists(),
         "template left running"
@@ -155,6 +157,10 @@ fn setup_mounts_are_there_during_setup_only() {
     );
     let spec = format!("{}:/opt/assets:ro", assets.display());
     w.run(&["setup", "--mount", &spec]).ok();
+    let yaml = w.lima_yaml(&w.templates()[0]);
+    let mounts = yaml["mounts"].as_array().expect("mounts");
+    assert_eq!(mounts.len(), 1, "only the setup mount: {mounts:?}");
+    assert_eq!(mounts[0]["mountPoint"], "/opt/assets");
     let s = w.run(&[
         "shell",
         "--",
