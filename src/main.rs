@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod doctor;
 mod error;
 mod handover;
 mod lima;
@@ -15,6 +16,7 @@ mod session;
 mod signals;
 mod template;
 mod ui;
+mod update;
 
 use clap::Parser;
 

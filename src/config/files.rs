@@ -77,6 +77,9 @@ impl FileCtx<'_> {
             };
         }
         data.mounts = self.mounts(file.mounts.unwrap_or_default(), "mounts")?;
+        if let Some(update) = file.update {
+            data.update = update;
+        }
         Ok(data)
     }
 

@@ -8,7 +8,7 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider, Source};
 use serde::Serialize;
 
-use super::schema::{Mount, VmLayer};
+use super::schema::{Mount, UpdateLayer, VmLayer};
 
 /// Validated values of one layer; absent keys are not serialized, so they never override.
 #[derive(Debug, Default, Serialize)]
@@ -27,6 +27,8 @@ pub struct LayerData {
     pub mounts: Vec<Mount>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "UpdateLayer::is_empty")]
+    pub update: UpdateLayer,
 }
 
 #[derive(Debug, Default, Serialize)]

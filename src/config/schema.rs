@@ -31,6 +31,19 @@ pub struct Config {
     pub mounts: Vec<Mount>,
     /// Variables exported in the guest before claude starts (values never reach argv).
     pub env: BTreeMap<String, String>,
+    pub update: UpdateSettings,
+}
+
+/// `[update]`: the background "new version available" check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateSettings {
+    pub check: bool,
+}
+
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        UpdateSettings { check: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +105,7 @@ impl Default for Config {
             defaults: Defaults::default(),
             mounts: Vec::new(),
             env: BTreeMap::new(),
+            update: UpdateSettings::default(),
         }
     }
 }
@@ -117,6 +131,20 @@ pub struct FileLayer {
     pub runtime: Option<RuntimeLayer>,
     pub defaults: Option<DefaultsLayer>,
     pub mounts: Option<Vec<MountLayer>>,
+    pub update: Option<UpdateLayer>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<bool>,
+}
+
+impl UpdateLayer {
+    pub fn is_empty(&self) -> bool {
+        self.check.is_none()
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -5,6 +5,8 @@ mod support;
 
 mod config_errors;
 mod housekeeping;
+mod progress;
+mod pty;
 mod sessions;
 mod setup;
 mod terminal;
