@@ -170,10 +170,20 @@ impl Source {
         use self_update::Error as E;
         let source = self.describe();
         match err {
-            E::ChecksumMismatch { .. } | E::ChecksumSourceInvalid { .. } => Error::failure(format!(
-                "cannot {action}: the download does not match its published checksum ({err}); the installed binary was not changed"
+            E::ChecksumMismatch {
+                ref expected,
+                ref computed,
+                ..
+            } => Error::failure(format!(
+                "cannot {action}: {} does not match its published checksum (expected {expected}, got {computed}); the installed binary was not changed",
+                asset_name()
             ))
             .with_hint("try again later; if it persists, report it: the release may be damaged"),
+            E::ChecksumSourceInvalid { ref reason, .. } => Error::failure(format!(
+                "cannot {action}: no checksum to verify {} against ({reason}); the installed binary was not changed",
+                asset_name()
+            ))
+            .with_hint("the release must carry `<asset>.sha256`; report it to the release's maintainers"),
             E::NoReleaseFound { .. } => Error::failure(format!(
                 "cannot {action}: the release has no {} for this machine",
                 asset_name()

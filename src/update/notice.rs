@@ -30,6 +30,9 @@ pub struct State {
     /// When the notice was last shown.
     #[serde(default)]
     pub notified_at: Option<u64>,
+    /// Why the last check failed, if it did (nobody waits for the check to see it fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What to do this time.
@@ -117,19 +120,45 @@ pub fn prepare(data_dir: &Path) -> Option<String> {
 }
 
 /// Starts `claude-vm __update-check` detached: no terminal, its own process group (a Ctrl-C
-/// meant for us does not reach it), never waited for.
+/// meant for us does not reach it), none of our descriptors, never waited for.
 fn spawn_refresh() {
     use std::os::unix::process::CommandExt;
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let _ = Command::new(exe)
-        .arg(REFRESH_COMMAND)
+    let mut cmd = Command::new(exe);
+    cmd.arg(REFRESH_COMMAND)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
+        .process_group(0);
+    // Descriptors we inherited without close-on-exec (a terminal, a caller's pipe) must not
+    // stay open in the check: whoever waits for them to close would wait for it.
+    let max_fd = open_file_limit();
+    // SAFETY: between fork and exec only fcntl, which is async-signal-safe, runs.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in 3..max_fd {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            Ok(())
+        });
+    }
+    let _ = cmd.spawn();
+}
+
+fn open_file_limit() -> libc::c_int {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if ok {
+        libc::c_int::try_from(lim.rlim_cur.min(65_536)).unwrap_or(1024)
+    } else {
+        1024
+    }
 }
 
 /// The detached check: asks for the latest release and records it. Exit 0 on success.
@@ -142,10 +171,12 @@ pub fn refresh(data_dir: &Path) -> i32 {
     match latest {
         Ok(version) => {
             state.latest = Some(version.to_string());
+            state.error = None;
             write_state(&path, &state);
             0
         }
-        Err(_) => {
+        Err(e) => {
+            state.error = Some(e.message().to_owned());
             write_state(&path, &state);
             1
         }
@@ -185,6 +216,7 @@ mod tests {
             checked_at: Some(100 * DAY),
             latest: Some("0.2.0".into()),
             notified_at: None,
+            error: None,
         };
         let now = 100 * DAY + 60;
         assert_eq!(decide(&s, now, &v("0.1.0")).notify, Some(v("0.2.0")));
@@ -203,6 +235,7 @@ mod tests {
                 checked_at: Some(1),
                 latest: Some(latest.into()),
                 notified_at: None,
+                error: None,
             };
             assert_eq!(decide(&s, 2, &v("0.1.0")).notify, None, "{latest}");
         }
@@ -233,6 +266,7 @@ mod tests {
             checked_at: Some(5),
             latest: Some("1.0.0".into()),
             notified_at: None,
+            error: Some("offline".into()),
         };
         write_state(&path, &s);
         assert_eq!(read_state(&path), s);

@@ -5,8 +5,11 @@ mod support;
 
 mod config_errors;
 mod housekeeping;
+mod notice;
 mod progress;
 mod pty;
+mod release_server;
 mod sessions;
 mod setup;
 mod terminal;
+mod update;

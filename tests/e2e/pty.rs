@@ -55,6 +55,9 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// The descriptors are left without close-on-exec, as some terminal emulators and shells
+/// leave theirs: claude-vm must not keep such inherited descriptors open in anything it
+/// leaves running in the background (the test would wait for the terminal to close).
 fn openpty() -> (OwnedFd, OwnedFd) {
     let mut master: libc::c_int = -1;
     let mut slave: libc::c_int = -1;
