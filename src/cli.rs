@@ -169,9 +169,6 @@ pub enum Command {
         /// The shell: bash, zsh or fish (also elvish, powershell).
         shell: clap_complete::Shell,
     },
-    /// Refreshes the cached "new version available" answer (run detached by claude-vm).
-    #[command(name = "__update-check", hide = true)]
-    UpdateCheck,
 }
 
 #[derive(Debug, Args)]

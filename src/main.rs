@@ -21,6 +21,9 @@ mod update;
 use clap::Parser;
 
 fn main() {
+    if let Some(code) = update::notice::run_if_asked() {
+        std::process::exit(code);
+    }
     let cli = cli::Cli::parse();
     let code = match commands::run(cli) {
         Ok(code) => code,

@@ -73,10 +73,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             let data_dir = HostPaths::from_env().ok().map(|p| p.data_dir);
             return update::run(&ui, u, cli.global.dry_run, data_dir.as_deref());
         }
-        Some(Command::UpdateCheck) => {
-            let paths = HostPaths::from_env()?;
-            return Ok(crate::update::notice::refresh(&paths.data_dir));
-        }
         _ => {}
     }
     let ctx = Context::new(&cli.global)?;
@@ -156,7 +152,7 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             doctor::run(ctx)
         }
         Some(Command::Completions { shell }) => completions::run(shell),
-        Some(Command::Update(_) | Command::UpdateCheck) => Err(Error::failure(
+        Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",
         )),
     }

@@ -1,6 +1,6 @@
 //! The "new version available" notice. It never makes a command wait: the command reads a
 //! small state file, and when the cached answer is older than 72 hours it starts a detached
-//! `claude-vm __update-check` that asks the releases API and writes the answer for next time.
+//! check (claude-vm itself, with `CLAUDE_VM_RUN_UPDATE_CHECK=1`) that asks the releases API and writes the answer for next time.
 //! The notice itself is shown at most once per 72 hours, only to a person at a terminal, and
 //! never in CI (`CI` set), with `CLAUDE_VM_NO_UPDATE_CHECK` set or with `[update] check = false`.
 
@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 pub const DISABLE_VAR: &str = "CLAUDE_VM_NO_UPDATE_CHECK";
 /// How often the releases API is asked, and how often the notice is shown.
 pub const INTERVAL_SECS: u64 = 72 * 60 * 60;
-/// The hidden subcommand that refreshes the state.
-pub const REFRESH_COMMAND: &str = "__update-check";
+/// Set (to 1) in the environment of the detached check: claude-vm then runs the check
+/// instead of a command. An environment variable rather than a hidden subcommand keeps it
+/// out of `--help` and the shell completions.
+pub const REFRESH_VAR: &str = "CLAUDE_VM_RUN_UPDATE_CHECK";
 
 /// What the last checks found, in `<data dir>/update-check.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +121,7 @@ pub fn prepare(data_dir: &Path) -> Option<String> {
     ))
 }
 
-/// Starts `claude-vm __update-check` detached: no terminal, its own process group (a Ctrl-C
+/// Starts the check detached: no terminal, its own process group (a Ctrl-C
 /// meant for us does not reach it), none of our descriptors, never waited for.
 fn spawn_refresh() {
     use std::os::unix::process::CommandExt;
@@ -127,7 +129,7 @@ fn spawn_refresh() {
         return;
     };
     let mut cmd = Command::new(exe);
-    cmd.arg(REFRESH_COMMAND)
+    cmd.env(REFRESH_VAR, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -159,6 +161,16 @@ fn open_file_limit() -> libc::c_int {
     } else {
         1024
     }
+}
+
+/// In the detached check's process: runs the check and returns its exit code; `None` in
+/// every other process.
+pub fn run_if_asked() -> Option<i32> {
+    std::env::var_os(REFRESH_VAR).filter(|v| v == "1")?;
+    Some(match crate::paths::HostPaths::from_env() {
+        Ok(paths) => refresh(&paths.data_dir),
+        Err(_) => 1,
+    })
 }
 
 /// The detached check: asks for the latest release and records it. Exit 0 on success.

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod completions;
 mod config_errors;
 mod housekeeping;
 mod notice;
