@@ -9,6 +9,7 @@ mod files;
 mod layer;
 pub mod mounts;
 mod schema;
+pub mod show;
 mod suggest;
 
 use std::collections::BTreeMap;
@@ -69,11 +70,17 @@ pub struct Loaded {
 impl Loaded {
     /// Which layer a key's value came from (e.g. `vm.disk`).
     pub fn origin_of(&self, key: &str) -> Option<String> {
-        let meta = self.figment.find_metadata(key)?;
-        Some(match &meta.source {
-            Some(src) => format!("{} ({src})", meta.name),
-            None => meta.name.to_string(),
-        })
+        self.figment.find_metadata(key).map(describe)
+    }
+}
+
+/// `project file (/abs/path/.claude-vm.toml)`, `environment (CLAUDE_VM_DISK)`, `default`.
+fn describe(meta: &figment::Metadata) -> String {
+    match &meta.source {
+        // figment shows files relative to the current directory; absolute is unambiguous.
+        Some(figment::Source::File(path)) => format!("{} ({})", meta.name, path.display()),
+        Some(src) => format!("{} ({src})", meta.name),
+        None => meta.name.to_string(),
     }
 }
 

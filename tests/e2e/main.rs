@@ -5,6 +5,7 @@ mod support;
 
 mod completions;
 mod config_errors;
+mod config_show;
 mod housekeeping;
 mod notice;
 mod progress;
