@@ -49,9 +49,15 @@ impl Owners for ProcessScan {
             Ok(p) => p,
             Err(why) => return Owner::Unknown(why.clone()),
         };
-        procs
+        let users: Vec<&(u32, Vec<String>)> = procs
             .iter()
-            .find(|(_, argv)| works_on(argv, instance))
+            .filter(|(_, argv)| works_on(argv, instance))
+            .collect();
+        // The session's own `limactl shell` names it best.
+        users
+            .iter()
+            .find(|(_, argv)| argv.get(1).is_some_and(|v| v == "shell"))
+            .or(users.first())
             .map_or(Owner::Unused, |(pid, _)| Owner::InUse(*pid))
     }
 }
@@ -131,13 +137,19 @@ mod tests {
             ),
         ]);
         assert_eq!(scan.owner(name), Owner::Unused);
-        let scan = ProcessScan::of(vec![(
-            42,
-            argv(&format!(
-                "limactl shell --tty=false --workdir /p {name} bash /mnt/x"
-            )),
-        )]);
-        assert_eq!(scan.owner(name), Owner::InUse(42));
+        let scan = ProcessScan::of(vec![
+            (
+                41,
+                argv(&format!("limactl clone --tty=false --start t {name}")),
+            ),
+            (
+                42,
+                argv(&format!(
+                    "limactl shell --tty=false --workdir /p {name} bash /mnt/x"
+                )),
+            ),
+        ]);
+        assert_eq!(scan.owner(name), Owner::InUse(42), "the shell is preferred");
         let scan = ProcessScan {
             procs: Err("no ps".into()),
         };

@@ -6,6 +6,7 @@ mod support;
 mod completions;
 mod config_errors;
 mod config_show;
+mod doctor;
 mod housekeeping;
 mod notice;
 mod progress;
