@@ -8,6 +8,7 @@ mod config_errors;
 mod config_show;
 mod doctor;
 mod housekeeping;
+mod install;
 mod notice;
 mod progress;
 mod pty;
