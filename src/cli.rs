@@ -185,6 +185,30 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Update claude-vm to the latest release (or --version X).
+    Update(UpdateArgs),
+    /// Check Lima, this host and claude-vm's VMs; each problem comes with a fix.
+    Doctor,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell: bash, zsh or fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Only say whether a newer release exists; change nothing.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Install this release (`1.2.3` or `v1.2.3`), newer or older.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod doctor;
 mod error;
 mod handover;
 mod integrations;
@@ -17,10 +18,14 @@ mod signals;
 mod template;
 mod tools;
 mod ui;
+mod update;
 
 use clap::Parser;
 
 fn main() {
+    if let Some(code) = update::notice::run_if_asked() {
+        std::process::exit(code);
+    }
     let cli = cli::Cli::parse();
     let code = match commands::run(cli) {
         Ok(code) => code,

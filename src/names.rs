@@ -135,15 +135,46 @@ pub fn template_name(main_root: &Path, lima_home: &Path) -> Result<TemplateName>
     Ok(TemplateName(name))
 }
 
-/// How long an instance name may be under `lima_home`: Lima requires
-/// `len("$LIMA_HOME/NAME/ssh.sock.1234567890123456") < UNIX_PATH_MAX`, and at most 76.
-fn name_budget(lima_home: &Path) -> Result<usize> {
+/// How much room `lima_home` leaves for instance names, for `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// Characters in `$LIMA_HOME`.
+    pub home_len: usize,
+    /// The longest instance name Lima accepts there.
+    pub budget: usize,
+    /// The shortest names claude-vm can make (no project name, only the hash).
+    pub minimum: usize,
+    /// Characters left for the project's name in template names.
+    pub slug_room: usize,
+    /// The longest `$LIMA_HOME` that still fits the minimum.
+    pub max_home: usize,
+}
+
+pub fn room(lima_home: &Path) -> Room {
     let home_len = lima_home.as_os_str().len();
     let overhead = home_len + 1 + 1 + LONGEST_SOCK.len();
     let budget = (UNIX_PATH_MAX - 1).saturating_sub(overhead).min(MAX_NAME);
     let minimum = PREFIX.len() + HASH_LEN + Role::longest_suffix();
+    Room {
+        home_len,
+        budget,
+        minimum,
+        slug_room: budget.saturating_sub(PREFIX.len() + 1 + HASH_LEN + Role::longest_suffix()),
+        max_home: UNIX_PATH_MAX - 1 - (2 + LONGEST_SOCK.len()) - minimum,
+    }
+}
+
+/// How long an instance name may be under `lima_home`: Lima requires
+/// `len("$LIMA_HOME/NAME/ssh.sock.1234567890123456") < UNIX_PATH_MAX`, and at most 76.
+fn name_budget(lima_home: &Path) -> Result<usize> {
+    let Room {
+        home_len,
+        budget,
+        minimum,
+        max_home,
+        ..
+    } = room(lima_home);
     if budget < minimum {
-        let max_home = UNIX_PATH_MAX - 1 - (2 + LONGEST_SOCK.len()) - minimum;
         return Err(Error::usage(format!(
             "Lima's home {} is {home_len} characters long, which leaves no room for instance \
              names: Lima's socket paths must stay under {UNIX_PATH_MAX} characters",
@@ -308,6 +339,28 @@ mod tests {
         assert_eq!(parse("default"), None);
         assert_eq!(parse("claude-vm-x.oops-a1b2c3"), None);
         assert_eq!(parse("claude-vm-x.run-toolong1"), None);
+    }
+
+    #[test]
+    fn room_matches_the_names_made() {
+        let home = Path::new("/Users/alexander/.lima");
+        let r = room(home);
+        assert_eq!(r.home_len, home.as_os_str().len());
+        let t = template_name(
+            Path::new("/src/an-extremely-long-repository-name-indeed"),
+            home,
+        )
+        .unwrap();
+        assert!(longest_instance(&t).len() <= r.budget);
+        assert!(r.slug_room > 0 && r.budget >= r.minimum);
+        let long = PathBuf::from(format!("/{}", "x".repeat(r.max_home - 1)));
+        assert!(
+            template_name(Path::new("/p"), &long).is_ok(),
+            "max_home fits"
+        );
+        let longer = PathBuf::from(format!("/{}", "x".repeat(r.max_home)));
+        assert!(template_name(Path::new("/p"), &longer).is_err());
+        assert_eq!(room(&longer).slug_room, 0);
     }
 
     #[test]

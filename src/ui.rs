@@ -1,35 +1,83 @@
-//! What the user sees from claude-vm itself (never claude's output): step messages on
-//! stderr, warnings, and yes/no questions that are only ever asked on a terminal.
+//! What the user sees from claude-vm itself (never claude's output): step progress, messages
+//! and warnings on stderr, and yes/no questions that are only ever asked on a terminal.
+//!
+//! On a terminal a long step is a spinner with its name and elapsed time, replaced by a ✓ line
+//! with the duration. Off a terminal (or with `--verbose`, whose streamed Lima output a spinner
+//! would garble) every message is one plain line. `NO_COLOR` turns colour off; `--quiet`
+//! leaves only errors, which `main` prints.
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, Default)]
+use console::style;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How messages are drawn, decided once from the terminal, the environment and the flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ui {
     pub quiet: bool,
+    /// Spinners that redraw in place (stderr is a terminal, no `--verbose`).
+    live: bool,
+    color: bool,
 }
 
+/// The spinner currently drawn, so other output can step around it and nothing outlives a
+/// step into a command that owns the terminal.
+static ACTIVE: Mutex<Option<(u64, ProgressBar)>> = Mutex::new(None);
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 impl Ui {
+    /// Looks at stderr and the environment (`TERM`, `NO_COLOR`).
+    pub fn new(quiet: bool, verbose: bool) -> Ui {
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let terminal = io::stderr().is_terminal() && env("TERM").is_none_or(|t| t != "dumb");
+        let ui = Ui::decide(terminal, env("NO_COLOR").is_some(), quiet, verbose);
+        // Spinners and marks on stderr are styled through console's switch for stderr.
+        console::set_colors_enabled_stderr(ui.color);
+        ui
+    }
+
+    /// The pure part of `new`.
+    pub fn decide(terminal: bool, no_color: bool, quiet: bool, verbose: bool) -> Ui {
+        Ui {
+            quiet,
+            live: terminal && !quiet && !verbose,
+            color: terminal && !no_color,
+        }
+    }
+
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("claude-vm: {msg}");
+            line(&format!("claude-vm: {msg}"));
         }
     }
 
     pub fn warn(&self, msg: &str) {
-        eprintln!("claude-vm: warning: {msg}");
+        if !self.quiet {
+            let label = style("warning:").yellow().bold().for_stderr();
+            line(&format!("claude-vm: {label} {msg}"));
+        }
     }
 
-    /// Announces a long step; `Step::done` reports how long it took.
+    /// Announces a long step; `Step::done` reports how long it took. A step dropped without
+    /// `done` (an error on the way) is reported as failed on a terminal.
     pub fn step(&self, what: impl Into<String>) -> Step {
         let what = what.into();
-        if !self.quiet {
-            eprintln!("claude-vm: {what}...");
-        }
+        let bar = if self.quiet {
+            None
+        } else if self.live {
+            Some(spinner(&what))
+        } else {
+            line(&format!("claude-vm: {what}..."));
+            None
+        };
         Step {
             ui: *self,
             what,
             started: Instant::now(),
+            bar,
         }
     }
 
@@ -39,6 +87,7 @@ impl Ui {
         if !io::stdin().is_terminal() {
             return None;
         }
+        release_terminal();
         let choices = if default { "[Y/n]" } else { "[y/N]" };
         eprint!("claude-vm: {question} {choices} ");
         let _ = io::stderr().flush();
@@ -54,22 +103,134 @@ impl Ui {
     }
 }
 
+/// Stops any spinner for good. Called before a child process gets the terminal (the session's
+/// `limactl shell`), so claude's output is never interleaved with, or delayed by, ours.
+pub fn release_terminal() {
+    if let Some((_, bar)) = active().take() {
+        bar.finish_and_clear();
+    }
+}
+
+fn active() -> std::sync::MutexGuard<'static, Option<(u64, ProgressBar)>> {
+    ACTIVE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Prints one line on stderr, above the spinner if one is drawn.
+fn line(text: &str) {
+    let guard = active();
+    match guard.as_ref() {
+        Some((_, bar)) => bar.suspend(|| eprintln!("{text}")),
+        None => eprintln!("{text}"),
+    }
+}
+
+fn spinner(what: &str) -> (u64, ProgressBar) {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    // The template is a constant; should it ever be rejected, the default style still spins.
+    if let Ok(style) = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    if let Some((_, previous)) = active().replace((id, bar.clone())) {
+        previous.finish_and_clear();
+    }
+    (id, bar)
+}
+
 pub struct Step {
     ui: Ui,
     what: String,
     started: Instant,
+    bar: Option<(u64, ProgressBar)>,
 }
 
 impl Step {
-    pub fn done(self) -> Duration {
+    pub fn done(mut self) -> Duration {
         let took = self.started.elapsed();
+        self.close();
         if !self.ui.quiet {
-            eprintln!("claude-vm: ✓ {} ({:.1}s)", self.what, took.as_secs_f64());
+            let mark = style("✓").green().for_stderr();
+            let prefix = if self.ui.live { "" } else { "claude-vm: " };
+            line(&format!("{prefix}{mark} {} ({})", self.what, seconds(took)));
         }
         took
+    }
+
+    /// Removes the spinner; true if there was one.
+    fn close(&mut self) -> bool {
+        let Some((id, bar)) = self.bar.take() else {
+            return false;
+        };
+        bar.finish_and_clear();
+        let mut guard = active();
+        if guard
+            .as_ref()
+            .is_some_and(|(active_id, _)| *active_id == id)
+        {
+            *guard = None;
+        }
+        true
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if self.close() {
+            let mark = style("✗").red().for_stderr();
+            line(&format!(
+                "{mark} {} ({})",
+                self.what,
+                seconds(self.started.elapsed())
+            ));
+        }
+    }
+}
+
+/// `0.4s`, `12.3s`, `2m05s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        let whole = d.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
     }
 }
 
 pub fn stdin_is_terminal() -> bool {
     io::stdin().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinners_only_on_a_terminal_and_never_with_verbose_or_quiet() {
+        assert!(Ui::decide(true, false, false, false).live);
+        assert!(!Ui::decide(false, false, false, false).live, "no terminal");
+        assert!(
+            !Ui::decide(true, false, false, true).live,
+            "verbose streams Lima's output"
+        );
+        assert!(!Ui::decide(true, false, true, false).live, "quiet");
+    }
+
+    #[test]
+    fn colour_needs_a_terminal_and_no_no_color() {
+        assert!(Ui::decide(true, false, false, false).color);
+        assert!(!Ui::decide(true, true, false, false).color, "NO_COLOR");
+        assert!(!Ui::decide(false, false, false, false).color);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(seconds(Duration::from_millis(420)), "0.4s");
+        assert_eq!(seconds(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(seconds(Duration::from_secs(125)), "2m05s");
+    }
 }

@@ -2,25 +2,37 @@
 
 use super::{overrides, Context};
 use crate::cli::{ConfigCommand, SessionOpts};
-use crate::config;
+use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::names::Role;
+use crate::plan::{plan_session, plan_setup, GuestInputs, SessionInputs, SetupInputs};
+use crate::project::claude_project_folder;
+use crate::script::Final;
+use crate::template::Manifest;
 
 pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32> {
     match cmd {
         ConfigCommand::Show => {
             let loaded = ctx.load_config(&overrides(opts))?;
-            let text = toml::to_string_pretty(&loaded.config)
-                .map_err(|e| Error::failure(format!("cannot print the configuration: {e}")))?;
             println!(
                 "# effective configuration for {}",
                 ctx.project.root.display()
             );
-            for key in ["vm.disk", "vm.memory", "vm.cpus", "vm.image"] {
-                if let Some(origin) = loaded.origin_of(key) {
-                    println!("# {key} from {origin}");
-                }
-            }
-            print!("{text}");
+            let files = if loaded.files.is_empty() {
+                "none".to_owned()
+            } else {
+                loaded
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "# files (lowest precedence first): {files}
+"
+            );
+            print!("{}", config::show::render(&loaded.entries()));
             Ok(0)
         }
         ConfigCommand::Validate { file: Some(file) } => {
@@ -31,14 +43,64 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
         }
         ConfigCommand::Validate { file: None } => {
             let loaded = ctx.load_config(&overrides(opts))?;
+            check_plans(ctx, &loaded.config)?;
+            for f in &loaded.files {
+                println!("{} is valid", f.display());
+            }
+            for (var, _) in config::ENV_VARS {
+                if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                    println!("environment variable {var} is valid");
+                }
+            }
             if loaded.files.is_empty() {
                 println!("no configuration files; the defaults are valid");
             } else {
-                for f in &loaded.files {
-                    println!("{} is valid", f.display());
-                }
+                println!("the merged configuration is valid for setup and sessions");
             }
             Ok(0)
         }
     }
+}
+
+/// What setup and a session would reject after merging (a mount over claude-vm's own, a
+/// reserved guest path) is found here too, by making their plans; nothing runs.
+fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
+    let template = ctx.template()?;
+    let handover = ctx.paths.handover_root();
+    plan_setup(SetupInputs {
+        template: &template,
+        build: template.to_string(),
+        config,
+        scripts: Vec::new(),
+        login: false,
+    })
+    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+    let instance = template.instance(Role::Run);
+    let root = crate::error::utf8_path(&ctx.project.root, "the project path")?;
+    let conversations = claude_project_folder(root).map(|folder| {
+        (
+            ctx.paths.claude_dir().join("projects").join(&folder),
+            folder,
+        )
+    });
+    plan_session(SessionInputs {
+        template: &template,
+        handover_dir: handover.join(&instance),
+        instance,
+        project: &ctx.project,
+        config,
+        last: Final::Shell,
+        runtime_scripts: Vec::new(),
+        conversations,
+        template_resources: Manifest::new(&template, ctx.project.identity(), config).resources(),
+        guest: GuestInputs {
+            ports: config.ports.clone(),
+            forward_agent: config.ssh.forward_agent,
+            ..GuestInputs::default()
+        },
+    })
+    .map_err(|m| {
+        Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
+    })?;
+    Ok(())
 }

@@ -1,12 +1,15 @@
 //! One module per subcommand, each thin: load, plan, execute, report.
 
 mod clean;
+mod completions;
 mod config;
+mod doctor;
 mod info;
 mod list;
 mod login;
 mod session;
 mod setup;
+mod update;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -39,9 +42,7 @@ impl Context {
             paths,
             cwd,
             project,
-            ui: Ui {
-                quiet: global.quiet,
-            },
+            ui: Ui::new(global.quiet, global.verbose),
             lima: Limactl::new(global.verbose),
             dry_run: global.dry_run,
         })
@@ -65,7 +66,47 @@ impl Context {
 
 /// Runs the command line and returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // Commands that need no project (and work outside one).
+    match &cli.command {
+        Some(Command::Completions { shell }) => return completions::run(*shell),
+        Some(Command::Update(u)) => {
+            let ui = Ui::new(cli.global.quiet, cli.global.verbose);
+            let data_dir = HostPaths::from_env().ok().map(|p| p.data_dir);
+            return update::run(&ui, u, cli.global.dry_run, data_dir.as_deref());
+        }
+        _ => {}
+    }
     let ctx = Context::new(&cli.global)?;
+    let notice = update_notice(&ctx);
+    let code = dispatch(&ctx, cli)?;
+    if let Some(text) = notice {
+        ctx.ui.info(&text);
+    }
+    Ok(code)
+}
+
+/// The "new version available" notice, for a person at a terminal, unless turned off.
+fn update_notice(ctx: &Context) -> Option<String> {
+    use crate::update::notice;
+    let env = |name: &str| std::env::var(name).ok();
+    if ctx.ui.quiet
+        || ctx.dry_run
+        || !notice::allowed_by_env(&env)
+        || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
+        return None;
+    }
+    // An invalid configuration is the command's to report; here it only means "not off".
+    let enabled = ctx
+        .load_config(&Overrides::default())
+        .map_or(true, |l| l.config.update.check);
+    if !enabled {
+        return None;
+    }
+    notice::prepare(&ctx.paths.data_dir)
+}
+
+fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
     let top = cli.session;
     let only_session = |name: &str| -> Result<()> {
         if top.is_empty() {
@@ -80,9 +121,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
     };
     match cli.command {
-        None => session::agent(&ctx, top, cli.claude_args),
-        Some(Command::Agent(a)) => session::agent(&ctx, top.merge(&a.session), a.claude_args),
-        Some(Command::Shell(s)) => session::shell(&ctx, top.merge(&s.session), s.command),
+        None => session::agent(ctx, top, cli.claude_args),
+        Some(Command::Agent(a)) => session::agent(ctx, top.merge(&a.session), a.claude_args),
+        Some(Command::Shell(s)) => session::shell(ctx, top.merge(&s.session), s.command),
         Some(Command::Setup(s)) => {
             let only_resources = SessionOpts {
                 resources: Default::default(),
@@ -91,26 +132,34 @@ pub fn run(cli: Cli) -> Result<i32> {
             if !only_resources.is_empty() {
                 only_session("setup")?;
             }
-            setup::run(&ctx, &s, &top.resources)
+            setup::run(ctx, &s, &top.resources)
         }
         Some(Command::List) => {
             only_session("list")?;
-            list::run(&ctx)
+            list::run(ctx)
         }
         Some(Command::Clean(c)) => {
             only_session("clean")?;
-            clean::clean(&ctx, c.yes)
+            clean::clean(ctx, c.yes)
         }
         Some(Command::CleanAll(c)) => {
             only_session("clean-all")?;
-            clean::clean_all(&ctx, c.yes)
+            clean::clean_all(ctx, c.yes)
         }
         Some(Command::Login) => {
             only_session("login")?;
-            login::run(&ctx)
+            login::run(ctx)
         }
-        Some(Command::Info) => info::run(&ctx, &top),
-        Some(Command::Config(c)) => config::run(&ctx, c, &top),
+        Some(Command::Info) => info::run(ctx, &top),
+        Some(Command::Config(c)) => config::run(ctx, c, &top),
+        Some(Command::Doctor) => {
+            only_session("doctor")?;
+            doctor::run(ctx)
+        }
+        Some(Command::Completions { shell }) => completions::run(shell),
+        Some(Command::Update(_)) => Err(Error::failure(
+            "internal error: `update` runs before the project is read",
+        )),
     }
 }
 

@@ -151,6 +151,9 @@ impl FileCtx<'_> {
         for (i, port) in file.ports.unwrap_or_default().into_iter().enumerate() {
             data.ports.push(self.port(i, port)?);
         }
+        if let Some(update) = file.update {
+            data.update = update;
+        }
         Ok(data)
     }
 

@@ -8,7 +8,7 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider, Source};
 use serde::Serialize;
 
-use super::schema::{ClaudeLayer, Mount, PortForward, SshLayer, VmLayer};
+use super::schema::{ClaudeLayer, Mount, PortForward, SshLayer, UpdateLayer, VmLayer};
 
 /// Validated values of one layer; absent keys are not serialized, so they never override.
 #[derive(Debug, Default, Serialize)]
@@ -37,6 +37,8 @@ pub struct LayerData {
     pub ssh: SshLayer,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortForward>,
+    #[serde(skip_serializing_if = "UpdateLayer::is_empty")]
+    pub update: UpdateLayer,
 }
 
 #[derive(Debug, Default, Serialize)]

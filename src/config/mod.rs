@@ -9,6 +9,7 @@ mod files;
 mod layer;
 pub mod mounts;
 mod schema;
+pub mod show;
 mod suggest;
 mod values;
 
@@ -78,11 +79,17 @@ pub struct Loaded {
 impl Loaded {
     /// Which layer a key's value came from (e.g. `vm.disk`).
     pub fn origin_of(&self, key: &str) -> Option<String> {
-        let meta = self.figment.find_metadata(key)?;
-        Some(match &meta.source {
-            Some(src) => format!("{} ({src})", meta.name),
-            None => meta.name.to_string(),
-        })
+        self.figment.find_metadata(key).map(describe)
+    }
+}
+
+/// `project file (/abs/path/.claude-vm.toml)`, `environment (CLAUDE_VM_DISK)`, `default`.
+fn describe(meta: &figment::Metadata) -> String {
+    match &meta.source {
+        // figment shows files relative to the current directory; absolute is unambiguous.
+        Some(figment::Source::File(path)) => format!("{} ({})", meta.name, path.display()),
+        Some(src) => format!("{} ({src})", meta.name),
+        None => meta.name.to_string(),
     }
 }
 
@@ -127,6 +134,13 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     config.setup.mounts = mounts::dedup(config.setup.mounts);
     dedup_paths(&mut config.setup.scripts);
     dedup_paths(&mut config.runtime.scripts);
+    dedup_first(&mut config.inherit.env);
+    dedup_first(&mut config.packages.system);
+    // One forward per host port: the higher-precedence layer's rule wins.
+    let mut hosts = std::collections::HashSet::new();
+    config.ports.reverse();
+    config.ports.retain(|p| hosts.insert(p.host));
+    config.ports.reverse();
     Ok(Loaded {
         config,
         figment,
@@ -274,6 +288,11 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
         out.insert(name, value);
     }
     Ok(out)
+}
+
+fn dedup_first(items: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(i.clone()));
 }
 
 fn dedup_paths(paths: &mut Vec<PathBuf>) {

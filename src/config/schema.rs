@@ -31,6 +31,7 @@ pub struct Config {
     pub packages: Packages,
     pub ssh: Ssh,
     pub ports: Vec<PortForward>,
+    pub update: UpdateSettings,
 }
 
 /// Host variables copied into sessions when they are set.
@@ -79,6 +80,18 @@ pub struct Ssh {
 pub struct PortForward {
     pub guest: u16,
     pub host: u16,
+}
+
+/// `[update]`: the background "new version available" check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateSettings {
+    pub check: bool,
+}
+
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        UpdateSettings { check: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +162,7 @@ impl Default for Config {
             packages: Packages::default(),
             ssh: Ssh::default(),
             ports: Vec::new(),
+            update: UpdateSettings::default(),
         }
     }
 }
@@ -180,6 +194,7 @@ pub struct FileLayer {
     pub packages: Option<PackagesLayer>,
     pub ssh: Option<SshLayer>,
     pub ports: Option<Vec<PortLayer>>,
+    pub update: Option<UpdateLayer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +234,19 @@ pub struct PortLayer {
     pub guest: u16,
     /// Defaults to the guest port.
     pub host: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<bool>,
+}
+
+impl UpdateLayer {
+    pub fn is_empty(&self) -> bool {
+        self.check.is_none()
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -231,6 +231,11 @@ pub fn rename(old: &str, new: &str) -> Call {
     Call::new(Verb::Rename).arg(old).arg(new)
 }
 
+/// `limactl --version`: prints `limactl version X.Y.Z`.
+pub fn version() -> Call {
+    Call::new(Verb::Version)
+}
+
 pub fn list() -> Call {
     Call::new(Verb::List).flag("--format", "json")
 }

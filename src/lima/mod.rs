@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 
 pub use call::{
-    clone, create, delete, list, rename, shell, start, stop, Call, CloneSpec, CreateSpec,
+    clone, create, delete, list, rename, shell, start, stop, version, Call, CloneSpec, CreateSpec,
     LimaMount, Resources, SetExpr, ShellSpec, Verb,
 };
 pub use error::{LimaError, LimaErrorKind};
@@ -190,6 +190,8 @@ impl Limactl {
         call: &Call,
         instance: Option<&str>,
     ) -> Result<ExitStatus, LimaError> {
+        // The terminal is the child's from here: no spinner may draw over it.
+        crate::ui::release_terminal();
         let child = Command::new(&self.program)
             .args(&call.args)
             .spawn()

@@ -3,10 +3,19 @@
 
 mod support;
 
+mod completions;
 mod config_errors;
+mod config_show;
+mod doctor;
 mod environment;
 mod housekeeping;
+mod install;
+mod notice;
+mod progress;
+mod pty;
+mod release_server;
 mod sessions;
 mod setup;
 mod terminal;
 mod tools;
+mod update;

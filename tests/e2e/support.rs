@@ -279,7 +279,7 @@ impl World {
     /// What must hold after any run: non-interactive calls only, no clone or build left, no
     /// hand-over directory left.
     #[track_caller]
-    fn check_invariants(&self, run: &Run) {
+    pub fn check_invariants(&self, run: &Run) {
         for c in &run.calls {
             if c.first().map(String::as_str) != Some("--version") {
                 assert_eq!(
