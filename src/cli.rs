@@ -110,6 +110,16 @@ pub struct SessionOpts {
     /// Build the template first if it does not exist, without asking.
     #[arg(long)]
     pub auto_setup: bool,
+
+    /// Rebuild the template before the session (`[vm] auto_rebuild = true` does it whenever
+    /// the template is out of date).
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// Use project files that widen the sandbox even though `claude-vm trust` did not
+    /// approve them (this once).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl SessionOpts {
@@ -120,6 +130,8 @@ impl SessionOpts {
             && !self.no_conversations
             && self.env.is_empty()
             && !self.auto_setup
+            && !self.rebuild
+            && !self.yes
     }
 
     /// Combines flags given before and after the subcommand name.
@@ -137,6 +149,8 @@ impl SessionOpts {
             no_conversations: self.no_conversations || later.no_conversations,
             env: cat(&self.env, &later.env),
             auto_setup: self.auto_setup || later.auto_setup,
+            rebuild: self.rebuild || later.rebuild,
+            yes: self.yes || later.yes,
         }
     }
 }
@@ -150,11 +164,16 @@ pub enum Command {
     /// Build (or rebuild) this repository's template VM.
     Setup(SetupArgs),
     /// List claude-vm's templates and running sessions.
-    List,
-    /// Delete this repository's template VM.
+    List(ListArgs),
+    /// Delete this repository's template VM and the VMs its killed sessions left behind.
     Clean(ConfirmArgs),
     /// Delete every claude-vm VM and template.
     CleanAll(ConfirmArgs),
+    /// Delete every claude-vm VM that no running claude-vm owns (killed or crashed sessions
+    /// and builds).
+    Gc,
+    /// Approve this project's .claude-vm.toml (and project scripts) as they are now.
+    Trust(TrustArgs),
     /// Show the project, its template and the effective configuration.
     Info,
     /// Inspect the configuration.
@@ -199,6 +218,25 @@ pub struct SetupArgs {
     /// A directory shared only while the template is built (same SPEC as a session's --mount).
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
+
+    /// Use project files that widen the sandbox even though `claude-vm trust` did not
+    /// approve them (this once).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print one JSON document: {"templates": [...], "sessions": [...]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Withdraw the approval instead.
+    #[arg(long)]
+    pub revoke: bool,
 }
 
 #[derive(Debug, Args)]

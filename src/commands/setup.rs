@@ -1,35 +1,104 @@
 //! `claude-vm setup`: build or rebuild the repository's template VM.
 
+use std::path::PathBuf;
+
 use super::Context;
 use crate::cli::{ResourceOpts, SetupArgs};
 use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
+use crate::fingerprint::{self, Fingerprint};
+use crate::lock::{self, Mode};
 use crate::names::{self, Ours, Role, TemplateName};
-use crate::plan::{self, plan_setup, HostScript, SetupInputs};
+use crate::plan::{self, plan_setup, HostScript, SetupInputs, SetupPlan};
 use crate::signals;
-use crate::template::{self, Manifest};
+use crate::template::{self, Manifest, SetupFlags};
+use crate::trust;
 
 pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32> {
     let resources = args.resources.or(before);
-    let overrides = Overrides {
+    let flags = SetupFlags {
         disk: resources.disk,
         memory: resources.memory,
         cpus: resources.cpus,
-        setup_scripts: args.setup_scripts.clone(),
+        setup_scripts: args.setup_scripts.iter().map(|p| ctx.cwd.join(p)).collect(),
         setup_mounts: args.mounts.clone(),
-        ..Overrides::default()
     };
-    let loaded = ctx.load_config(&overrides)?;
+    let loaded = ctx.load_config(&overrides(&flags))?;
+    ctx.enforce_trust(&loaded, &setup_script_review(ctx), args.yes)?;
     let template = ctx.template()?;
-    build_template(ctx, &loaded.config, &template)?;
+    ctx.prepare_lima()?;
+    build_template(
+        ctx,
+        &loaded.config,
+        &template,
+        &flags,
+        When::Always,
+        args.yes,
+    )?;
     Ok(0)
 }
 
+/// The configuration overrides of recorded setup flags.
+pub fn overrides(flags: &SetupFlags) -> Overrides {
+    Overrides {
+        disk: flags.disk,
+        memory: flags.memory,
+        cpus: flags.cpus,
+        setup_scripts: flags.setup_scripts.clone(),
+        setup_mounts: flags.setup_mounts.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// When `build_template` builds, decided once it holds the setup lock (another process may
+/// have built the template while we waited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// Only if there is no complete template.
+    IfMissing,
+    /// Only if there is none or it was built from something else.
+    IfStale,
+}
+
+/// The plan for building `template` under the instance name `build`.
+fn plan_for(
+    ctx: &Context,
+    config: &Config,
+    template: &TemplateName,
+    build: String,
+) -> Result<SetupPlan> {
+    plan_setup(SetupInputs {
+        template,
+        handover_dir: ctx.paths.handover_root().join(&build),
+        build,
+        config,
+        scripts: setup_scripts(ctx, config),
+    })
+    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))
+}
+
+/// The fingerprint a template built from `config` now would have.
+pub fn current_fingerprint(
+    ctx: &Context,
+    config: &Config,
+    template: &TemplateName,
+) -> Result<Fingerprint> {
+    let plan = plan_for(ctx, config, template, template.to_string())?;
+    fingerprint::of_setup(&plan, env!("CARGO_PKG_VERSION"))
+}
+
 /// Builds `template` from `config`. An existing template keeps serving sessions until the
-/// new one is complete.
-pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -> Result<()> {
-    let scripts = setup_scripts(ctx, config);
-    let handover_name = |build: &str| ctx.paths.handover_root().join(build);
+/// new one is complete. One setup per project at a time: a second one waits.
+pub fn build_template(
+    ctx: &Context,
+    config: &Config,
+    template: &TemplateName,
+    flags: &SetupFlags,
+    when: When,
+    yes: bool,
+) -> Result<()> {
+    ctx.enforce_reviews(&setup_script_review(ctx), yes)?;
 
     if ctx.dry_run {
         let exists = template::read_manifest(&ctx.paths, template.as_str())?.is_some();
@@ -38,14 +107,7 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
         } else {
             template.to_string()
         };
-        let plan = plan_setup(SetupInputs {
-            template,
-            handover_dir: handover_name(&build),
-            build,
-            config,
-            scripts,
-        })
-        .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+        let plan = plan_for(ctx, config, template, build)?;
         let title = format!(
             "setup of template {template} for {}",
             ctx.project.identity().display()
@@ -59,9 +121,40 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
     }
 
     signals::install();
+    let mut setup_lock = lock::acquire(
+        &lock::setup_lock(&ctx.paths, template.as_str()),
+        Mode::Exclusive,
+        |holder| {
+            ctx.ui.info(&format!(
+                "another claude-vm is building the template of {} ({}); waiting for it",
+                ctx.project.identity().display(),
+                if holder.is_empty() {
+                    "pid unknown"
+                } else {
+                    holder
+                }
+            ))
+        },
+    )?;
+    setup_lock.announce(&format!("pid {}", std::process::id()));
+    let fingerprint = current_fingerprint(ctx, config, template)?;
+    let existing = template::read_manifest(&ctx.paths, template.as_str())?;
+    let done = match (when, &existing) {
+        (When::IfMissing, Some(_)) => true,
+        (When::IfStale, Some(m)) => m.fingerprint.as_ref() == Some(&fingerprint),
+        _ => false,
+    };
+    if done {
+        ctx.ui.info(&format!(
+            "template {template} was just built by another claude-vm"
+        ));
+        return Ok(());
+    }
+
     let instances = ctx.lima.list()?;
     let exists = instances.iter().any(|i| i.name == template.as_str());
-    // Builds that a killed setup left behind are useless: remove them first.
+    // Builds that a killed setup left behind are useless (we hold the setup lock, so no
+    // other build of this template is running): remove them first.
     let leftovers: Vec<String> = instances
         .iter()
         .filter(|i| matches!(names::parse(&i.name), Some(Ours::Clone { template: t, role: Role::Build, .. }) if &t == template))
@@ -81,14 +174,7 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
     } else {
         template.to_string()
     };
-    let plan = plan_setup(SetupInputs {
-        template,
-        handover_dir: handover_name(&build),
-        build,
-        config,
-        scripts,
-    })
-    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+    let plan = plan_for(ctx, config, template, build)?;
     let log = ctx
         .paths
         .data_dir
@@ -99,14 +185,45 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
         if exists { "rebuilding" } else { "building" },
         ctx.project.identity().display()
     ));
-    template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log)?;
-    template::write_manifest(
-        &ctx.paths,
-        &Manifest::new(template, ctx.project.identity(), config),
-    )?;
+    let manifest = Manifest::new(
+        template,
+        ctx.project.identity(),
+        config,
+        Some(fingerprint),
+        flags.clone(),
+    );
+    template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest)?;
     ctx.ui.info(&format!(
         "template {template} is ready: run `claude-vm \"your prompt\"` or `claude-vm shell`"
     ));
+    Ok(())
+}
+
+/// `./.claude-vm.setup.sh` when it is a link out of the project.
+pub fn setup_script_review(ctx: &Context) -> Vec<trust::Review> {
+    trust::project_script(&ctx.project.setup_script(), &ctx.project)
+        .into_iter()
+        .collect()
+}
+
+/// Waits for a setup of this project that is running right now, if any.
+pub fn wait_for_running_setup(ctx: &Context, template: &TemplateName) -> Result<()> {
+    let path = lock::setup_lock(&ctx.paths, template.as_str());
+    if lock::try_acquire(&path, Mode::Shared)?.is_some() {
+        return Ok(());
+    }
+    let _signals = signals::Scope::enter();
+    let _done = lock::acquire(&path, Mode::Shared, |holder| {
+        ctx.ui.info(&format!(
+            "the template of {} is being built ({}); waiting for it",
+            ctx.project.identity().display(),
+            if holder.is_empty() {
+                "pid unknown"
+            } else {
+                holder
+            }
+        ))
+    })?;
     Ok(())
 }
 
@@ -114,7 +231,7 @@ pub fn build_template(ctx: &Context, config: &Config, template: &TemplateName) -
 /// in that order, each once.
 fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
     let mut out: Vec<HostScript> = Vec::new();
-    let mut add = |label: String, path: std::path::PathBuf| {
+    let mut add = |label: String, path: PathBuf| {
         let path = std::fs::canonicalize(&path).unwrap_or(path);
         if !out.iter().any(|s| s.path == path) {
             out.push(HostScript { label, path });

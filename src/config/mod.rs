@@ -10,14 +10,17 @@ mod layer;
 pub mod mounts;
 mod schema;
 mod suggest;
+mod widening;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 
+pub use files::sha256_hex;
 pub use layer::Origin;
 pub use schema::{Config, Mount, CPUS, DISK_GB, MEMORY_GB};
+pub use widening::Review;
 
 use crate::error::{Error, Result};
 use crate::paths::HostPaths;
@@ -64,6 +67,8 @@ pub struct Loaded {
     pub figment: Figment,
     /// The configuration files that exist and were read, lowest precedence first.
     pub files: Vec<PathBuf>,
+    /// The project's own files (agent-writable), with what they would open up.
+    pub reviews: Vec<Review>,
 }
 
 impl Loaded {
@@ -81,6 +86,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     let home = &inputs.paths.home;
     let mut layers = vec![layer(Origin::Default, &Config::default())?];
     let mut files = Vec::new();
+    let mut reviews = Vec::new();
+    let project_roots: Vec<&Path> = std::iter::once(inputs.project.root.as_path())
+        .chain(inputs.project.main_root.as_deref())
+        .collect();
 
     let mut candidates = vec![(
         inputs.paths.global_config(),
@@ -94,8 +103,16 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
         if files.contains(&path) {
             continue; // the project is the home directory: one file, read once
         }
-        if let Some(data) = files::read(&path, home)? {
-            layers.push(layer(origin(path.clone()), &data)?);
+        if let Some((data, digest)) = files::read_with_digest(&path, home)? {
+            let origin = origin(path.clone());
+            if matches!(origin, Origin::ProjectFile(_) | Origin::MainRepoFile(_)) {
+                reviews.push(Review {
+                    path: path.clone(),
+                    digest,
+                    widens: widening::widens(&data, &project_roots),
+                });
+            }
+            layers.push(layer(origin, &data)?);
             files.push(path);
         }
     }
@@ -122,6 +139,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
         config,
         figment,
         files,
+        reviews,
     })
 }
 

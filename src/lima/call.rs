@@ -235,6 +235,10 @@ pub fn list() -> Call {
     Call::new(Verb::List).flag("--format", "json")
 }
 
+pub fn version() -> Call {
+    Call::new(Verb::Version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
