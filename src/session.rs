@@ -105,7 +105,8 @@ fn work(
         })?;
         signals::check()?;
         *cloning = true;
-        lima.run(&plan.clone, Some(&plan.instance), None)?;
+        lima.run(&plan.clone, Some(&plan.instance), None)
+            .map_err(signals::explain)?;
     }
     step.done();
     signals::check()?;

@@ -142,6 +142,15 @@ pub fn interrupted(sig: libc::c_int) -> crate::error::Error {
     crate::error::Error::failure(format!("interrupted by {}", name(sig)))
 }
 
+/// A step that failed because we were asked to stop reads as the interruption, not as a
+/// broken Lima (the signal killed limactl too).
+pub fn explain(err: impl Into<crate::error::Error>) -> crate::error::Error {
+    match received() {
+        Some(sig) => interrupted(sig),
+        None => err.into(),
+    }
+}
+
 /// Fails when a termination signal has arrived: checked between steps.
 pub fn check() -> crate::error::Result<()> {
     match received() {

@@ -264,7 +264,8 @@ fn run_steps(
     for (n, (what, call)) in steps.into_iter().enumerate() {
         signals::check()?;
         let step = ui.step(format!("[{}/{total}] {what}", n + 1));
-        lima.run(call, Some(&plan.build), log.try_clone().ok())?;
+        lima.run(call, Some(&plan.build), log.try_clone().ok())
+            .map_err(signals::explain)?;
         step.done();
     }
     signals::check()?;

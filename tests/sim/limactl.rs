@@ -71,6 +71,8 @@ mod exec;
 #[cfg(target_os = "linux")]
 #[path = "guest/ns.rs"]
 mod ns;
+#[path = "guest/pty.rs"]
+mod pty;
 #[cfg(target_os = "linux")]
 #[path = "guest/relay.rs"]
 mod relay;
