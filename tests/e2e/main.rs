@@ -4,9 +4,16 @@
 mod live;
 mod support;
 
+mod audit;
+mod concurrency;
 mod config_errors;
+mod failures;
 mod housekeeping;
+mod journal;
+mod lima;
 mod sessions;
 mod setup;
 mod signals;
+mod stale;
 mod terminal;
+mod trust;
