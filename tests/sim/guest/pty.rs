@@ -41,8 +41,8 @@ pub fn open() -> io::Result<Pty> {
             &mut m,
             &mut s,
             std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
+            std::ptr::null_mut(),
+                std::ptr::null_mut(),
         )
     })?;
     // SAFETY: both were just returned by openpty and belong to nobody else.
