@@ -167,7 +167,7 @@ pub enum Command {
     List(ListArgs),
     /// Delete this repository's template VM and the VMs its killed sessions left behind.
     Clean(ConfirmArgs),
-    /// Delete every claude-vm VM and template.
+    /// Delete every claude-vm template and every claude-vm VM no running claude-vm uses.
     CleanAll(ConfirmArgs),
     /// Delete every claude-vm VM that no running claude-vm owns (killed or crashed sessions
     /// and builds).

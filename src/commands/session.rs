@@ -6,9 +6,8 @@ use super::setup::{self, When};
 use super::{overrides, utf8_args, Context};
 use crate::audit;
 use crate::cli::SessionOpts;
-use crate::config::{self, Overrides};
+use crate::config::Overrides;
 use crate::error::{Error, Result};
-use crate::fingerprint;
 use crate::journal::{Entry, Journal};
 use crate::lock::{self, Mode};
 use crate::names::{Role, TemplateName};
@@ -167,26 +166,6 @@ fn read_manifest(ctx: &Context, template: &TemplateName) -> Result<Option<Manife
     template::read_manifest(&ctx.paths, template.as_str())
 }
 
-/// The setup flags a template was built with, minus scripts and mounts that are gone (the
-/// template then counts as out of date, which it is).
-fn recorded_flags(ctx: &Context, flags: &SetupFlags) -> SetupFlags {
-    SetupFlags {
-        setup_scripts: flags
-            .setup_scripts
-            .iter()
-            .filter(|p| p.is_file())
-            .cloned()
-            .collect(),
-        setup_mounts: flags
-            .setup_mounts
-            .iter()
-            .filter(|m| config::mounts::parse_spec(m, &ctx.paths.home).is_ok())
-            .cloned()
-            .collect(),
-        ..flags.clone()
-    }
-}
-
 /// Compares what built the template with what would build it now. Out of date: rebuild
 /// first with --rebuild or `[vm] auto_rebuild`, otherwise say so and how to rebuild.
 fn freshen(
@@ -195,14 +174,7 @@ fn freshen(
     template: &TemplateName,
     manifest: Manifest,
 ) -> Result<Manifest> {
-    let flags = recorded_flags(ctx, &manifest.setup_flags);
-    let setup_config = ctx.load_config(&setup::overrides(&flags))?;
-    let current = setup::current_fingerprint(ctx, &setup_config.config, template)?;
-    let reasons = match &manifest.fingerprint {
-        Some(built) if built.digest == current.digest => Vec::new(),
-        Some(built) => fingerprint::changes(built, &current),
-        None => vec!["it was built by a claude-vm that did not record what built it".to_owned()],
-    };
+    let (flags, setup_config, reasons) = setup::staleness(ctx, template, &manifest)?;
     let auto = setup_config.config.vm.auto_rebuild && !reasons.is_empty();
     if !(opts.rebuild || auto) {
         if !reasons.is_empty() {

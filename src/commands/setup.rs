@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::Context;
 use crate::cli::{ResourceOpts, SetupArgs};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Loaded, Overrides};
 use crate::error::{Error, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::lock::{self, Mode};
@@ -86,6 +86,45 @@ pub fn current_fingerprint(
 ) -> Result<Fingerprint> {
     let plan = plan_for(ctx, config, template, template.to_string())?;
     fingerprint::of_setup(&plan, env!("CARGO_PKG_VERSION"))
+}
+
+/// The setup flags a template was built with, minus scripts and mounts that are gone (the
+/// template then counts as out of date, which it is).
+fn recorded_flags(ctx: &Context, flags: &SetupFlags) -> SetupFlags {
+    SetupFlags {
+        setup_scripts: flags
+            .setup_scripts
+            .iter()
+            .filter(|p| p.is_file())
+            .cloned()
+            .collect(),
+        setup_mounts: flags
+            .setup_mounts
+            .iter()
+            .filter(|m| crate::config::mounts::parse_spec(m, &ctx.paths.home).is_ok())
+            .cloned()
+            .collect(),
+        ..flags.clone()
+    }
+}
+
+/// Why `manifest`'s template is out of date (empty: it is not), with the setup flags and
+/// configuration a rebuild would use (what `claude-vm setup` with the recorded flags would
+/// build from).
+pub fn staleness(
+    ctx: &Context,
+    template: &TemplateName,
+    manifest: &Manifest,
+) -> Result<(SetupFlags, Loaded, Vec<String>)> {
+    let flags = recorded_flags(ctx, &manifest.setup_flags);
+    let setup_config = ctx.load_config(&overrides(&flags))?;
+    let current = current_fingerprint(ctx, &setup_config.config, template)?;
+    let reasons = match &manifest.fingerprint {
+        Some(built) if built.digest == current.digest => Vec::new(),
+        Some(built) => fingerprint::changes(built, &current),
+        None => vec!["it was built by a claude-vm that did not record what built it".to_owned()],
+    };
+    Ok((flags, setup_config, reasons))
 }
 
 /// Builds `template` from `config`. An existing template keeps serving sessions until the

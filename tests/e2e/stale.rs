@@ -52,6 +52,15 @@ fn a_changed_setup_script_makes_the_template_stale_and_rebuild_fixes_it() {
         assert!(r.stderr.contains(part), "{part:?} missing:\n{}", r.stderr);
     }
 
+    let info = w.run(&["info"]);
+    assert!(
+        info.stdout
+            .contains("up to date: no: setup script 1 changed"),
+        "{}",
+        info.stdout
+    );
+    assert!(info.calls.is_empty());
+
     // --rebuild rebuilds first.
     let r = version(&w, &["--rebuild"]);
     assert_eq!(r.stdout, "v2\n");

@@ -42,7 +42,7 @@ pub fn open() -> io::Result<Pty> {
             &mut s,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-                std::ptr::null_mut(),
+            std::ptr::null_mut(),
         )
     })?;
     // SAFETY: both were just returned by openpty and belong to nobody else.
