@@ -105,7 +105,11 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
         }
         if let Some((data, digest)) = files::read_with_digest(&path, home)? {
             let origin = origin(path.clone());
-            if matches!(origin, Origin::ProjectFile(_) | Origin::MainRepoFile(_)) {
+            // The agent can write the project: its files, and the global one too when the
+            // project is the home directory.
+            let agent_writable = matches!(origin, Origin::ProjectFile(_) | Origin::MainRepoFile(_))
+                || project_roots.iter().any(|r| path.starts_with(r));
+            if agent_writable {
                 reviews.push(Review {
                     path: path.clone(),
                     digest,
@@ -474,6 +478,26 @@ mod tests {
         assert_eq!(m["A"], "x=y");
         assert_eq!(m["B"], "");
         assert_eq!(m["C"], "\n'\"$`\\ é");
+    }
+
+    #[test]
+    fn project_files_are_reviewed_and_the_global_one_only_when_the_project_is_home() {
+        let mut w = World::new();
+        let mount = "[[mounts]]\nlocation = \"~/data\"\n";
+        w.write(".claude-vm.toml", mount);
+        w.write("proj/.claude-vm.toml", mount);
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!(l.reviews.len(), 1, "{:?}", l.reviews);
+        let r = &l.reviews[0];
+        assert_eq!(r.path, w.paths.home.join("proj/.claude-vm.toml"));
+        assert_eq!(r.widens.len(), 1, "~/data is outside the project");
+        assert_eq!(r.digest, sha256_hex(mount.as_bytes()));
+        // The home directory as the project: the agent can write ~/.claude-vm.toml.
+        w.project.root = w.paths.home.clone();
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!(l.reviews.len(), 1);
+        assert_eq!(l.reviews[0].path, w.paths.home.join(".claude-vm.toml"));
+        assert!(l.reviews[0].widens.is_empty(), "~/data is inside it now");
     }
 
     #[test]
