@@ -60,7 +60,7 @@ fn a_session_during_a_rebuild_uses_the_old_template_or_waits_for_the_new_one() {
     w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/version\"\n");
     let read = ["shell", "--", "sh", "-c", "cat \"$HOME/version\""];
 
-    let mut setup = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=2,rename=2")]);
+    let mut setup = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=3,rename=4")]);
     // While the new template is being built, sessions use the old one.
     w.await_call(setup.pid(), "create");
     let mut during_build = w.spawn(&read);
@@ -85,7 +85,7 @@ fn a_session_during_a_rebuild_uses_the_old_template_or_waits_for_the_new_one() {
 #[test]
 fn a_session_during_the_first_build_waits_for_it() {
     let w = World::new();
-    let mut setup = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=2")]);
+    let mut setup = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=3")]);
     w.await_call(setup.pid(), "create");
     // No terminal and no --auto-setup: without a build running this would be refused.
     let mut session = w.spawn(&["hello"]);
@@ -104,7 +104,7 @@ fn a_session_during_the_first_build_waits_for_it() {
 #[test]
 fn two_setups_of_one_project_run_one_after_the_other() {
     let w = World::new();
-    let mut first = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=2")]);
+    let mut first = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=3")]);
     w.await_call(first.pid(), "create");
     let mut second = w.spawn(&["setup"]);
     second.await_stderr("another claude-vm is building the template");

@@ -58,7 +58,7 @@ fn a_second_ctrl_c_during_a_slow_delete_does_not_abandon_it() {
     w.setup();
     let mut s = w.spawn_with(
         &["--sim-sleep", "60", "hello"],
-        &[("LIMA_SIM_DELAY", "delete=2")],
+        &[("LIMA_SIM_DELAY", "delete=4")],
     );
     s.await_stdout(CLAUDE_RUNNING);
     s.signal_group(libc::SIGINT);
@@ -76,7 +76,7 @@ fn a_third_ctrl_c_stops_waiting_loudly_and_the_next_command_finishes_the_job() {
     w.setup();
     let mut s = w.spawn_with(
         &["--sim-sleep", "60", "hello"],
-        &[("LIMA_SIM_DELAY", "delete=3")],
+        &[("LIMA_SIM_DELAY", "delete=6")],
     );
     s.await_stdout(CLAUDE_RUNNING);
     s.signal_group(libc::SIGINT);
