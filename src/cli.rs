@@ -122,6 +122,16 @@ pub struct SessionOpts {
     /// Build the template first if it does not exist, without asking.
     #[arg(long)]
     pub auto_setup: bool,
+
+    /// Rebuild the template before the session (`[vm] auto_rebuild = true` does it whenever
+    /// the template is out of date).
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// Use project files that widen the sandbox even though `claude-vm trust` did not
+    /// approve them (this once).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl SessionOpts {
@@ -135,6 +145,8 @@ impl SessionOpts {
             && self.inherit_env.is_empty()
             && !self.forward_agent
             && !self.auto_setup
+            && !self.rebuild
+            && !self.yes
     }
 
     /// Combines flags given before and after the subcommand name.
@@ -160,6 +172,8 @@ impl SessionOpts {
             inherit_env: cat(&self.inherit_env, &later.inherit_env),
             forward_agent: self.forward_agent || later.forward_agent,
             auto_setup: self.auto_setup || later.auto_setup,
+            rebuild: self.rebuild || later.rebuild,
+            yes: self.yes || later.yes,
         }
     }
 }
@@ -173,13 +187,18 @@ pub enum Command {
     /// Build (or rebuild) this repository's template VM.
     Setup(SetupArgs),
     /// List claude-vm's templates and running sessions.
-    List,
-    /// Delete this repository's template VM.
+    List(ListArgs),
+    /// Delete this repository's template VM and the VMs its killed sessions left behind.
     Clean(ConfirmArgs),
-    /// Delete every claude-vm VM and template.
+    /// Delete every claude-vm template and every claude-vm VM no running claude-vm uses.
     CleanAll(ConfirmArgs),
     /// Log in to Claude Code inside the template (a subscription login, kept by every session).
     Login,
+    /// Delete every claude-vm VM that no running claude-vm owns (killed or crashed sessions
+    /// and builds).
+    Gc,
+    /// Approve this project's .claude-vm.toml (and project scripts) as they are now.
+    Trust(TrustArgs),
     /// Show the project, its template and the effective configuration.
     Info,
     /// Inspect the configuration.
@@ -255,6 +274,10 @@ pub struct SetupArgs {
     /// Log in to Claude Code in the template once it is built (needs a terminal).
     #[arg(long)]
     pub login: bool,
+    /// Use project files that widen the sandbox even though `claude-vm trust` did not
+    /// approve them (this once).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// One flag per built-in tool (a test keeps this list equal to the tool definitions).
@@ -308,6 +331,20 @@ impl ToolFlags {
             .map(|(n, _)| (*n).to_owned())
             .collect()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print one JSON document: {"templates": [...], "sessions": [...]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Withdraw the approval instead.
+    #[arg(long)]
+    pub revoke: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,22 +1,30 @@
 //! claude-vm: run Claude Code in disposable Lima VMs.
 
+mod audit;
 mod cli;
 mod commands;
 mod config;
 mod doctor;
 mod error;
+mod fingerprint;
 mod handover;
 mod integrations;
+mod journal;
 mod lima;
+mod lock;
 mod names;
 mod paths;
 mod plan;
+mod procinfo;
 mod project;
+mod reap;
 mod script;
 mod session;
 mod signals;
 mod template;
 mod tools;
+mod trust;
+mod tty;
 mod ui;
 mod update;
 
@@ -40,11 +48,14 @@ fn main() {
 }
 
 /// Prints an error and its hint; no backtrace, no debug formatting.
+/// Never panics: stderr may be a terminal that was closed.
 pub fn report(err: &error::Error) {
-    eprintln!("claude-vm: error: {}", err.message());
+    let mut text = format!("claude-vm: error: {}\n", err.message());
     if let Some(hint) = err.hint() {
         for (i, line) in hint.lines().enumerate() {
-            eprintln!("{} {line}", if i == 0 { "  hint:" } else { "       " });
+            let lead = if i == 0 { "  hint:" } else { "       " };
+            text.push_str(&format!("{lead} {line}\n"));
         }
     }
+    ui::raw_stderr(&text);
 }

@@ -25,7 +25,8 @@ const HASH_LEN: usize = 8;
 const ID_LEN: usize = 6;
 
 /// What a clone of the template is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A session running claude or a shell.
     Run,

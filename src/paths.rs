@@ -57,6 +57,25 @@ impl HostPaths {
         self.data_dir.join("handover")
     }
 
+    /// One file per live VM and its owner (`journal.rs`).
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+
+    pub fn locks_dir(&self) -> PathBuf {
+        self.data_dir.join("locks")
+    }
+
+    /// Approved project files (`trust.rs`).
+    pub fn trust_dir(&self) -> PathBuf {
+        self.data_dir.join("trust")
+    }
+
+    /// What `limactl --version` said, keyed by the binary (`lima/detect.rs`).
+    pub fn lima_version_cache(&self) -> PathBuf {
+        self.data_dir.join("lima-version.json")
+    }
+
     /// Claude Code's own folder on the host.
     pub fn claude_dir(&self) -> PathBuf {
         self.home.join(".claude")

@@ -1,34 +1,72 @@
 //! Running a session plan: clone and boot, one shell, and a delete that happens on every
 //! way out (success, failure, non-zero exit, termination signals).
+//!
+//! Around it: a journal entry from before the clone until after the delete (so a SIGKILLed
+//! session is reaped by the next command), the template lock while cloning (so a rebuild
+//! never swaps the template away under the clone), and a watch on the files the host
+//! executes (so changes the agent made to them are reported loudly).
 
 use std::fs;
+use std::path::PathBuf;
 
+use crate::audit;
 use crate::error::{Error, IoContext, Result};
 use crate::handover::Handover;
+use crate::journal::{Entry, Journal};
 use crate::lima::{exit_code, Limactl};
+use crate::lock::{self, Mode};
 use crate::plan::SessionPlan;
 use crate::signals;
 use crate::ui::Ui;
 
+/// What protects a session besides the plan itself.
+pub struct Guard {
+    pub journal: Journal,
+    pub entry: Entry,
+    pub template_lock: PathBuf,
+    pub audit: audit::Watch,
+}
+
 /// Runs the session and returns the exit code of claude or the command.
-pub fn run(lima: &Limactl, ui: &Ui, plan: &SessionPlan) -> Result<i32> {
+pub fn run(lima: &Limactl, ui: &Ui, plan: &SessionPlan, guard: &Guard) -> Result<i32> {
+    signals::install();
+    signals::check()?;
     for dir in &plan.host_dirs {
         fs::create_dir_all(dir).io_context("create", dir)?;
     }
-    let handover = Handover::create(&plan.handover_dir, &plan.files)?;
-    signals::install();
-    let work = work(lima, ui, plan);
-
-    let cleaning = signals::CleaningUp::begin();
-    let step = ui.step(format!("deleting the VM {}", plan.instance));
-    let deleted = lima.cleanup(&plan.delete, Some(&plan.instance));
-    drop(cleaning);
-    drop(handover);
-    match deleted {
-        Ok(()) => {
-            step.done();
-            work
+    guard.journal.record(&guard.entry)?;
+    let handover = match Handover::create(&plan.handover_dir, &plan.files) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = guard.journal.remove(&plan.instance);
+            return Err(e);
         }
+    };
+    let before = guard.audit.snapshot();
+
+    let mut cloning = false;
+    let work = work(lima, ui, plan, guard, &mut cloning);
+
+    let deleted = if cloning {
+        let _cleaning = signals::CleaningUp::begin();
+        let step = ui.step(format!("deleting the VM {}", plan.instance));
+        let deleted = lima.cleanup(&plan.delete, Some(&plan.instance));
+        if deleted.is_ok() {
+            step.done();
+        }
+        deleted
+    } else {
+        Ok(())
+    };
+    drop(handover);
+    if deleted.is_ok() {
+        // Only now: until the VM is gone, the entry lets a later command finish the job.
+        guard.journal.remove(&plan.instance)?;
+    }
+    audit::report(ui, &audit::changes(&before, &guard.audit.snapshot()));
+
+    match deleted {
+        Ok(()) => work,
         Err(e) => {
             let leak = Error::failure(format!(
                 "the VM {} could not be deleted and may still be running: {e}",
@@ -51,16 +89,31 @@ pub fn run(lima: &Limactl, ui: &Ui, plan: &SessionPlan) -> Result<i32> {
     }
 }
 
-fn work(lima: &Limactl, ui: &Ui, plan: &SessionPlan) -> Result<i32> {
+fn work(
+    lima: &Limactl,
+    ui: &Ui,
+    plan: &SessionPlan,
+    guard: &Guard,
+    cloning: &mut bool,
+) -> Result<i32> {
     let step = ui.step("cloning the template and booting the VM");
-    lima.run(&plan.clone, Some(&plan.instance), None)?;
-    step.done();
-    if let Some(sig) = signals::received() {
-        return Err(Error::failure(format!(
-            "interrupted by {}",
-            signals::name(sig)
-        )));
+    {
+        // Shared: sessions clone side by side; a rebuild's swap waits for them, and they
+        // wait for it.
+        let _template = lock::acquire(&guard.template_lock, Mode::Shared, |_| {
+            ui.info("waiting for a rebuild to put the new template in place")
+        })?;
+        signals::check()?;
+        *cloning = true;
+        lima.run(&plan.clone, Some(&plan.instance), None)
+            .map_err(signals::explain)?;
     }
+    step.done();
+    signals::check()?;
     let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;
-    Ok(exit_code(status))
+    let code = exit_code(status);
+    if code == 255 && signals::received().is_none() {
+        ui.warn("`limactl shell` ended with status 255: the command's own status, or Lima lost the connection to the VM (its message would be above; --verbose shows more)");
+    }
+    Ok(code)
 }

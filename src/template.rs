@@ -1,7 +1,10 @@
 //! Templates: building one from a setup plan, and the manifest that records a complete build.
 //!
 //! A template counts as ready only once its manifest exists: setup writes it after the VM
-//! is provisioned and stopped, so a session never clones a half-built template.
+//! is provisioned and stopped, so a session never clones a half-built template. A rebuild
+//! swaps the new template in (delete old, rename new, write the manifest) while holding the
+//! template lock exclusively, and sessions read the manifest and clone under the same lock
+//! shared: they get the old template or the new one, never the moment in between.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -11,8 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::lima::{Limactl, Resources};
-use crate::names::TemplateName;
+use crate::fingerprint::Fingerprint;
+use crate::journal::{Entry, Journal};
+use crate::lima::{Limactl, Resources, Verb};
+use crate::lock::{self, Mode};
+use crate::names::{Role, TemplateName};
 use crate::paths::HostPaths;
 use crate::plan::{FileSource, SetupPlan};
 use crate::signals;
@@ -32,10 +38,41 @@ pub struct Manifest {
     pub cpus: u32,
     #[serde(default)]
     pub tools: Vec<String>,
+    /// What built it (`fingerprint.rs`); none from claude-vm versions before fingerprints.
+    #[serde(default)]
+    pub fingerprint: Option<Fingerprint>,
+    /// The `claude-vm setup` flags it was built with, so a session can tell whether it is
+    /// out of date and rebuild it the same way.
+    #[serde(default)]
+    pub setup_flags: SetupFlags,
+}
+
+/// Flags given to `claude-vm setup` (paths absolute).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupFlags {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_scripts: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_mounts: Vec<String>,
+    /// `--docker`, `--node`, ... (`--all` recorded as every tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
 }
 
 impl Manifest {
-    pub fn new(template: &TemplateName, project: &Path, config: &Config) -> Manifest {
+    pub fn new(
+        template: &TemplateName,
+        project: &Path,
+        config: &Config,
+        fingerprint: Option<Fingerprint>,
+        setup_flags: SetupFlags,
+    ) -> Manifest {
         Manifest {
             template: template.to_string(),
             project: project.to_path_buf(),
@@ -53,6 +90,8 @@ impl Manifest {
                 .iter()
                 .map(|t| t.name.clone())
                 .collect(),
+            fingerprint,
+            setup_flags,
         }
     }
 
@@ -119,41 +158,91 @@ pub fn remove_manifest(paths: &HostPaths, template: &str) -> Result<()> {
     }
 }
 
-/// Runs a setup plan. On any failure (or a termination signal) the instance being built is
-/// deleted, so a failed setup leaves nothing behind and an old template keeps working.
+/// Runs a setup plan and writes `manifest` once the template is in place. On any failure
+/// (or a termination signal) the instance being built is deleted, so a failed setup leaves
+/// nothing behind and an old template keeps working. The build is in the journal from
+/// before `create` until it is swapped in or deleted, so a SIGKILLed setup is reaped later.
 pub fn build(
     lima: &Limactl,
     ui: &Ui,
     paths: &HostPaths,
     plan: &SetupPlan,
     log_path: &Path,
+    manifest: &Manifest,
 ) -> Result<Option<i32>> {
-    let bundle = provisioning_bundle(plan)?;
-    if let Some(dir) = log_path.parent() {
-        fs::create_dir_all(dir).io_context("create", dir)?;
+    let journal = Journal::new(paths);
+    journal.record(&Entry::owned_here(
+        &plan.build,
+        Role::Build,
+        plan.template.as_str(),
+        &manifest.project,
+    ))?;
+    let result = build_recorded(lima, ui, paths, plan, log_path, manifest);
+    match &result {
+        Ok(_) | Err(Failed { cleaned: true, .. }) => journal.remove(&plan.build)?,
+        Err(Failed { cleaned: false, .. }) => {}
     }
-    let log = File::create(log_path).io_context("create", log_path)?;
-    let result = run_steps(lima, ui, paths, plan, &log, bundle);
-    if let Err(err) = result {
+    result.map_err(|f| f.error)
+}
+
+struct Failed {
+    error: Error,
+    /// The half-built instance is gone (or never existed).
+    cleaned: bool,
+}
+
+fn build_recorded(
+    lima: &Limactl,
+    ui: &Ui,
+    paths: &HostPaths,
+    plan: &SetupPlan,
+    log_path: &Path,
+    manifest: &Manifest,
+) -> Result<Option<i32>, Failed> {
+    let early = |error| Failed {
+        error,
+        cleaned: true,
+    };
+    let bundle = provisioning_bundle(plan).map_err(early)?;
+    if let Some(dir) = log_path.parent() {
+        fs::create_dir_all(dir)
+            .io_context("create", dir)
+            .map_err(early)?;
+    }
+    let log = File::create(log_path)
+        .io_context("create", log_path)
+        .map_err(early)?;
+    let result = run_steps(lima, ui, paths, plan, &log, manifest, bundle);
+    let err = match result {
+        Ok(login) => return Ok(login),
+        Err(err) => err,
+    };
+    let cleaned = {
         let _cleaning = signals::CleaningUp::begin();
         let step = ui.step(format!("removing the unfinished VM {}", plan.build));
         match lima.cleanup(&plan.cleanup, Some(&plan.build)) {
             Ok(()) => {
                 step.done();
+                true
             }
-            Err(e) => ui.warn(&format!(
-                "could not remove {}: {e}\n  {}",
-                plan.build,
-                e.hint()
-            )),
+            Err(e) => {
+                ui.warn(&format!(
+                    "could not remove {}: {e}\n  {}",
+                    plan.build,
+                    e.hint()
+                ));
+                false
+            }
         }
-        let hint = match err.hint() {
-            Some(h) => format!("{h}\nfull output of the build: {}", log_path.display()),
-            None => format!("full output of the build: {}", log_path.display()),
-        };
-        return Err(Error::failure(err.message().to_owned()).with_hint(hint));
-    }
-    result
+    };
+    let hint = match err.hint() {
+        Some(h) => format!("{h}\nfull output of the build: {}", log_path.display()),
+        None => format!("full output of the build: {}", log_path.display()),
+    };
+    Err(Failed {
+        error: Error::failure(err.message().to_owned()).with_hint(hint),
+        cleaned,
+    })
 }
 
 fn run_steps(
@@ -162,6 +251,7 @@ fn run_steps(
     paths: &HostPaths,
     plan: &SetupPlan,
     log: &File,
+    manifest: &Manifest,
     bundle: String,
 ) -> Result<Option<i32>> {
     let total = 4 + usize::from(plan.is_rebuild());
@@ -176,42 +266,53 @@ fn run_steps(
     ];
     let mut login = None;
     for (n, (what, call)) in steps.into_iter().enumerate() {
-        check_signal()?;
+        signals::check()?;
         if call == &plan.stop {
             if let Some(call) = &plan.login {
                 ui.info(
                     "logging in to Claude Code in the template (follow the instructions below)",
                 );
-                let status = lima.run_attached(call, Some(&plan.build))?;
+                let status = lima
+                    .run_attached(call, Some(&plan.build))
+                    .map_err(signals::explain)?;
                 login = Some(crate::lima::exit_code(status));
-                check_signal()?;
+                signals::check()?;
             }
         }
         let step = ui.step(format!("[{}/{total}] {what}", n + 1));
-        if call == &plan.provision {
+        let ran = if call == &plan.provision {
             lima.run_with_input(
                 call,
                 Some(&plan.build),
                 log.try_clone().ok(),
                 bundle.clone().into_bytes(),
-            )?;
+            )
         } else {
-            lima.run(call, Some(&plan.build), log.try_clone().ok())?;
-        }
+            lima.run(call, Some(&plan.build), log.try_clone().ok())
+        };
+        ran.map_err(signals::explain)?;
         step.done();
     }
+    signals::check()?;
+    let _swap = lock::acquire(
+        &lock::template_lock(paths, plan.template.as_str()),
+        Mode::Exclusive,
+        |_| ui.info("waiting for sessions that are cloning the old template"),
+    )?;
+    signals::check()?;
     if plan.is_rebuild() {
-        check_signal()?;
         let step = ui.step(format!("[{total}/{total}] replacing the old template"));
+        // Once started, the swap runs to its end: a signal now would leave no template.
         for call in &plan.swap {
-            lima.run(call, Some(plan.template.as_str()), log.try_clone().ok())?;
-            if call.verb == crate::lima::Verb::Delete {
+            lima.cleanup(call, Some(plan.template.as_str()))?;
+            if call.verb == Verb::Delete {
                 // The old template is gone: its record must go too, whatever happens next.
                 remove_manifest(paths, plan.template.as_str())?;
             }
         }
         step.done();
     }
+    write_manifest(paths, manifest)?;
     Ok(login)
 }
 
@@ -231,14 +332,4 @@ fn provisioning_bundle(plan: &SetupPlan) -> Result<String> {
         .map(|f| f.name.as_str())
         .unwrap_or("provision.sh");
     Ok(crate::script::bundle(&files, entry))
-}
-
-fn check_signal() -> Result<()> {
-    match signals::received() {
-        Some(sig) => Err(Error::failure(format!(
-            "interrupted by {}",
-            signals::name(sig)
-        ))),
-        None => Ok(()),
-    }
 }

@@ -5,6 +5,9 @@
 //! with the duration. Off a terminal (or with `--verbose`, whose streamed Lima output a spinner
 //! would garble) every message is one plain line. `NO_COLOR` turns colour off; `--quiet`
 //! leaves only errors, which `main` prints.
+//!
+//! Nothing here may panic on a failed write: after the terminal is closed (SIGHUP) stderr
+//! returns EIO, and cleanup must still run to the end.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +30,11 @@ pub struct Ui {
 /// step into a command that owns the terminal.
 static ACTIVE: Mutex<Option<(u64, ProgressBar)>> = Mutex::new(None);
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Writes to stderr, ignoring failures (a closed terminal must not stop cleanup).
+pub fn raw_stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
 
 impl Ui {
     /// Looks at stderr and the environment (`TERM`, `NO_COLOR`).
@@ -61,6 +69,17 @@ impl Ui {
         }
     }
 
+    /// A warning that must stand out: a headline and indented detail lines, never hidden by
+    /// `--quiet`.
+    pub fn alert(&self, headline: &str, lines: &[String]) {
+        let label = style("WARNING:").red().bold().for_stderr();
+        let mut text = format!("claude-vm: {label} {headline}");
+        for l in lines {
+            text.push_str(&format!("\n  {l}"));
+        }
+        line(&text);
+    }
+
     /// Announces a long step; `Step::done` reports how long it took. A step dropped without
     /// `done` (an error on the way) is reported as failed on a terminal.
     pub fn step(&self, what: impl Into<String>) -> Step {
@@ -89,7 +108,7 @@ impl Ui {
         }
         release_terminal();
         let choices = if default { "[Y/n]" } else { "[y/N]" };
-        eprint!("claude-vm: {question} {choices} ");
+        raw_stderr(&format!("claude-vm: {question} {choices} "));
         let _ = io::stderr().flush();
         let mut line = String::new();
         match io::stdin().lock().read_line(&mut line) {
@@ -121,8 +140,8 @@ fn active() -> std::sync::MutexGuard<'static, Option<(u64, ProgressBar)>> {
 fn line(text: &str) {
     let guard = active();
     match guard.as_ref() {
-        Some((_, bar)) => bar.suspend(|| eprintln!("{text}")),
-        None => eprintln!("{text}"),
+        Some((_, bar)) => bar.suspend(|| raw_stderr(&format!("{text}\n"))),
+        None => raw_stderr(&format!("{text}\n")),
     }
 }
 

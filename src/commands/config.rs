@@ -92,7 +92,14 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
         last: Final::Shell,
         runtime_scripts: Vec::new(),
         conversations,
-        template_resources: Manifest::new(&template, ctx.project.identity(), config).resources(),
+        template_resources: Manifest::new(
+            &template,
+            ctx.project.identity(),
+            config,
+            None,
+            crate::template::SetupFlags::default(),
+        )
+        .resources(),
         guest: GuestInputs {
             ports: config.ports.clone(),
             forward_agent: config.ssh.forward_agent,

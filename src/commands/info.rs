@@ -20,13 +20,41 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     }
     println!("template:     {template}");
     match &manifest {
-        Some(m) => println!(
-            "  built:      by claude-vm {} ({} GB disk, {} GB memory, {} CPUs, {})",
-            m.claude_vm_version, m.disk, m.memory, m.cpus, m.image
-        ),
+        Some(m) => {
+            println!(
+                "  built:      by claude-vm {} ({} GB disk, {} GB memory, {} CPUs, {})",
+                m.claude_vm_version, m.disk, m.memory, m.cpus, m.image
+            );
+            let (_, _, reasons) = super::setup::staleness(ctx, &template, m)?;
+            if reasons.is_empty() {
+                println!("  up to date: yes");
+            } else {
+                println!(
+                    "  up to date: no: {} (rebuild with `claude-vm setup` or --rebuild)",
+                    reasons.join("; ")
+                );
+            }
+        }
         None => println!("  built:      no (run `claude-vm setup`)"),
     }
     println!("lima home:    {}", ctx.paths.lima_home.display());
+    let store = crate::trust::Store::new(&ctx.paths);
+    for r in &loaded.reviews {
+        let state = if r.widens.is_empty() {
+            "does not widen the sandbox".to_owned()
+        } else {
+            match store.status(r) {
+                crate::trust::Status::Approved => "widens the sandbox; approved".to_owned(),
+                crate::trust::Status::Changed => {
+                    "widens the sandbox; changed since approved (run `claude-vm trust`)".to_owned()
+                }
+                crate::trust::Status::Never => {
+                    "widens the sandbox; not approved (run `claude-vm trust`)".to_owned()
+                }
+            }
+        };
+        println!("trust:        {}: {state}", r.path.display());
+    }
     println!(
         "config files: {}",
         if loaded.files.is_empty() {

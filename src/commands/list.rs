@@ -1,84 +1,193 @@
-//! `claude-vm list`: templates and live sessions, apart.
+//! `claude-vm list [--json]`: templates and live sessions, apart.
+
+use serde::Serialize;
 
 use super::Context;
-use crate::error::Result;
-use crate::lima::Instance;
-use crate::names::{self, Ours};
+use crate::error::{Error, Result};
+use crate::names::{self, Ours, Role};
+use crate::reap::Census;
 use crate::template;
 
-pub fn run(ctx: &Context) -> Result<i32> {
-    let instances = ctx.lima.list()?;
+#[derive(Debug, Serialize)]
+struct TemplateRow {
+    name: String,
+    /// Lima's status, or "missing" when only claude-vm's record is left.
+    status: String,
+    project: Option<String>,
+    /// A manifest exists: sessions can use it.
+    complete: bool,
+    built_at: Option<u64>,
+    claude_vm_version: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    name: String,
+    template: String,
+    /// run, build or warm.
+    role: Role,
+    status: String,
+    project: Option<String>,
+    /// The claude-vm process that owns it; none when no live process does.
+    owner_pid: Option<u32>,
+    started_at: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Listing {
+    templates: Vec<TemplateRow>,
+    sessions: Vec<SessionRow>,
+}
+
+pub fn run(ctx: &Context, json: bool) -> Result<i32> {
+    ctx.prepare_lima()?;
+    let listing = gather(ctx)?;
+    if json {
+        let text = serde_json::to_string_pretty(&listing)
+            .map_err(|e| Error::failure(format!("cannot encode the list: {e}")))?;
+        println!("{text}");
+        return Ok(0);
+    }
+    if listing.templates.is_empty() && listing.sessions.is_empty() {
+        println!("no claude-vm templates or sessions (build one with `claude-vm setup`)");
+        return Ok(0);
+    }
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let templates: Vec<Vec<String>> = listing
+        .templates
+        .iter()
+        .map(|t| {
+            let status = if t.complete || t.status == "missing" {
+                t.status.clone()
+            } else {
+                format!("{} (incomplete)", t.status)
+            };
+            vec![t.name.clone(), status, dash(&t.project)]
+        })
+        .collect();
+    print_table(&["TEMPLATE", "STATUS", "PROJECT"], &templates);
+    if !listing.sessions.is_empty() {
+        println!();
+        let sessions: Vec<Vec<String>> = listing
+            .sessions
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    format!("{} ({})", s.status, s.role.as_str()),
+                    s.owner_pid
+                        .map_or_else(|| "none (orphan)".into(), |p| format!("pid {p}")),
+                    dash(&s.project),
+                ]
+            })
+            .collect();
+        print_table(&["SESSION", "STATUS", "OWNER", "PROJECT"], &sessions);
+    }
+    Ok(0)
+}
+
+fn gather(ctx: &Context) -> Result<Listing> {
+    let census = Census::take(&ctx.lima, &ctx.paths)?;
     let manifests = template::all_manifests(&ctx.paths);
     let project_of = |t: &str| {
         manifests
             .iter()
             .find(|m| m.template == t)
             .map(|m| m.project.display().to_string())
-            .unwrap_or_else(|| "-".into())
     };
-
-    let mut templates: Vec<(String, String, String)> = Vec::new();
-    let mut clones: Vec<(String, String, String)> = Vec::new();
-    for i in &instances {
+    let mut templates = Vec::new();
+    let mut sessions = Vec::new();
+    for i in &census.instances {
+        let owner = census.live_owner(&i.name);
         match names::parse(&i.name) {
             Some(Ours::Template(t)) => {
-                let status = if manifests.iter().any(|m| m.template == t.as_str()) {
-                    i.status.clone()
-                } else {
-                    format!("{} (incomplete)", i.status)
-                };
-                templates.push((i.name.clone(), status, project_of(t.as_str())));
+                let m = manifests.iter().find(|m| m.template == t.as_str());
+                templates.push(TemplateRow {
+                    name: i.name.clone(),
+                    status: i.status.clone(),
+                    project: project_of(t.as_str())
+                        .or_else(|| owner.map(|e| e.project.display().to_string())),
+                    complete: m.is_some(),
+                    built_at: m.map(|m| m.built_at),
+                    claude_vm_version: m.map(|m| m.claude_vm_version.clone()),
+                });
             }
             Some(Ours::Clone {
                 template: t, role, ..
-            }) => {
-                clones.push((
-                    i.name.clone(),
-                    format!("{} ({})", i.status, role.as_str()),
-                    project_of(t.as_str()),
-                ));
-            }
+            }) => sessions.push(SessionRow {
+                name: i.name.clone(),
+                template: t.to_string(),
+                role,
+                status: i.status.clone(),
+                project: owner
+                    .map(|e| e.project.display().to_string())
+                    .or_else(|| project_of(t.as_str())),
+                owner_pid: owner.map(|e| e.owner.pid),
+                started_at: owner.map(|e| e.started_at),
+            }),
             None => {}
+        }
+    }
+    // Sessions whose VM Lima does not list yet (being cloned right now).
+    for e in census.entries.values() {
+        let listed = census.instances.iter().any(|i| i.name == e.instance);
+        if !listed && e.owner_may_be_alive() && e.role != Role::Build {
+            sessions.push(SessionRow {
+                name: e.instance.clone(),
+                template: e.template.clone(),
+                role: e.role,
+                status: "Creating".into(),
+                project: Some(e.project.display().to_string()),
+                owner_pid: Some(e.owner.pid),
+                started_at: Some(e.started_at),
+            });
         }
     }
     // Records whose VM is gone (deleted by hand): shown so the user knows to rebuild.
     for m in &manifests {
-        if !instances.iter().any(|i: &Instance| i.name == m.template) {
-            templates.push((
-                m.template.clone(),
-                "missing".into(),
-                m.project.display().to_string(),
-            ));
+        if !census.instances.iter().any(|i| i.name == m.template) {
+            templates.push(TemplateRow {
+                name: m.template.clone(),
+                status: "missing".into(),
+                project: Some(m.project.display().to_string()),
+                complete: true,
+                built_at: Some(m.built_at),
+                claude_vm_version: Some(m.claude_vm_version.clone()),
+            });
         }
     }
-
-    if templates.is_empty() && clones.is_empty() {
-        println!("no claude-vm templates or sessions (build one with `claude-vm setup`)");
-        return Ok(0);
-    }
-    print_table("TEMPLATE", &templates);
-    if !clones.is_empty() {
-        println!();
-        print_table("SESSION", &clones);
-    }
-    Ok(0)
+    templates.sort_by(|a, b| a.name.cmp(&b.name));
+    sessions.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Listing {
+        templates,
+        sessions,
+    })
 }
 
-fn print_table(title: &str, rows: &[(String, String, String)]) {
-    let w0 = rows
-        .iter()
-        .map(|r| r.0.len())
-        .chain([title.len()])
-        .max()
-        .unwrap_or(0);
-    let w1 = rows
-        .iter()
-        .map(|r| r.1.len())
-        .chain(["STATUS".len()])
-        .max()
-        .unwrap_or(0);
-    println!("{title:<w0$}  {:<w1$}  PROJECT", "STATUS");
-    for (a, b, c) in rows {
-        println!("{a:<w0$}  {b:<w1$}  {c}");
+fn print_table(titles: &[&str], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..titles.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([titles[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let mut out = String::new();
+        for (c, cell) in cells.into_iter().enumerate() {
+            if c == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+            }
+        }
+        println!("{out}");
+    };
+    line(titles.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
     }
 }

@@ -4,20 +4,23 @@ mod clean;
 mod completions;
 mod config;
 mod doctor;
+mod gc;
 mod info;
 mod list;
 mod login;
 mod session;
 mod setup;
+mod trust;
 mod update;
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, GlobalOpts, SessionOpts};
-use crate::config::{self as cfg, Loaded, Overrides};
+use crate::config::{self as cfg, Loaded, Overrides, Review};
 use crate::error::{Error, IoContext, Result};
-use crate::lima::Limactl;
+use crate::lima::{self, Limactl};
 use crate::names::{self, TemplateName};
 use crate::paths::HostPaths;
 use crate::project::Project;
@@ -31,6 +34,8 @@ pub struct Context {
     pub ui: Ui,
     pub lima: Limactl,
     pub dry_run: bool,
+    /// Files already allowed by --yes (warned about once).
+    allowed: RefCell<Vec<PathBuf>>,
 }
 
 impl Context {
@@ -45,7 +50,48 @@ impl Context {
             ui: Ui::new(global.quiet, global.verbose),
             lima: Limactl::new(global.verbose),
             dry_run: global.dry_run,
+            allowed: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Before a command drives Lima (after its input is validated: bad input touches no VM):
+    /// Lima is there and new enough (cached), and VMs left by dead claude-vm processes are
+    /// reaped (no limactl call when there are none).
+    pub fn prepare_lima(&self) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        lima::detect::ensure(&self.lima, &self.paths.lima_version_cache())?;
+        crate::reap::orphans(&self.lima, &self.ui, &self.paths)
+    }
+
+    /// Refuses project files that widen the sandbox without approval (unless `yes`).
+    pub fn enforce_trust(&self, loaded: &Loaded, extra: &[Review], yes: bool) -> Result<()> {
+        let all: Vec<Review> = loaded.reviews.iter().chain(extra).cloned().collect();
+        self.enforce_reviews(&all, yes)
+    }
+
+    pub fn enforce_reviews(&self, reviews: &[Review], yes: bool) -> Result<()> {
+        let store = crate::trust::Store::new(&self.paths);
+        let pending = crate::trust::unapproved(&store, reviews);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if !yes {
+            return Err(crate::trust::refusal(&pending));
+        }
+        let mut allowed = self.allowed.borrow_mut();
+        for (r, _) in pending {
+            if !allowed.contains(&r.path) {
+                self.ui.warn(&format!(
+                    "{} widens the sandbox and is not approved; used this once because of --yes:\n  - it {}",
+                    r.path.display(),
+                    r.widens.join("\n  - it ")
+                ));
+                allowed.push(r.path.clone());
+            }
+        }
+        Ok(())
     }
 
     pub fn load_config(&self, overrides: &Overrides) -> Result<Loaded> {
@@ -134,9 +180,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             }
             setup::run(ctx, &s, &top.resources)
         }
-        Some(Command::List) => {
+        Some(Command::List(l)) => {
             only_session("list")?;
-            list::run(ctx)
+            list::run(ctx, l.json)
         }
         Some(Command::Clean(c)) => {
             only_session("clean")?;
@@ -160,6 +206,14 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",
         )),
+        Some(Command::Gc) => {
+            only_session("gc")?;
+            gc::run(ctx)
+        }
+        Some(Command::Trust(t)) => {
+            only_session("trust")?;
+            trust::run(ctx, t.revoke)
+        }
     }
 }
 

@@ -2,17 +2,22 @@
 
 use std::ffi::OsString;
 
-use super::{overrides, setup, utf8_args, Context};
+use super::setup::{self, When};
+use super::{overrides, utf8_args, Context};
+use crate::audit;
 use crate::cli::SessionOpts;
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::integrations;
-use crate::names::Role;
+use crate::journal::{Entry, Journal};
+use crate::lock::{self, Mode};
+use crate::names::{Role, TemplateName};
 use crate::plan::{self, environment, plan_session, GuestInputs, HostScript, SessionInputs};
 use crate::project::claude_project_folder;
 use crate::script::Final;
-use crate::template::{self, Manifest};
+use crate::template::{self, Manifest, SetupFlags};
 use crate::tools::{self, Integration};
+use crate::trust;
 
 /// Always passed to claude: the VM is the sandbox, so claude need not ask.
 pub const SKIP_PERMISSIONS: &str = "--dangerously-skip-permissions";
@@ -45,17 +50,30 @@ fn run(
 ) -> Result<i32> {
     let loaded = ctx.load_config(&overrides(opts))?;
     let config = &loaded.config;
+    let runtime_script: Vec<trust::Review> =
+        trust::project_script(&ctx.project.runtime_script(), &ctx.project)
+            .into_iter()
+            .collect();
+    ctx.enforce_trust(&loaded, &runtime_script, opts.yes)?;
     let template = ctx.template()?;
-    let manifest = match template::read_manifest(&ctx.paths, template.as_str())? {
-        Some(m) => m,
+    ctx.prepare_lima()?;
+    let manifest = match read_manifest(ctx, &template)? {
+        Some(m) if ctx.dry_run => m,
+        Some(m) => freshen(ctx, opts, &template, m)?,
         None if ctx.dry_run => {
             ctx.ui.warn(&format!(
                 "no template VM yet for {}; showing the plan as if `claude-vm setup` had run",
                 ctx.project.identity().display()
             ));
-            Manifest::new(&template, ctx.project.identity(), config)
+            Manifest::new(
+                &template,
+                ctx.project.identity(),
+                config,
+                None,
+                SetupFlags::default(),
+            )
         }
-        None => offer_setup(ctx, opts, config, &template)?,
+        None => offer_setup(ctx, opts, &template)?,
     };
 
     let mut runtime_scripts = Vec::new();
@@ -115,22 +133,29 @@ fn run(
             "session in a clone of {template} (project {})",
             ctx.project.root.display()
         );
+        let heading = format!(
+            "hand-over directory {} (read-only in the VM at {})",
+            plan.handover_dir.display(),
+            crate::script::HANDOVER_MOUNT
+        );
         print!(
             "{}",
-            plan::render(
-                &title,
-                &plan.calls(),
-                &plan.files,
-                &format!(
-                    "hand-over directory {} (read-only in the VM at {})",
-                    plan.handover_dir.display(),
-                    crate::script::HANDOVER_MOUNT
-                ),
-            )
+            plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
         return Ok(0);
     }
-    crate::session::run(&ctx.lima, &ctx.ui, &plan)
+    let guard = crate::session::Guard {
+        journal: Journal::new(&ctx.paths),
+        entry: Entry::owned_here(
+            &plan.instance,
+            Role::Run,
+            template.as_str(),
+            ctx.project.identity(),
+        ),
+        template_lock: lock::template_lock(&ctx.paths, template.as_str()),
+        audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
+    };
+    crate::session::run(&ctx.lima, &ctx.ui, &plan, &guard)
 }
 
 /// Environment, tools and agents for the guest, gathered from the host.
@@ -177,14 +202,75 @@ fn guest_inputs(
     }
 }
 
-/// No template yet: build it when asked to (`--auto-setup`) or when the user says so on a
-/// terminal; without a terminal, say what to do instead of waiting for an answer.
-fn offer_setup(
+/// The template's manifest, read under the template lock: never during a rebuild's swap.
+fn read_manifest(ctx: &Context, template: &TemplateName) -> Result<Option<Manifest>> {
+    if ctx.dry_run {
+        return template::read_manifest(&ctx.paths, template.as_str());
+    }
+    let _shared = lock::acquire(
+        &lock::template_lock(&ctx.paths, template.as_str()),
+        Mode::Shared,
+        |_| {
+            ctx.ui
+                .info("waiting for a rebuild to put the new template in place")
+        },
+    )?;
+    template::read_manifest(&ctx.paths, template.as_str())
+}
+
+/// Compares what built the template with what would build it now. Out of date: rebuild
+/// first with --rebuild or `[vm] auto_rebuild`, otherwise say so and how to rebuild.
+fn freshen(
     ctx: &Context,
     opts: &SessionOpts,
-    config: &crate::config::Config,
-    template: &crate::names::TemplateName,
+    template: &TemplateName,
+    manifest: Manifest,
 ) -> Result<Manifest> {
+    let (flags, setup_config, reasons) = setup::staleness(ctx, template, &manifest)?;
+    let auto = setup_config.config.vm.auto_rebuild && !reasons.is_empty();
+    if !(opts.rebuild || auto) {
+        if !reasons.is_empty() {
+            ctx.ui.warn(&format!(
+                "the template of {} is out of date: {}.\n  This session uses it as it is. Rebuild it with `claude-vm setup`, or run the session with --rebuild (`[vm] auto_rebuild = true` in .claude-vm.toml rebuilds automatically).",
+                ctx.project.identity().display(),
+                reasons.join("; ")
+            ));
+        }
+        return Ok(manifest);
+    }
+    ctx.enforce_trust(&setup_config, &setup::setup_script_review(ctx), opts.yes)?;
+    if !reasons.is_empty() {
+        ctx.ui.info(&format!(
+            "the template is out of date ({}); rebuilding it first",
+            reasons.join("; ")
+        ));
+    }
+    let when = if opts.rebuild {
+        When::Always
+    } else {
+        When::IfStale
+    };
+    let build = setup::Build {
+        flags: &flags,
+        when,
+        yes: opts.yes,
+        login: false,
+    };
+    setup::build_template(ctx, &setup_config.config, template, &build)?;
+    read_manifest(ctx, template)?.ok_or_else(|| {
+        Error::failure("the template was rebuilt but its record is missing")
+            .with_hint("run `claude-vm setup` again")
+    })
+}
+
+/// No template yet: wait for a setup that is building it right now; otherwise build it when
+/// asked to (`--auto-setup`) or when the user says so on a terminal; without a terminal, say
+/// what to do instead of waiting for an answer.
+fn offer_setup(ctx: &Context, opts: &SessionOpts, template: &TemplateName) -> Result<Manifest> {
+    setup::wait_for_running_setup(ctx, template)?;
+    if let Some(m) = read_manifest(ctx, template)? {
+        return Ok(m);
+    }
     let project = ctx.project.identity().display().to_string();
     let build = if opts.auto_setup {
         true
@@ -201,8 +287,18 @@ fn offer_setup(
         return Err(Error::usage("no template VM, and none was built")
             .with_hint("run `claude-vm setup` when you are ready"));
     }
-    setup::build_template(ctx, config, template, false)?;
-    template::read_manifest(&ctx.paths, template.as_str())?.ok_or_else(|| {
+    // What `claude-vm setup` would build: session flags are for the clone, not the template.
+    let setup_config = ctx.load_config(&Overrides::default())?;
+    ctx.enforce_trust(&setup_config, &setup::setup_script_review(ctx), opts.yes)?;
+    let flags = SetupFlags::default();
+    let build = setup::Build {
+        flags: &flags,
+        when: When::IfMissing,
+        yes: opts.yes,
+        login: false,
+    };
+    setup::build_template(ctx, &setup_config.config, template, &build)?;
+    read_manifest(ctx, template)?.ok_or_else(|| {
         Error::failure("the template was built but its record is missing")
             .with_hint("run `claude-vm setup` again")
     })

@@ -1,43 +1,157 @@
 //! `claude-vm setup`: build or rebuild the repository's template VM.
 
+use std::path::PathBuf;
+
 use super::Context;
 use crate::cli::{ResourceOpts, SetupArgs};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Loaded, Overrides};
 use crate::error::{Error, Result};
+use crate::fingerprint::{self, Fingerprint};
+use crate::lock::{self, Mode};
 use crate::names::{self, Ours, Role, TemplateName};
-use crate::plan::{self, plan_setup, HostScript, SetupInputs};
+use crate::plan::{self, plan_setup, HostScript, SetupInputs, SetupPlan};
 use crate::signals;
-use crate::template::{self, Manifest};
+use crate::template::{self, Manifest, SetupFlags};
+use crate::trust;
 
 pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32> {
     let resources = args.resources.or(before);
-    let overrides = Overrides {
+    let flags = SetupFlags {
         disk: resources.disk,
         memory: resources.memory,
         cpus: resources.cpus,
-        setup_scripts: args.setup_scripts.clone(),
+        setup_scripts: args.setup_scripts.iter().map(|p| ctx.cwd.join(p)).collect(),
         setup_mounts: args.mounts.clone(),
         tools: args.tools.names(),
-        ..Overrides::default()
     };
-    let loaded = ctx.load_config(&overrides)?;
+    let loaded = ctx.load_config(&overrides(&flags))?;
+    ctx.enforce_trust(&loaded, &setup_script_review(ctx), args.yes)?;
     let template = ctx.template()?;
     if args.login && !ctx.dry_run {
         super::login::require_terminal()?;
     }
-    build_template(ctx, &loaded.config, &template, args.login)?;
+    ctx.prepare_lima()?;
+    let build = Build {
+        flags: &flags,
+        when: When::Always,
+        yes: args.yes,
+        login: args.login,
+    };
+    build_template(ctx, &loaded.config, &template, &build)?;
     Ok(0)
 }
 
+/// How `build_template` builds.
+pub struct Build<'a> {
+    /// The flags `claude-vm setup` was given, recorded with the template.
+    pub flags: &'a SetupFlags,
+    pub when: When,
+    /// Use unapproved project files this once.
+    pub yes: bool,
+    /// Log in to Claude Code in the template before it is stopped.
+    pub login: bool,
+}
+
+/// The configuration overrides of recorded setup flags.
+pub fn overrides(flags: &SetupFlags) -> Overrides {
+    Overrides {
+        disk: flags.disk,
+        memory: flags.memory,
+        cpus: flags.cpus,
+        setup_scripts: flags.setup_scripts.clone(),
+        setup_mounts: flags.setup_mounts.clone(),
+        tools: flags.tools.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// When `build_template` builds, decided once it holds the setup lock (another process may
+/// have built the template while we waited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// Only if there is no complete template.
+    IfMissing,
+    /// Only if there is none or it was built from something else.
+    IfStale,
+}
+
+/// The plan for building `template` under the instance name `build`.
+fn plan_for(
+    ctx: &Context,
+    config: &Config,
+    template: &TemplateName,
+    build: String,
+    login: bool,
+) -> Result<SetupPlan> {
+    plan_setup(SetupInputs {
+        template,
+        build,
+        config,
+        scripts: setup_scripts(ctx, config),
+        login,
+    })
+    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))
+}
+
+/// The fingerprint a template built from `config` now would have.
+pub fn current_fingerprint(
+    ctx: &Context,
+    config: &Config,
+    template: &TemplateName,
+) -> Result<Fingerprint> {
+    let plan = plan_for(ctx, config, template, template.to_string(), false)?;
+    fingerprint::of_setup(&plan, env!("CARGO_PKG_VERSION"))
+}
+
+/// The setup flags a template was built with, minus scripts and mounts that are gone (the
+/// template then counts as out of date, which it is).
+fn recorded_flags(ctx: &Context, flags: &SetupFlags) -> SetupFlags {
+    SetupFlags {
+        setup_scripts: flags
+            .setup_scripts
+            .iter()
+            .filter(|p| p.is_file())
+            .cloned()
+            .collect(),
+        setup_mounts: flags
+            .setup_mounts
+            .iter()
+            .filter(|m| crate::config::mounts::parse_spec(m, &ctx.paths.home).is_ok())
+            .cloned()
+            .collect(),
+        ..flags.clone()
+    }
+}
+
+/// Why `manifest`'s template is out of date (empty: it is not), with the setup flags and
+/// configuration a rebuild would use (what `claude-vm setup` with the recorded flags would
+/// build from).
+pub fn staleness(
+    ctx: &Context,
+    template: &TemplateName,
+    manifest: &Manifest,
+) -> Result<(SetupFlags, Loaded, Vec<String>)> {
+    let flags = recorded_flags(ctx, &manifest.setup_flags);
+    let setup_config = ctx.load_config(&overrides(&flags))?;
+    let current = current_fingerprint(ctx, &setup_config.config, template)?;
+    let reasons = match &manifest.fingerprint {
+        Some(built) if built.digest == current.digest => Vec::new(),
+        Some(built) => fingerprint::changes(built, &current),
+        None => vec!["it was built by a claude-vm that did not record what built it".to_owned()],
+    };
+    Ok((flags, setup_config, reasons))
+}
+
 /// Builds `template` from `config`. An existing template keeps serving sessions until the
-/// new one is complete.
+/// new one is complete. One setup per project at a time: a second one waits.
 pub fn build_template(
     ctx: &Context,
     config: &Config,
     template: &TemplateName,
-    login: bool,
+    b: &Build,
 ) -> Result<()> {
-    let scripts = setup_scripts(ctx, config);
+    ctx.enforce_reviews(&setup_script_review(ctx), b.yes)?;
 
     if ctx.dry_run {
         let exists = template::read_manifest(&ctx.paths, template.as_str())?.is_some();
@@ -46,38 +160,57 @@ pub fn build_template(
         } else {
             template.to_string()
         };
-        let plan = plan_setup(SetupInputs {
-            template,
-            build,
-            config,
-            scripts,
-            login,
-        })
-        .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+        let plan = plan_for(ctx, config, template, build, b.login)?;
         let title = format!(
             "setup of template {template} for {}",
             ctx.project.identity().display()
         );
-        let calls = plan.calls();
+        let heading = format!(
+            "sent on the provisioning shell's stdin, unpacked in {}",
+            crate::script::BUNDLE_DIR
+        );
         print!(
             "{}",
-            plan::render(
-                &title,
-                &calls,
-                &plan.files,
-                &format!(
-                    "sent on the provisioning shell's stdin, unpacked in {}",
-                    crate::script::BUNDLE_DIR
-                ),
-            )
+            plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
         return Ok(());
     }
 
     signals::install();
+    let mut setup_lock = lock::acquire(
+        &lock::setup_lock(&ctx.paths, template.as_str()),
+        Mode::Exclusive,
+        |holder| {
+            ctx.ui.info(&format!(
+                "another claude-vm is building the template of {} ({}); waiting for it",
+                ctx.project.identity().display(),
+                if holder.is_empty() {
+                    "pid unknown"
+                } else {
+                    holder
+                }
+            ))
+        },
+    )?;
+    setup_lock.announce(&format!("pid {}", std::process::id()));
+    let fingerprint = current_fingerprint(ctx, config, template)?;
+    let existing = template::read_manifest(&ctx.paths, template.as_str())?;
+    let done = match (b.when, &existing) {
+        (When::IfMissing, Some(_)) => true,
+        (When::IfStale, Some(m)) => m.fingerprint.as_ref() == Some(&fingerprint),
+        _ => false,
+    };
+    if done {
+        ctx.ui.info(&format!(
+            "template {template} was just built by another claude-vm"
+        ));
+        return Ok(());
+    }
+
     let instances = ctx.lima.list()?;
     let exists = instances.iter().any(|i| i.name == template.as_str());
-    // Builds that a killed setup left behind are useless: remove them first.
+    // Builds that a killed setup left behind are useless (we hold the setup lock, so no
+    // other build of this template is running): remove them first.
     let leftovers: Vec<String> = instances
         .iter()
         .filter(|i| matches!(names::parse(&i.name), Some(Ours::Clone { template: t, role: Role::Build, .. }) if &t == template))
@@ -97,14 +230,7 @@ pub fn build_template(
     } else {
         template.to_string()
     };
-    let plan = plan_setup(SetupInputs {
-        template,
-        build,
-        config,
-        scripts,
-        login,
-    })
-    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+    let plan = plan_for(ctx, config, template, build, b.login)?;
     let log = ctx
         .paths
         .data_dir
@@ -115,11 +241,14 @@ pub fn build_template(
         if exists { "rebuilding" } else { "building" },
         ctx.project.identity().display()
     ));
-    let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log)?;
-    template::write_manifest(
-        &ctx.paths,
-        &Manifest::new(template, ctx.project.identity(), config),
-    )?;
+    let manifest = Manifest::new(
+        template,
+        ctx.project.identity(),
+        config,
+        Some(fingerprint),
+        b.flags.clone(),
+    );
+    let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest)?;
     if let Some(code) = login.filter(|c| *c != 0) {
         return Err(Error::failure(format!(
             "template {template} is ready, but the login did not complete (exit status {code})"
@@ -132,11 +261,39 @@ pub fn build_template(
     Ok(())
 }
 
+/// `./.claude-vm.setup.sh` when it is a link out of the project.
+pub fn setup_script_review(ctx: &Context) -> Vec<trust::Review> {
+    trust::project_script(&ctx.project.setup_script(), &ctx.project)
+        .into_iter()
+        .collect()
+}
+
+/// Waits for a setup of this project that is running right now, if any.
+pub fn wait_for_running_setup(ctx: &Context, template: &TemplateName) -> Result<()> {
+    let path = lock::setup_lock(&ctx.paths, template.as_str());
+    if lock::try_acquire(&path, Mode::Shared)?.is_some() {
+        return Ok(());
+    }
+    let _signals = signals::Scope::enter();
+    let _done = lock::acquire(&path, Mode::Shared, |holder| {
+        ctx.ui.info(&format!(
+            "the template of {} is being built ({}); waiting for it",
+            ctx.project.identity().display(),
+            if holder.is_empty() {
+                "pid unknown"
+            } else {
+                holder
+            }
+        ))
+    })?;
+    Ok(())
+}
+
 /// `~/.claude-vm.setup.sh`, `./.claude-vm.setup.sh`, `[setup] scripts`, `--setup-script`:
 /// in that order, each once.
 fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
     let mut out: Vec<HostScript> = Vec::new();
-    let mut add = |label: String, path: std::path::PathBuf| {
+    let mut add = |label: String, path: PathBuf| {
         let path = std::fs::canonicalize(&path).unwrap_or(path);
         if !out.iter().any(|s| s.path == path) {
             out.push(HostScript { label, path });

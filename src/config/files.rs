@@ -15,12 +15,26 @@ use crate::paths::expand_tilde;
 
 /// Reads `path` if it exists. Relative script paths are taken from the file's directory.
 pub fn read(path: &Path, home: &Path) -> Result<Option<LayerData>> {
+    Ok(read_with_digest(path, home)?.map(|(data, _)| data))
+}
+
+/// Like `read`, with the sha256 of the exact text that was parsed (for trust decisions).
+pub fn read_with_digest(path: &Path, home: &Path) -> Result<Option<(LayerData, String)>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::usage(format!("cannot read {}: {e}", path.display()))),
     };
-    parse(&text, path, home).map(Some)
+    let digest = sha256_hex(text.as_bytes());
+    parse(&text, path, home).map(|data| Some((data, digest)))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses and validates the text of a config file that lives at `path`.

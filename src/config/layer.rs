@@ -101,7 +101,11 @@ pub struct ClaudeArgs {
 
 impl VmLayer {
     pub fn is_empty(&self) -> bool {
-        self.disk.is_none() && self.memory.is_none() && self.cpus.is_none() && self.image.is_none()
+        self.disk.is_none()
+            && self.memory.is_none()
+            && self.cpus.is_none()
+            && self.image.is_none()
+            && self.auto_rebuild.is_none()
     }
 }
 

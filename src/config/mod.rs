@@ -12,14 +12,17 @@ mod schema;
 pub mod show;
 mod suggest;
 mod values;
+mod widening;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 
+pub use files::sha256_hex;
 pub use layer::Origin;
 pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB};
+pub use widening::Review;
 
 use crate::error::{Error, Result};
 use crate::paths::HostPaths;
@@ -74,6 +77,8 @@ pub struct Loaded {
     pub figment: Figment,
     /// The configuration files that exist and were read, lowest precedence first.
     pub files: Vec<PathBuf>,
+    /// The project's own files (agent-writable), with what they would open up.
+    pub reviews: Vec<Review>,
 }
 
 impl Loaded {
@@ -97,6 +102,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     let home = &inputs.paths.home;
     let mut layers = vec![layer(Origin::Default, &Config::default())?];
     let mut files = Vec::new();
+    let mut reviews = Vec::new();
+    let project_roots: Vec<&Path> = std::iter::once(inputs.project.root.as_path())
+        .chain(inputs.project.main_root.as_deref())
+        .collect();
 
     let mut candidates = vec![(
         inputs.paths.global_config(),
@@ -110,8 +119,20 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
         if files.contains(&path) {
             continue; // the project is the home directory: one file, read once
         }
-        if let Some(data) = files::read(&path, home)? {
-            layers.push(layer(origin(path.clone()), &data)?);
+        if let Some((data, digest)) = files::read_with_digest(&path, home)? {
+            let origin = origin(path.clone());
+            // The agent can write the project: its files, and the global one too when the
+            // project is the home directory.
+            let agent_writable = matches!(origin, Origin::ProjectFile(_) | Origin::MainRepoFile(_))
+                || project_roots.iter().any(|r| path.starts_with(r));
+            if agent_writable {
+                reviews.push(Review {
+                    path: path.clone(),
+                    digest,
+                    widens: widening::widens(&data, &project_roots),
+                });
+            }
+            layers.push(layer(origin, &data)?);
             files.push(path);
         }
     }
@@ -145,6 +166,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
         config,
         figment,
         files,
+        reviews,
     })
 }
 
@@ -517,6 +539,26 @@ mod tests {
         assert_eq!(m["A"], "x=y");
         assert_eq!(m["B"], "");
         assert_eq!(m["C"], "\n'\"$`\\ é");
+    }
+
+    #[test]
+    fn project_files_are_reviewed_and_the_global_one_only_when_the_project_is_home() {
+        let mut w = World::new();
+        let mount = "[[mounts]]\nlocation = \"~/data\"\n";
+        w.write(".claude-vm.toml", mount);
+        w.write("proj/.claude-vm.toml", mount);
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!(l.reviews.len(), 1, "{:?}", l.reviews);
+        let r = &l.reviews[0];
+        assert_eq!(r.path, w.paths.home.join("proj/.claude-vm.toml"));
+        assert_eq!(r.widens.len(), 1, "~/data is outside the project");
+        assert_eq!(r.digest, sha256_hex(mount.as_bytes()));
+        // The home directory as the project: the agent can write ~/.claude-vm.toml.
+        w.project.root = w.paths.home.clone();
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        assert_eq!(l.reviews.len(), 1);
+        assert_eq!(l.reviews[0].path, w.paths.home.join(".claude-vm.toml"));
+        assert!(l.reviews[0].widens.is_empty(), "~/data is inside it now");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct Vm {
     pub memory: u32,
     pub cpus: u32,
     pub image: String,
+    /// Rebuild an out-of-date template before a session instead of warning.
+    #[serde(default)]
+    pub auto_rebuild: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +149,7 @@ impl Default for Config {
                 memory: DEFAULT_MEMORY,
                 cpus: DEFAULT_CPUS,
                 image: DEFAULT_IMAGE.to_owned(),
+                auto_rebuild: false,
             },
             tools: BTreeMap::new(),
             setup: Setup::default(),
@@ -260,6 +264,8 @@ pub struct VmLayer {
     pub cpus: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_rebuild: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -191,6 +191,8 @@ mod tests {
             memory: 8,
             cpus: 4,
             tools: vec![],
+            fingerprint: None,
+            setup_flags: Default::default(),
         }
     }
 

@@ -25,6 +25,8 @@ pub enum LimaErrorKind {
     },
     /// limactl succeeded but printed something we could not read.
     BadOutput(String),
+    /// A cleanup call we stopped waiting for (the user asked twice); it runs on by itself.
+    GaveUp,
 }
 
 impl LimaError {
@@ -50,6 +52,7 @@ impl LimaError {
                 "install Lima 2.0 or later (https://lima-vm.io/docs/installation/, e.g. `brew install lima`) and make sure `limactl` is on PATH".into()
             }
             (LimaErrorKind::Spawn(_), _) => "check that `limactl` on PATH is executable".into(),
+            (LimaErrorKind::GaveUp, _) => format!("it goes on in the background; if {inst} is still there, the next claude-vm command deletes it (or run `claude-vm gc`)"),
             (_, Verb::Clone) if reason.contains("not found") || reason.contains("does not exist") => {
                 "the template VM is gone: rebuild it with `claude-vm setup`".into()
             }
@@ -63,9 +66,12 @@ impl LimaError {
             (_, Verb::Start) | (_, Verb::Clone) => {
                 "Lima could not boot the VM: retry with --verbose to watch the boot; if it keeps failing, rebuild the template with `claude-vm setup`".into()
             }
-            (_, Verb::Delete) => format!("remove it by hand with `limactl delete --force {inst}`"),
+            (_, Verb::Delete) => format!("the next claude-vm command retries (or run `claude-vm gc`); by hand: `limactl delete --force {inst}`"),
+            (_, Verb::Shell) => "Lima could not run the command in the VM: retry with --verbose; if the VM does not answer, `limactl list` shows its state".into(),
+            (_, Verb::Rename) => "the template could not be put in place: run `claude-vm setup` again".into(),
+            (_, Verb::List) => "Lima could not list its instances: check `limactl list` and $LIMA_HOME".into(),
+            (_, Verb::Version) => "check that `limactl --version` works; reinstall Lima if it does not".into(),
             (_, Verb::Stop) => format!("stop it by hand with `limactl stop --force {inst}`"),
-            _ => "retry with --verbose to see Lima's full output".into(),
         }
     }
 }
@@ -82,6 +88,11 @@ impl fmt::Display for LimaError {
             LimaErrorKind::BadOutput(what) => write!(
                 f,
                 "`limactl {verb}` printed output claude-vm cannot read: {what}"
+            ),
+            LimaErrorKind::GaveUp => write!(
+                f,
+                "stopped waiting for `{}` after repeated interrupts",
+                self.command
             ),
             LimaErrorKind::Failed { code, stderr } => {
                 let status = code.map_or_else(

@@ -1,12 +1,14 @@
 //! The Lima client: the only code that spawns `limactl`.
 
 mod call;
+pub mod detect;
 mod error;
 mod instance;
 mod run;
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -18,22 +20,13 @@ pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};
 pub use run::exit_code;
 
-use run::Collector;
+use run::{Collector, Waited, Waiting};
 
 #[derive(Debug, Clone)]
 pub struct Limactl {
     program: OsString,
     /// Stream Lima's own output live instead of keeping it for errors only.
     verbose: bool,
-}
-
-/// How a call relates to our signals and terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Part of the work: stops when we are asked to stop.
-    Work,
-    /// Cleanup: runs in its own process group so a Ctrl-C on the terminal cannot cut it short.
-    Cleanup,
 }
 
 impl Limactl {
@@ -80,7 +73,7 @@ impl Limactl {
             .stderr
             .take()
             .map(|s| Collector::start(s, self.verbose, None, false));
-        let status = run::wait(&child, true)
+        let status = run::wait_work(&child)
             .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let stdout = out.map(Collector::finish).unwrap_or_default();
         let stderr = err.map(Collector::finish).unwrap_or_default();
@@ -106,7 +99,7 @@ impl Limactl {
         instance: Option<&str>,
         log: Option<File>,
     ) -> Result<(), LimaError> {
-        self.run_merged(call, instance, log, Role::Work, None)
+        self.run_merged(call, instance, log, None)
     }
 
     /// Like `run`, with `input` written to limactl's stdin (a script for `bash -s`).
@@ -117,12 +110,47 @@ impl Limactl {
         log: Option<File>,
         input: Vec<u8>,
     ) -> Result<(), LimaError> {
-        self.run_merged(call, instance, log, Role::Work, Some(input))
+        self.run_merged(call, instance, log, Some(input))
     }
 
-    /// Runs a cleanup call (delete): not interruptible from the terminal.
+    /// Runs a cleanup call (delete): in its own process group, so a Ctrl-C on the terminal
+    /// cannot cut it short, with its output in a file rather than a pipe, so it can finish
+    /// even if we stop waiting for it (asked twice) and exit.
     pub fn cleanup(&self, call: &Call, instance: Option<&str>) -> Result<(), LimaError> {
-        self.run_merged(call, instance, None, Role::Cleanup, None)
+        let spawn_err = |e| self.error(call, instance, LimaErrorKind::Spawn(e));
+        let mut out = tempfile::tempfile().map_err(spawn_err)?;
+        let child = Command::new(&self.program)
+            .args(&call.args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(spawn_err)?)
+            .stderr(out.try_clone().map_err(spawn_err)?)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| self.spawn_error(call, instance, e))?;
+        let waited = run::wait(&child, Waiting::Shield).map_err(spawn_err)?;
+        let status = match waited {
+            Waited::Exited(status) => status,
+            Waited::GaveUp => return Err(self.error(call, instance, LimaErrorKind::GaveUp)),
+        };
+        let mut text = String::new();
+        let _ = out
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| out.read_to_string(&mut text));
+        if self.verbose {
+            crate::ui::raw_stderr(&text);
+        }
+        if status.success() {
+            Ok(())
+        } else {
+            Err(self.error(
+                call,
+                instance,
+                LimaErrorKind::Failed {
+                    code: status.code(),
+                    stderr: text,
+                },
+            ))
+        }
     }
 
     fn run_merged(
@@ -130,7 +158,6 @@ impl Limactl {
         call: &Call,
         instance: Option<&str>,
         log: Option<File>,
-        role: Role,
         input: Option<Vec<u8>>,
     ) -> Result<(), LimaError> {
         let (reader, writer) =
@@ -149,9 +176,6 @@ impl Limactl {
                 .stdin(stdin)
                 .stdout(writer)
                 .stderr(writer2);
-            if role == Role::Cleanup {
-                cmd.process_group(0);
-            }
             // `cmd` (and its copies of the pipe's write end) is dropped at the end of this
             // block, so the reader sees EOF when limactl exits.
             cmd.spawn()
@@ -166,7 +190,7 @@ impl Limactl {
                 let _ = stdin.write_all(&bytes);
             });
         }
-        let status = run::wait(&child, role == Role::Work)
+        let status = run::wait_work(&child)
             .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let text = output.finish();
         if status.success() {
@@ -184,7 +208,8 @@ impl Limactl {
     }
 
     /// Runs a call attached to our terminal (stdin, stdout, stderr inherited): `limactl shell`
-    /// with claude or the user's shell. Signals we get are forwarded to it.
+    /// with claude or the user's shell, in our process group so it can use the terminal.
+    /// Signals we get are forwarded to it; the terminal's mode is put back afterwards.
     pub fn run_attached(
         &self,
         call: &Call,
@@ -192,11 +217,24 @@ impl Limactl {
     ) -> Result<ExitStatus, LimaError> {
         // The terminal is the child's from here: no spinner may draw over it.
         crate::ui::release_terminal();
+        let terminal = crate::tty::save_stdin();
         let child = Command::new(&self.program)
             .args(&call.args)
             .spawn()
             .map_err(|e| self.spawn_error(call, instance, e))?;
-        run::wait(&child, true).map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))
+        let status = run::wait_work(&child);
+        if let Some(t) = &terminal {
+            t.restore();
+        }
+        status.map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))
+    }
+
+    /// `limactl --version`'s version number.
+    pub fn version(&self) -> Result<String, LimaError> {
+        let call = version();
+        let out = self.capture(&call, None)?;
+        detect::parse_version(&out)
+            .ok_or_else(|| self.error(&call, None, LimaErrorKind::BadOutput(out.trim().to_owned())))
     }
 
     pub fn list(&self) -> Result<Vec<Instance>, LimaError> {

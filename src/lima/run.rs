@@ -65,35 +65,67 @@ impl Collector {
     }
 }
 
-/// Waits for `child`. With `forward`, a termination signal we receive is passed on to the
-/// child (once; a second signal kills it), so limactl stops when we are asked to stop.
-pub fn wait(child: &Child, forward: bool) -> io::Result<ExitStatus> {
+/// How a wait treats our termination signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Work: a signal is passed on to the child (once; a further one kills it), so limactl
+    /// stops when we are asked to stop. A signal that arrived before the child existed is
+    /// passed on at once.
+    Forward,
+    /// Cleanup: the child runs on; after repeated signals we stop waiting for it.
+    Shield,
+}
+
+/// What became of a waited-for child.
+#[derive(Debug)]
+pub enum Waited {
+    Exited(ExitStatus),
+    /// We stopped waiting (cleanup, asked twice); the child runs on by itself.
+    GaveUp,
+}
+
+pub fn wait(child: &Child, how: Waiting) -> io::Result<Waited> {
     let pid = child.id() as libc::pid_t;
     let mut forwarded = 0;
     loop {
+        match how {
+            Waiting::Forward => {
+                if let Some(sig) = signals::received() {
+                    let seen = signals::count();
+                    if seen > forwarded {
+                        let send = if forwarded == 0 { sig } else { libc::SIGKILL };
+                        // SAFETY: signalling our own (not yet reaped) child.
+                        unsafe {
+                            libc::kill(pid, send);
+                        }
+                        forwarded = seen;
+                    }
+                }
+            }
+            Waiting::Shield => {
+                if signals::gave_up_cleanup() {
+                    return Ok(Waited::GaveUp);
+                }
+            }
+        }
         let mut status: libc::c_int = 0;
         // SAFETY: waitpid on our own child with a valid status pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         if r == pid {
-            return Ok(ExitStatus::from_raw(status));
+            return Ok(Waited::Exited(ExitStatus::from_raw(status)));
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
-        if forward {
-            if let Some(sig) = signals::received() {
-                let seen = signals::count();
-                if seen > forwarded {
-                    let send = if forwarded == 0 { sig } else { libc::SIGKILL };
-                    // SAFETY: signalling our own (not yet reaped) child.
-                    unsafe {
-                        libc::kill(pid, send);
-                    }
-                    forwarded = seen;
-                }
-            }
-        }
+    }
+}
+
+/// Waits for a child of the work, which is never given up on.
+pub fn wait_work(child: &Child) -> io::Result<ExitStatus> {
+    match wait(child, Waiting::Forward)? {
+        Waited::Exited(status) => Ok(status),
+        Waited::GaveUp => Err(io::Error::other("stopped waiting")),
     }
 }
 

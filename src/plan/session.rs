@@ -147,7 +147,8 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
     let resources = Resources {
         cpus: (t.cpus != Some(vm.cpus)).then_some(vm.cpus),
         memory_gib: (t.memory_gib != Some(vm.memory)).then_some(vm.memory),
-        disk_gib: (t.disk_gib != Some(vm.disk)).then_some(vm.disk),
+        // A disk can grow at clone time, never shrink (Lima refuses).
+        disk_gib: t.disk_gib.is_none_or(|d| vm.disk > d).then_some(vm.disk),
     };
     let extra = clone_settings(g)?;
     let clone = lima::clone(&CloneSpec {
@@ -341,6 +342,24 @@ mod tests {
         );
         let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["runtime-1.sh", "session.sh"]);
+    }
+
+    #[test]
+    fn a_smaller_configured_disk_keeps_the_templates() {
+        let t = template();
+        let p = Project {
+            root: "/src/app".into(),
+            main_root: None,
+            in_git: true,
+        };
+        let mut c = Config::default();
+        c.vm.disk = 10;
+        let plan = plan_session(inputs(&t, &p, &c)).unwrap();
+        assert!(!plan.clone.args.contains(&"--disk".to_string()));
+        c.vm.disk = 30;
+        let plan = plan_session(inputs(&t, &p, &c)).unwrap();
+        let i = plan.clone.args.iter().position(|a| a == "--disk").unwrap();
+        assert_eq!(plan.clone.args[i + 1], "30");
     }
 
     #[test]

@@ -153,7 +153,11 @@ fn precedence_cli_over_env_over_project_over_global() {
 fn no_template_without_a_terminal_says_what_to_do_and_never_waits() {
     let w = World::new();
     let r = w.run(&["hello"]);
-    refused(&r, &["no template VM", "claude-vm setup", "--auto-setup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for n in ["no template VM", "claude-vm setup", "--auto-setup"] {
+        assert!(r.stderr.contains(n), "missing {n:?} in:\n{}", r.stderr);
+    }
+    assert_eq!(r.verbs(), ["--version"], "Lima is checked, nothing else");
     let r = w.run(&["--auto-setup", "hello"]);
     r.ok();
     assert_eq!(

@@ -1,21 +1,30 @@
 //! End-to-end tests: the real claude-vm binary against the Lima simulator, as a new user
 //! would run it (fresh HOME, a git project, no terminal).
 
+mod live;
 mod support;
 
+mod audit;
 mod completions;
+mod concurrency;
 mod config_errors;
 mod config_show;
 mod doctor;
 mod environment;
+mod failures;
 mod housekeeping;
 mod install;
+mod journal;
+mod lima;
 mod notice;
 mod progress;
 mod pty;
 mod release_server;
 mod sessions;
 mod setup;
+mod signals;
+mod stale;
 mod terminal;
 mod tools;
+mod trust;
 mod update;

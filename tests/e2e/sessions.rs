@@ -147,6 +147,11 @@ fn mounts_from_config_and_flags_with_read_only_enforced() {
             data.display()
         ),
     );
+    // A project file that mounts a directory outside the project needs approval.
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("claude-vm trust"), "{}", r.stderr);
+    w.run(&["trust"]).ok();
     w.setup();
     let spec = format!("{}:/out", out.display());
     let r = w.run(&["shell", "--mount", &spec, "--", "sh", "-c", "cat /data/f; echo w > /out/w; echo x > /data/x 2>/dev/null && echo data-writable || echo data-read-only"]);

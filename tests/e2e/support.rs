@@ -210,8 +210,21 @@ impl World {
     }
 
     pub fn run_in(&self, args: &[&str], cwd: &Path) -> Run {
+        self.run_full(args, cwd, &[])
+    }
+
+    /// With extra environment for this run only.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_full(args, &self.project.clone(), env)
+    }
+
+    fn run_full(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
         let before = self.logged().len();
-        let out: Output = self.command(args, cwd).output().expect("run claude-vm");
+        let mut cmd = self.command(args, cwd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out: Output = cmd.output().expect("run claude-vm");
         let calls = self.logged()[before..].to_vec();
         let run = Run {
             code: out.status.code().unwrap_or(-1),
@@ -276,6 +289,34 @@ impl World {
         self.home.join(".local/share/claude-vm")
     }
 
+    /// Runs claude-vm without checking what it leaves behind (the caller checks).
+    pub fn run_unchecked(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let before = self.logged().len();
+        let mut cmd = self.command(args, &self.project);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out: Output = cmd.output().expect("run claude-vm");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            calls: self.logged()[before..].to_vec(),
+        }
+    }
+
+    /// Journal entries (live VMs claude-vm knows about).
+    pub fn journal(&self) -> Vec<Value> {
+        let Ok(dir) = std::fs::read_dir(self.data_dir().join("journal")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect()
+    }
+
     /// What must hold after any run: non-interactive calls only, no clone or build left, no
     /// hand-over directory left.
     #[track_caller]
@@ -289,6 +330,12 @@ impl World {
                 );
             }
         }
+        self.assert_nothing_left(&run.stderr);
+    }
+
+    /// No clone or build instance, no hand-over directory, no journal entry is left.
+    #[track_caller]
+    pub fn assert_nothing_left(&self, context: &str) {
         let left: Vec<String> = self
             .instances()
             .into_iter()
@@ -296,8 +343,7 @@ impl World {
             .collect();
         assert!(
             left.is_empty(),
-            "instances left behind: {left:?}\nstderr:\n{}",
-            run.stderr
+            "instances left behind: {left:?}\nstderr:\n{context}"
         );
         let handover = self.data_dir().join("handover");
         let leftovers: Vec<_> = std::fs::read_dir(&handover)
@@ -306,6 +352,11 @@ impl World {
         assert!(
             leftovers.is_empty(),
             "hand-over directories left behind: {leftovers:?}"
+        );
+        let journal = self.journal();
+        assert!(
+            journal.is_empty(),
+            "journal entries left behind: {journal:?}\nstderr:\n{context}"
         );
     }
 
@@ -343,8 +394,8 @@ impl World {
                 &mut master,
                 &mut slave,
                 std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
             )
         };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());

@@ -75,6 +75,8 @@ mod forward;
 #[cfg(target_os = "linux")]
 #[path = "guest/ns.rs"]
 mod ns;
+#[path = "guest/pty.rs"]
+mod pty;
 #[cfg(target_os = "linux")]
 #[path = "guest/relay.rs"]
 mod relay;

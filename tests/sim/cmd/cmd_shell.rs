@@ -91,7 +91,8 @@ fn guest_env(
     set("LOGNAME", cfg.user.name.clone().into_bytes());
     set("SHELL", b"/bin/bash".to_vec());
     set("LANG", b"C.UTF-8".to_vec());
-    if crate::sys::isatty(1) {
+    // ssh sends TERM with its terminal request: only when the guest gets a terminal.
+    if crate::pty::wanted() {
         let term = std::env::var_os("TERM").unwrap_or_else(|| "dumb".into());
         set("TERM", term.into_encoded_bytes());
     }

@@ -3,8 +3,12 @@
 //! (`claude_mcp.rs`, `claude_auth.rs`). Anything else reports how it was
 //! run as one JSON line on stdout, so tests can check the arguments,
 //! directory, environment and user that a program gave it. `--sim-exit N`,
-//! `--sim-sleep S` and `--sim-stdin` steer it (stdin is read first, then the
-//! line is printed, then it sleeps, then it exits).
+//! `--sim-sleep S`, `--sim-stdin` and `--sim-keys` steer it (stdin is read
+//! first, then the line is printed, then it sleeps, then it exits).
+//! `--sim-keys` reads keystrokes the way Claude Code's interactive UI does: a
+//! terminal on stdin goes into raw mode (so Ctrl-C arrives as the byte 0x03,
+//! not as SIGINT), "reading keys" is announced on stderr, and bytes are read
+//! up to a `q` (or EOF).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -23,8 +27,41 @@ struct Report {
     cwd: String,
     env: BTreeMap<String, String>,
     uid: u32,
+    /// stdin is a terminal.
+    tty: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stdin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<String>,
+}
+
+/// Reads keystrokes up to `q`, in raw mode when stdin is a terminal.
+fn read_keys() -> String {
+    // SAFETY: termios is plain data; the calls only touch descriptor 0.
+    let saved = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        (libc::tcgetattr(0, &mut t) == 0).then(|| {
+            let mut raw = t;
+            libc::cfmakeraw(&mut raw);
+            libc::tcsetattr(0, libc::TCSANOW, &raw);
+            t
+        })
+    };
+    crate::output::stderr("claude (simulator): reading keys, q ends\n");
+    let mut keys = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut stdin = std::io::stdin().lock();
+    while matches!(stdin.read(&mut byte), Ok(1)) {
+        keys.push(byte[0]);
+        if byte[0] == b'q' {
+            break;
+        }
+    }
+    if let Some(t) = saved {
+        // SAFETY: restoring the mode read above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+    }
+    String::from_utf8_lossy(&keys).into_owned()
 }
 
 fn lossy(s: &std::ffi::OsStr) -> String {
@@ -67,6 +104,8 @@ pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
             return 2;
         }
     };
+    let tty = crate::sys::isatty(0);
+    let keys = argv.iter().any(|a| a == "--sim-keys").then(read_keys);
     let stdin = if argv.iter().any(|a| a == "--sim-stdin") {
         let mut buf = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut buf);
@@ -84,7 +123,9 @@ pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
             .map(|(k, v)| (lossy(&k), lossy(&v)))
             .collect(),
         uid: crate::sys::getuid(),
+        tty,
         stdin,
+        keys,
     };
     let line = serde_json::to_string(&report).unwrap_or_default();
     let mut out = std::io::stdout().lock();

@@ -1,0 +1,22 @@
+//! `claude-vm gc`: delete every claude-vm VM that no running claude-vm owns.
+
+use super::Context;
+use crate::error::Result;
+
+pub fn run(ctx: &Context) -> Result<i32> {
+    if ctx.dry_run {
+        println!(
+            "would delete every claude-vm VM without a running owner (`limactl list` decides)"
+        );
+        return Ok(0);
+    }
+    crate::lima::detect::ensure(&ctx.lima, &ctx.paths.lima_version_cache())?;
+    let removed = crate::reap::sweep(&ctx.lima, &ctx.ui, &ctx.paths)?;
+    if removed.is_empty() {
+        ctx.ui
+            .info("nothing to clean up: every claude-vm VM has a running owner");
+    } else {
+        ctx.ui.info(&format!("removed {} VMs", removed.len()));
+    }
+    Ok(0)
+}

@@ -1,0 +1,206 @@
+//! The fingerprint of what builds a template, computed from the setup plan itself: the
+//! `create` call (image, setup mounts, Lima settings) without instance names and resources,
+//! the contents of every hand-over file (the provisioning script, which carries base
+//! packages, tools and the Claude Code install, and each setup script), and claude-vm's
+//! version. Whatever a future option adds to the plan is covered without listing it here.
+//!
+//! Resources (`--cpus`, `--memory`, `--disk`) are left out: a session applies them to its
+//! clone, so changing them never needs a rebuild.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::plan::{FileSource, SetupPlan};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// One digest over all parts: what sessions compare.
+    pub digest: String,
+    /// Per part, so a stale template can say what changed.
+    pub parts: BTreeMap<String, String>,
+}
+
+const VERSION_PART: &str = "claude-vm";
+const VM_PART: &str = "vm";
+const INSTANCE: &str = "<instance>";
+const RESOURCE_FLAGS: [&str; 3] = ["--cpus", "--memory", "--disk"];
+
+fn hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The fingerprint of `plan`, built by claude-vm `version`. Reads the files the plan copies.
+pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
+    let mut parts = BTreeMap::new();
+    parts.insert(VERSION_PART.to_owned(), version.to_owned());
+
+    let mut create = Vec::new();
+    let mut args = plan.create.args.iter();
+    while let Some(a) = args.next() {
+        if RESOURCE_FLAGS.contains(&a.as_str()) {
+            args.next();
+            continue;
+        }
+        // The build name, and the hand-over directory named after it, differ per build.
+        create.extend_from_slice(a.replace(&plan.build, INSTANCE).as_bytes());
+        create.push(0);
+    }
+    parts.insert(VM_PART.to_owned(), hex(&create));
+
+    for f in &plan.files {
+        let bytes = match &f.source {
+            FileSource::Text(t) => t.as_bytes().to_vec(),
+            FileSource::Copy(path) => std::fs::read(path).map_err(|e| {
+                Error::failure(format!("cannot read {}: {e}", path.display()))
+                    .with_hint("check that the setup script exists and is readable")
+            })?,
+        };
+        parts.insert(format!("file:{}", f.name), hex(&bytes));
+    }
+    let canonical = serde_json::to_vec(&parts)
+        .map_err(|e| Error::failure(format!("cannot encode the fingerprint: {e}")))?;
+    Ok(Fingerprint {
+        digest: hex(&canonical),
+        parts,
+    })
+}
+
+/// What differs between the fingerprint a template was built with and the current one, in
+/// words.
+pub fn changes(built: &Fingerprint, now: &Fingerprint) -> Vec<String> {
+    let mut keys: Vec<&String> = built.parts.keys().chain(now.parts.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (old, new) = (built.parts.get(k), now.parts.get(k));
+            if old == new {
+                return None;
+            }
+            let what = describe(k);
+            Some(match (old, new) {
+                (Some(o), Some(n)) if k == VERSION_PART => {
+                    format!("claude-vm was upgraded ({o} -> {n})")
+                }
+                (None, _) => format!("{what} was added"),
+                (_, None) => format!("{what} was removed"),
+                _ => format!("{what} changed"),
+            })
+        })
+        .collect()
+}
+
+fn describe(part: &str) -> String {
+    match part {
+        VM_PART => "the VM definition (image, setup mounts)".to_owned(),
+        "file:provision.sh" => {
+            "the provisioning (packages, tools, Claude Code install, setup script list)".to_owned()
+        }
+        _ => match part.strip_prefix("file:") {
+            Some(name) => match name
+                .strip_prefix("setup-")
+                .and_then(|n| n.strip_suffix(".sh"))
+            {
+                Some(n) => format!("setup script {n}"),
+                None => format!("the hand-over file {name}"),
+            },
+            None => part.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::names::{template_name, Role};
+    use crate::plan::{plan_setup, HostScript, SetupInputs};
+    use std::path::Path;
+
+    fn template() -> crate::names::TemplateName {
+        template_name(Path::new("/src/app"), Path::new("/h/.lima")).unwrap()
+    }
+
+    fn plan(config: &Config, build: &str, script: &Path) -> SetupPlan {
+        let t = template();
+        plan_setup(SetupInputs {
+            template: &t,
+            build: build.to_owned(),
+            config,
+            scripts: vec![HostScript {
+                label: "./.claude-vm.setup.sh".into(),
+                path: script.to_path_buf(),
+            }],
+            login: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn same_inputs_same_fingerprint_whatever_the_build_name_and_resources() {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = tmp.path().join("s.sh");
+        std::fs::write(&script, "echo 1").unwrap();
+        let t = template();
+        let c = Config::default();
+        let first = of_setup(&plan(&c, t.as_str(), &script), "1.0.0").unwrap();
+        let mut bigger = Config::default();
+        bigger.vm.cpus = 16;
+        bigger.vm.disk = 100;
+        let rebuild = of_setup(
+            &plan(&bigger, &t.instance_with_id(Role::Build, "abc123"), &script),
+            "1.0.0",
+        )
+        .unwrap();
+        assert_eq!(first, rebuild);
+        assert!(changes(&first, &rebuild).is_empty());
+    }
+
+    #[test]
+    fn scripts_image_and_version_each_change_it_and_say_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = tmp.path().join("s.sh");
+        std::fs::write(&script, "echo 1").unwrap();
+        let c = Config::default();
+        let t = template();
+        let t = t.as_str();
+        let base = of_setup(&plan(&c, t, &script), "1.0.0").unwrap();
+
+        std::fs::write(&script, "echo 2").unwrap();
+        let edited = of_setup(&plan(&c, t, &script), "1.0.0").unwrap();
+        assert_ne!(base.digest, edited.digest);
+        assert_eq!(changes(&base, &edited), ["setup script 1 changed"]);
+
+        let mut other = Config::default();
+        other.vm.image = "template:ubuntu".into();
+        let image = of_setup(&plan(&other, t, &script), "1.0.0").unwrap();
+        assert!(changes(&edited, &image)[0].starts_with("the VM definition"));
+
+        let upgraded = of_setup(&plan(&c, t, &script), "1.1.0").unwrap();
+        assert_eq!(
+            changes(&edited, &upgraded),
+            ["claude-vm was upgraded (1.0.0 -> 1.1.0)"]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_script_is_an_error() {
+        let c = Config::default();
+        let t = template();
+        let err = of_setup(&plan(&c, t.as_str(), Path::new("/nonexistent/s.sh")), "1").unwrap_err();
+        assert!(
+            err.message().contains("/nonexistent/s.sh"),
+            "{}",
+            err.message()
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The journal of live VMs: one small file per instance claude-vm creates (session clones,
+//! template builds; the warm pool adds its own role), written *before* the `clone`/`create`
+//! call and removed only *after* a successful `delete`. Each file names the owning process
+//! (pid, start time, boot), so a VM whose owner is gone (SIGKILL, crash, reboot) is found and
+//! reaped by the next claude-vm command (`reap.rs`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::lock::{self, Lock, Mode};
+use crate::names::Role;
+use crate::paths::HostPaths;
+use crate::procinfo::ProcessIdentity;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub instance: String,
+    pub role: Role,
+    pub template: String,
+    /// The project (main repository) the VM works for.
+    pub project: PathBuf,
+    pub owner: ProcessIdentity,
+    /// Seconds since the epoch.
+    pub started_at: u64,
+}
+
+impl Entry {
+    /// An entry owned by this process.
+    pub fn owned_here(instance: &str, role: Role, template: &str, project: &Path) -> Entry {
+        // Without a start time and boot the owner's liveness is "unknown": never reaped
+        // automatically, which is the safe side.
+        let owner = ProcessIdentity::current().unwrap_or(ProcessIdentity {
+            pid: std::process::id(),
+            start: 0,
+            boot: String::new(),
+        });
+        Entry {
+            instance: instance.to_owned(),
+            role,
+            template: template.to_owned(),
+            project: project.to_path_buf(),
+            owner,
+            started_at: now(),
+        }
+    }
+
+    pub fn owner_may_be_alive(&self) -> bool {
+        self.owner.may_be_alive()
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    pub fn new(paths: &HostPaths) -> Journal {
+        Journal {
+            dir: paths.journal_dir(),
+        }
+    }
+
+    fn path(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{instance}.json"))
+    }
+
+    /// Records `entry` atomically (write, then rename): a reader sees all of it or nothing.
+    pub fn record(&self, entry: &Entry) -> Result<()> {
+        fs::create_dir_all(&self.dir).io_context("create", &self.dir)?;
+        let text = serde_json::to_string_pretty(entry)
+            .map_err(|e| Error::failure(format!("cannot encode the journal entry: {e}")))?;
+        let tmp = self.dir.join(format!(".{}.tmp", entry.instance));
+        fs::write(&tmp, text).io_context("write", &tmp)?;
+        let path = self.path(&entry.instance);
+        fs::rename(&tmp, &path).io_context("write", &path)
+    }
+
+    /// Forgets an instance once it is deleted. A missing entry is fine.
+    pub fn remove(&self, instance: &str) -> Result<()> {
+        let path = self.path(instance);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every readable entry, oldest first. Unreadable files are skipped: a damaged entry
+    /// must not stop a session (`claude-vm gc` still finds its VM through `limactl list`).
+    pub fn entries(&self) -> Vec<Entry> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Entry> = dir
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                !name.starts_with('.') && name.ends_with(".json")
+            })
+            .filter_map(|e| fs::read_to_string(e.path()).ok())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect();
+        out.sort_by(|a: &Entry, b: &Entry| {
+            (a.started_at, &a.instance).cmp(&(b.started_at, &b.instance))
+        });
+        out
+    }
+
+    /// Serialises reapers, so two commands never delete the same orphan at once.
+    pub fn reaper_lock(&self) -> Result<Lock> {
+        lock::acquire(&self.dir.join(".reap.lock"), Mode::Exclusive, |_| {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal() -> (tempfile::TempDir, Journal) {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal {
+            dir: tmp.path().join("journal"),
+        };
+        (tmp, j)
+    }
+
+    #[test]
+    fn record_list_remove() {
+        let (_tmp, j) = journal();
+        assert!(j.entries().is_empty());
+        let a = Entry::owned_here("t.run-aaaaaa", Role::Run, "t", Path::new("/p"));
+        let b = Entry::owned_here("t.build-bbbbbb", Role::Build, "t", Path::new("/p"));
+        j.record(&a).unwrap();
+        j.record(&b).unwrap();
+        let names: Vec<String> = j.entries().into_iter().map(|e| e.instance).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.contains(&a.instance) && names.contains(&b.instance));
+        assert!(j.entries().iter().all(Entry::owner_may_be_alive));
+        j.remove(&a.instance).unwrap();
+        j.remove(&a.instance).unwrap();
+        assert_eq!(j.entries(), vec![b]);
+    }
+
+    #[test]
+    fn damaged_and_temporary_files_are_skipped() {
+        let (_tmp, j) = journal();
+        let a = Entry::owned_here("t.run-aaaaaa", Role::Run, "t", Path::new("/p"));
+        j.record(&a).unwrap();
+        fs::write(j.dir.join("t.run-zzzzzz.json"), "{not json").unwrap();
+        fs::write(j.dir.join(".t.run-yyyyyy.tmp"), "{}").unwrap();
+        assert_eq!(j.entries(), vec![a]);
+    }
+
+    #[test]
+    fn an_entry_of_a_dead_owner_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut e = Entry::owned_here("t.run-aaaaaa", Role::Run, "t", Path::new("/p"));
+        e.owner.pid = pid;
+        assert!(!e.owner_may_be_alive());
+    }
+}

@@ -1,0 +1,194 @@
+//! Reaping: VMs whose owner is gone (killed, crashed, rebooted) are deleted by the next
+//! claude-vm command, in one `limactl delete --force` call, and the user is told.
+//!
+//! The automatic pass (`orphans`) reads only the journal, so a normal command with nothing
+//! to reap makes no extra limactl call. `claude-vm gc` (`sweep`) also asks Lima, and finds
+//! claude-vm VMs that have no journal entry at all.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use crate::error::Result;
+use crate::journal::{Entry, Journal};
+use crate::lima::{self, Instance, Limactl};
+use crate::names::{self, Ours, Role};
+use crate::paths::HostPaths;
+use crate::signals;
+use crate::template;
+use crate::ui::Ui;
+
+/// Deletes the VMs of dead owners found in the journal. Nothing to reap: no limactl call.
+/// A failed delete is a warning (the entries stay, the next command tries again).
+pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
+    let journal = Journal::new(paths);
+    if !journal.entries().iter().any(|e| !e.owner_may_be_alive()) {
+        return Ok(());
+    }
+    let _signals = signals::Scope::enter();
+    let _lock = journal.reaper_lock()?;
+    // Another command may have reaped them while we waited for the lock.
+    let dead: Vec<Entry> = journal
+        .entries()
+        .into_iter()
+        .filter(|e| !e.owner_may_be_alive())
+        .collect();
+    let doomed: Vec<String> = dead
+        .iter()
+        .filter(|e| !is_finished_template(paths, e))
+        .map(|e| e.instance.clone())
+        .collect();
+    if doomed.is_empty() || delete(lima, ui, &doomed, &describe(&dead))? {
+        forget(paths, &journal, dead.iter().map(|e| e.instance.as_str()))?;
+    }
+    signals::check()
+}
+
+/// A first build that finished (manifest written) just before its owner died: the template
+/// is complete and must stay; only its journal entry is stale.
+fn is_finished_template(paths: &HostPaths, e: &Entry) -> bool {
+    e.role == Role::Build
+        && matches!(names::parse(&e.instance), Some(Ours::Template(_)))
+        && matches!(template::read_manifest(paths, &e.instance), Ok(Some(_)))
+}
+
+fn describe(dead: &[Entry]) -> String {
+    let owners: Vec<String> = dead
+        .iter()
+        .map(|e| {
+            format!(
+                "{} ({} of {}, pid {})",
+                e.instance,
+                match e.role {
+                    Role::Run => "session",
+                    Role::Build => "template build",
+                    Role::Warm => "warm clone",
+                },
+                e.project.display(),
+                e.owner.pid
+            )
+        })
+        .collect();
+    format!(
+        "removing VMs left behind by claude-vm processes that ended without cleaning up: {}",
+        owners.join(", ")
+    )
+}
+
+/// One `delete --force` for all of `names`; false (after a warning) when it failed.
+fn delete(lima: &Limactl, ui: &Ui, names: &[String], what: &str) -> Result<bool> {
+    let _cleaning = signals::CleaningUp::begin();
+    let step = ui.step(what);
+    match lima.cleanup(&lima::delete(names), None) {
+        Ok(()) => {
+            step.done();
+            Ok(true)
+        }
+        Err(e) => {
+            ui.warn(&format!(
+                "could not remove {}: {e}\n  the next claude-vm command tries again (or run `claude-vm gc`)",
+                names.join(", ")
+            ));
+            Ok(false)
+        }
+    }
+}
+
+/// Drops journal entries and hand-over directories of deleted instances.
+fn forget<'a>(
+    paths: &HostPaths,
+    journal: &Journal,
+    instances: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    for name in instances {
+        journal.remove(name)?;
+        let _ = fs::remove_dir_all(paths.handover_root().join(name));
+    }
+    Ok(())
+}
+
+/// Lima's instances and the journal around them, for deciding what nobody owns.
+pub struct Census {
+    pub instances: Vec<Instance>,
+    /// Journal entries by instance, read before and after the list.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Census {
+    /// Reads the journal, lists Lima's instances, reads the journal again: an entry is
+    /// written before its VM exists and removed after it is gone, so every VM in the list
+    /// that has an owner shows up in one of the two readings.
+    pub fn take(lima: &Limactl, paths: &HostPaths) -> Result<Census> {
+        let journal = Journal::new(paths);
+        let before = journal.entries();
+        let instances = lima.list()?;
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+        for e in before.into_iter().chain(journal.entries()) {
+            entries.insert(e.instance.clone(), e);
+        }
+        Ok(Census { instances, entries })
+    }
+
+    /// The journal entry of a live owner of `name`.
+    pub fn live_owner(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(name).filter(|e| e.owner_may_be_alive())
+    }
+
+    /// claude-vm instances nobody owns: clones and builds without a live owner, and templates
+    /// that never got their manifest.
+    pub fn orphans(&self, paths: &HostPaths) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| self.live_owner(&i.name).is_none())
+            .filter(|i| match names::parse(&i.name) {
+                Some(Ours::Clone { .. }) => true,
+                Some(Ours::Template(t)) => {
+                    matches!(template::read_manifest(paths, t.as_str()), Ok(None))
+                }
+                None => false,
+            })
+            .map(|i| i.name.clone())
+            .collect()
+    }
+}
+
+/// `claude-vm gc`: every claude-vm VM without a live owner, in one delete call; stale journal
+/// entries and hand-over directories too. Returns the deleted names.
+pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<Vec<String>> {
+    let journal = Journal::new(paths);
+    let _signals = signals::Scope::enter();
+    let _lock = journal.reaper_lock()?;
+    let census = Census::take(lima, paths)?;
+    let doomed = census.orphans(paths);
+    if !doomed.is_empty() {
+        let what = format!(
+            "removing {} VMs nobody owns: {}",
+            doomed.len(),
+            doomed.join(", ")
+        );
+        if !delete(lima, ui, &doomed, &what)? {
+            return Err(
+                crate::error::Error::failure("some VMs could not be removed")
+                    .with_hint("see the warning above; `limactl list` shows what is left"),
+            );
+        }
+    }
+    // Entries of dead owners whose VM is gone already, and hand-overs nobody uses.
+    let stale = census
+        .entries
+        .values()
+        .filter(|e| !e.owner_may_be_alive())
+        .map(|e| e.instance.clone());
+    let names: Vec<String> = doomed.iter().cloned().chain(stale).collect();
+    forget(paths, &journal, names.iter().map(String::as_str))?;
+    if let Ok(dir) = fs::read_dir(paths.handover_root()) {
+        let live: Vec<String> = journal.entries().into_iter().map(|e| e.instance).collect();
+        for d in dir.flatten() {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) && census.live_owner(&name).is_none() {
+                let _ = fs::remove_dir_all(d.path());
+            }
+        }
+    }
+    signals::check()?;
+    Ok(doomed)
+}

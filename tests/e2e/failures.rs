@@ -1,0 +1,126 @@
+//! Failure injection: each limactl step of a session and of a setup fails in turn. Nothing
+//! is left behind, the exit status is the failure's (or the command's own), and the error
+//! shows what limactl said and what to do.
+
+use crate::support::*;
+
+#[test]
+fn each_failing_session_step_leaves_nothing_and_says_what_happened() {
+    let w = World::new();
+    w.setup();
+    // (step to fail, exit status, calls made)
+    let cases: [(&str, i32, &[&str]); 3] = [
+        ("clone", 1, &["clone", "delete"]),
+        // `clone --start` boots in the same call: a failed boot fails the clone.
+        ("start", 1, &["clone", "delete"]),
+        // A failed `limactl shell` is ssh's 255, passed on as the command's status.
+        ("shell", 255, &["clone", "shell", "delete"]),
+    ];
+    for (step, code, verbs) in cases {
+        let r = w.run_with(&["shell", "--", "true"], &[("LIMA_SIM_FAIL", step)]);
+        assert_eq!(r.code, code, "{step}: {}", r.stderr);
+        assert_eq!(r.verbs(), verbs, "{step}");
+        // Lima's own message: quoted by us for clone and start, printed by limactl itself
+        // (a logrus line) for the attached shell.
+        let said = [
+            format!("simulated failure of \"{step}\""),
+            format!("simulated failure of \\\"{step}\\\""),
+        ];
+        assert!(
+            said.iter().any(|s| r.stderr.contains(s.as_str())),
+            "{step}: Lima's own message is shown:\n{}",
+            r.stderr
+        );
+        if step != "shell" {
+            assert!(r.stderr.contains("hint:"), "{step}: {}", r.stderr);
+        } else {
+            assert!(r.stderr.contains("status 255"), "{}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn a_failed_delete_is_reported_and_the_next_command_removes_the_vm() {
+    let w = World::new();
+    w.setup();
+    let r = w.run_unchecked(&["shell", "--", "true"], &[("LIMA_SIM_FAIL", "delete")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("could not be deleted and may still be running")
+            && r.stderr.contains("simulated failure of \"delete\"")
+            && r.stderr.contains("next claude-vm command retries"),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<String> = w
+        .instances()
+        .into_iter()
+        .filter(|n| n.contains(".run-"))
+        .collect();
+    assert_eq!(left.len(), 1, "{:?}", w.instances());
+    assert_eq!(w.journal().len(), 1, "the VM stays in the journal");
+
+    // The owner is gone now: the next command, whatever it is, deletes the VM and says so.
+    let r = w.run(&["shell", "--", "true"]);
+    r.ok();
+    assert_eq!(r.verbs(), ["delete", "clone", "shell", "delete"]);
+    assert_eq!(r.calls[0].last(), left.last());
+    assert!(r.stderr.contains("left behind"), "{}", r.stderr);
+
+    // A command that exits non-zero keeps its own status when the delete also fails.
+    let r = w.run_unchecked(
+        &["shell", "--", "sh", "-c", "exit 9"],
+        &[("LIMA_SIM_FAIL", "delete")],
+    );
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("could not be deleted"), "{}", r.stderr);
+    w.run(&["list"]).ok();
+}
+
+#[test]
+fn claudes_own_exit_status_passes_through() {
+    let w = World::new();
+    w.setup();
+    for code in [0, 1, 3, 42] {
+        let n = code.to_string();
+        let r = w.run(&["--sim-exit", &n, "hello"]);
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert_eq!(r.verbs(), ["clone", "shell", "delete"]);
+    }
+}
+
+#[test]
+fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() {
+    let w = World::new();
+    for step in ["create", "start", "shell", "stop"] {
+        let r = w.run_with(&["setup"], &[("LIMA_SIM_FAIL", step)]);
+        assert_eq!(r.code, 1, "{step}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("simulated failure of \"{step}\"")),
+            "{step}: {}",
+            r.stderr
+        );
+        assert!(w.instances().is_empty(), "{step}: {:?}", w.instances());
+        assert!(
+            r.stderr.contains("full output of the build:"),
+            "{}",
+            r.stderr
+        );
+    }
+    w.setup();
+    let template = w.templates();
+    for step in ["create", "start", "shell", "stop", "rename"] {
+        let r = w.run_with(&["setup"], &[("LIMA_SIM_FAIL", step)]);
+        assert_eq!(r.code, 1, "{step}: {}", r.stderr);
+        if step == "rename" {
+            // Failing after the old template is gone: nothing half-built stays.
+            assert!(w.instances().is_empty(), "{:?}", w.instances());
+            w.setup();
+        } else {
+            assert_eq!(w.templates(), template, "{step}: the old template survives");
+            w.run(&["shell", "--", "true"]).ok();
+        }
+    }
+}
