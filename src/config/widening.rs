@@ -5,9 +5,10 @@
 //!
 //! `widens` is the one place that decides. What counts: host directories outside the project
 //! mounted into a session or a build, host files outside the project copied into the VM as
-//! scripts, and a Lima template file or URL as the image (it can set host-facing options).
-//! Extend it when a key can reach more of the host (e.g. environment inheritance, agent
-//! forwarding, a packages setup script outside the project).
+//! scripts, a Lima template file or URL as the image (it can set host-facing options),
+//! variables copied from the user's environment, the user's SSH agent, and the gpg tool
+//! (which forwards the user's gpg-agent into every session). Extend it when a key can reach
+//! more of the host.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,23 @@ pub fn widens(data: &LayerData, project_roots: &[&Path]) -> Vec<String> {
             ));
         }
     }
+    if let Some(s) = &data.packages.setup_script {
+        if !inside(s) {
+            why.push(format!("copies {} into the VM as the packages setup script", s.display()));
+        }
+    }
+    if !data.inherit.env.is_empty() {
+        why.push(format!(
+            "copies these variables from your environment into every session: {}",
+            data.inherit.env.join(", ")
+        ));
+    }
+    if data.ssh.forward_agent == Some(true) {
+        why.push("lets every session use your SSH agent (ssh.forward_agent)".to_owned());
+    }
+    if data.tools.get("gpg") == Some(&true) {
+        why.push("lets every session sign with your gpg-agent (tools.gpg)".to_owned());
+    }
     if let Some(image) = &data.vm.image {
         if !(image.starts_with("template:")) {
             why.push(format!(
@@ -114,6 +132,23 @@ mod tests {
             "a link out counts: {why:?}"
         );
         assert!(why[4].contains("https://example.com/t.yaml"));
+        let mut reach = LayerData::default();
+        reach.inherit.env = vec!["AWS_PROFILE".into(), "GH_TOKEN".into()];
+        reach.ssh.forward_agent = Some(true);
+        reach.tools.insert("gpg".into(), true);
+        reach.tools.insert("node".into(), true);
+        reach.packages.setup_script = Some(root.join("outside/p.sh"));
+        let why = widens(&reach, &[&project]);
+        assert_eq!(why.len(), 4, "{why:?}");
+        assert!(why.iter().any(|w| w.contains("AWS_PROFILE, GH_TOKEN")));
+        assert!(why.iter().any(|w| w.contains("SSH agent")));
+        assert!(why.iter().any(|w| w.contains("gpg-agent")));
+        assert!(why.iter().any(|w| w.contains("packages setup script")));
+        let mut harmless = LayerData::default();
+        harmless.tools.insert("gpg".into(), false);
+        harmless.ssh.forward_agent = Some(false);
+        harmless.env.insert("A".into(), "1".into());
+        assert!(widens(&harmless, &[&project]).is_empty());
         // A worktree's main repository is part of the project.
         let mut main = LayerData::default();
         main.mounts.push(mount(root.join("outside")));
