@@ -56,7 +56,7 @@ pub fn run(ctx: &Context) -> Result<i32> {
         }
     };
     let size_of = |i: &Instance| disk::usage(&instance_dir(i));
-    let scan = owners::ProcessScan::take();
+    let scan = owners::JournalOwners::read(&ctx.paths);
     let inventory = instances::Inventory {
         instances: listed.as_deref(),
         manifests: &manifests,

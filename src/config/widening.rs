@@ -68,7 +68,10 @@ pub fn widens(data: &LayerData, project_roots: &[&Path]) -> Vec<String> {
     }
     if let Some(s) = &data.packages.setup_script {
         if !inside(s) {
-            why.push(format!("copies {} into the VM as the packages setup script", s.display()));
+            why.push(format!(
+                "copies {} into the VM as the packages setup script",
+                s.display()
+            ));
         }
     }
     if !data.inherit.env.is_empty() {

@@ -135,10 +135,6 @@ pub fn sessions(inv: &Inventory) -> Vec<Finding> {
                 format!("{kind} {name}: orphaned, no claude-vm process uses it ({state})"),
                 format!("`limactl delete --force {name}`"),
             ),
-            Owner::Unknown(why) => Finding::note(format!(
-                "{kind} {name}: {state}; cannot tell whether it is in use ({why}); if no \
-                 claude-vm session runs, `limactl delete --force {name}` removes it"
-            )),
         });
     }
     let live: Vec<&str> = inv
@@ -304,18 +300,15 @@ mod tests {
     }
 
     #[test]
-    fn sessions_in_use_orphaned_or_unknown() {
+    fn sessions_in_use_or_orphaned() {
         let a = format!("{T}.run-aaaaaa");
         let b = format!("{T}.run-bbbbbb");
         let c = format!("{T}.build-cccccc");
         let d = format!("{T}.run-dddddd");
-        let owners = Fixed(vec![
-            (Box::leak(a.clone().into_boxed_str()), Owner::InUse(7)),
-            (
-                Box::leak(d.clone().into_boxed_str()),
-                Owner::Unknown("no ps".into()),
-            ),
-        ]);
+        let owners = Fixed(vec![(
+            Box::leak(a.clone().into_boxed_str()),
+            Owner::InUse(7),
+        )]);
         let handovers = vec![
             (a.clone(), PathBuf::from("/d/handover").join(&a)),
             (
@@ -340,7 +333,7 @@ mod tests {
                 Level::Ok,
                 Level::Warn,
                 Level::Warn,
-                Level::Note,
+                Level::Warn,
                 Level::Warn
             ]
         );

@@ -73,7 +73,11 @@ fn variables_from_every_source_with_explicit_values_winning() {
     // Inheriting host variables reaches beyond the project: the project file needs approval.
     let refused = w.run(&["hello"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(refused.stderr.contains("FROM_HOST, NOT_SET_ANYWHERE"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("FROM_HOST, NOT_SET_ANYWHERE"),
+        "{}",
+        refused.stderr
+    );
     w.run(&["trust"]).ok();
     let r = w.run(&[
         "--env-file",
@@ -201,7 +205,10 @@ fn ssh_agent_forwarding_reaches_a_real_agent_only_when_asked() {
     // The config switch does the same as -A.
     w.write_project(".claude-vm.toml", "[ssh]\nforward_agent = true\n");
     let refused = w.run(&["shell", "--", "true"]);
-    assert_eq!(refused.code, 2, "a project file may not hand out the agent unapproved");
+    assert_eq!(
+        refused.code, 2,
+        "a project file may not hand out the agent unapproved"
+    );
     assert!(refused.stderr.contains("SSH agent"), "{}", refused.stderr);
     w.run(&["trust"]).ok();
     let r = w.run(&["shell", "--", "true"]);
