@@ -194,6 +194,13 @@ pub enum Command {
     CleanAll(ConfirmArgs),
     /// Log in to Claude Code inside the template (a subscription login, kept by every session).
     Login,
+    /// Keep N clones of the template booted, so sessions start without waiting for a boot
+    /// (`warm 0` empties the pool).
+    Warm {
+        /// How many (default: `[pool] size`, or 1).
+        #[arg(value_name = "N")]
+        count: Option<u32>,
+    },
     /// Delete every claude-vm VM that no running claude-vm owns (killed or crashed sessions
     /// and builds).
     Gc,

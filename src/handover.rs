@@ -40,6 +40,42 @@ impl Handover {
         Ok(handover)
     }
 
+    /// Creates `dir` empty, for a clone booted before its session exists (the warm pool);
+    /// the directory stays until the clone is deleted.
+    pub fn prepare_empty(dir: &Path) -> Result<()> {
+        if let Some(parent) = dir.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .io_context("create", parent)?;
+        }
+        DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .io_context("create the hand-over directory", dir)
+    }
+
+    /// Writes `files` into `dir`, made empty by [`Handover::prepare_empty`] and mounted in
+    /// a clone that is already running.
+    pub fn fill(dir: &Path, files: &[HandoverFile]) -> Result<Handover> {
+        let meta = fs::symlink_metadata(dir).io_context("read the hand-over directory", dir)?;
+        if !meta.is_dir() || fs::read_dir(dir).io_context("read", dir)?.next().is_some() {
+            return Err(crate::error::Error::failure(format!(
+                "the hand-over directory {} of a pre-booted VM is not an empty directory",
+                dir.display()
+            ))
+            .with_hint("run `claude-vm warm 0` to empty the pool, then try again"));
+        }
+        let handover = Handover {
+            dir: dir.to_path_buf(),
+        };
+        for f in files {
+            handover.write(f)?;
+        }
+        Ok(handover)
+    }
+
     fn write(&self, f: &HandoverFile) -> Result<()> {
         let path = self.dir.join(&f.name);
         let contents = match &f.source {

@@ -4,6 +4,7 @@ mod audit;
 mod cli;
 mod commands;
 mod config;
+mod detach;
 mod doctor;
 mod error;
 mod fingerprint;
@@ -15,6 +16,7 @@ mod lock;
 mod names;
 mod paths;
 mod plan;
+mod pool;
 mod procinfo;
 mod project;
 mod reap;
@@ -32,6 +34,9 @@ use clap::Parser;
 
 fn main() {
     if let Some(code) = update::notice::run_if_asked() {
+        std::process::exit(code);
+    }
+    if let Some(code) = commands::warm::keeper_if_asked() {
         std::process::exit(code);
     }
     let cli = cli::Cli::parse();

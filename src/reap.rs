@@ -102,6 +102,7 @@ fn forget<'a>(
     for name in instances {
         journal.remove(name)?;
         let _ = fs::remove_dir_all(paths.handover_root().join(name));
+        crate::pool::forget_anywhere(paths, name);
     }
     Ok(())
 }

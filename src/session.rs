@@ -19,6 +19,16 @@ use crate::plan::SessionPlan;
 use crate::signals;
 use crate::ui::Ui;
 
+/// Where the session's VM comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Cloned from the template and booted by this session.
+    Cold,
+    /// Taken from the warm pool: already booted, with the session's mounts and an empty
+    /// hand-over directory; only the hand-over files and one `limactl shell` remain.
+    Warm,
+}
+
 /// What protects a session besides the plan itself.
 pub struct Guard {
     pub journal: Journal,
@@ -28,14 +38,25 @@ pub struct Guard {
 }
 
 /// Runs the session and returns the exit code of claude or the command.
-pub fn run(lima: &Limactl, ui: &Ui, plan: &SessionPlan, guard: &Guard) -> Result<i32> {
+pub fn run(
+    lima: &Limactl,
+    ui: &Ui,
+    plan: &SessionPlan,
+    guard: &Guard,
+    start: Start,
+) -> Result<i32> {
     signals::install();
     signals::check()?;
     for dir in &plan.host_dirs {
         fs::create_dir_all(dir).io_context("create", dir)?;
     }
+    // For a warm clone this takes it over from the pool's keeper: the entry is replaced.
     guard.journal.record(&guard.entry)?;
-    let handover = match Handover::create(&plan.handover_dir, &plan.files) {
+    let handover = match start {
+        Start::Cold => Handover::create(&plan.handover_dir, &plan.files),
+        Start::Warm => Handover::fill(&plan.handover_dir, &plan.files),
+    };
+    let handover = match handover {
         Ok(h) => h,
         Err(e) => {
             let _ = guard.journal.remove(&plan.instance);
@@ -44,8 +65,9 @@ pub fn run(lima: &Limactl, ui: &Ui, plan: &SessionPlan, guard: &Guard) -> Result
     };
     let before = guard.audit.snapshot();
 
-    let mut cloning = false;
-    let work = work(lima, ui, plan, guard, &mut cloning);
+    // A warm clone exists already: it must be deleted on every way out.
+    let mut cloning = start == Start::Warm;
+    let work = work(lima, ui, plan, guard, start, &mut cloning);
 
     let deleted = if cloning {
         let _cleaning = signals::CleaningUp::begin();
@@ -94,21 +116,24 @@ fn work(
     ui: &Ui,
     plan: &SessionPlan,
     guard: &Guard,
+    start: Start,
     cloning: &mut bool,
 ) -> Result<i32> {
-    let step = ui.step("cloning the template and booting the VM");
-    {
-        // Shared: sessions clone side by side; a rebuild's swap waits for them, and they
-        // wait for it.
-        let _template = lock::acquire(&guard.template_lock, Mode::Shared, |_| {
-            ui.info("waiting for a rebuild to put the new template in place")
-        })?;
-        signals::check()?;
-        *cloning = true;
-        lima.run(&plan.clone, Some(&plan.instance), None)
-            .map_err(signals::explain)?;
+    if start == Start::Cold {
+        let step = ui.step("cloning the template and booting the VM");
+        {
+            // Shared: sessions clone side by side; a rebuild's swap waits for them, and they
+            // wait for it.
+            let _template = lock::acquire(&guard.template_lock, Mode::Shared, |_| {
+                ui.info("waiting for a rebuild to put the new template in place")
+            })?;
+            signals::check()?;
+            *cloning = true;
+            lima.run(&plan.clone, Some(&plan.instance), None)
+                .map_err(signals::explain)?;
+        }
+        step.done();
     }
-    step.done();
     signals::check()?;
     let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;
     let code = exit_code(status);

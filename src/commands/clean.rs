@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::lima;
 use crate::lock::{self, Mode};
 use crate::names::{self, Ours, TemplateName};
+use crate::pool::Pool;
 use crate::reap::Census;
 use crate::template;
 
@@ -24,6 +25,8 @@ fn spare_live(ctx: &Context, census: &Census, ours: impl Fn(&TemplateName) -> bo
         .iter()
         .filter(|i| template_of(&i.name).is_some_and(|t| ours(&t)))
         .filter(|i| census.live_owner(&i.name).is_some())
+        // Pre-booted clones waiting in a pool are removed, not spared.
+        .filter(|i| !in_pool(ctx, &i.name))
         .map(|i| i.name.as_str())
         .collect();
     if !live.is_empty() {
@@ -72,11 +75,63 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
         "the template VM of {} ({template})",
         ctx.project.identity().display()
     );
+    if !confirm(ctx, &what, &doomed, yes)? {
+        return Ok(0);
+    }
+    let pools = [Pool::new(&ctx.paths, template.as_str())];
+    doomed.extend(claim_pooled(&pools, &doomed)?);
     // No session may clone the template while it goes.
     let lock = lock::template_lock(&ctx.paths, template.as_str());
-    let _held = delete(ctx, &doomed, &what, yes, Some(&lock))?;
+    let _held = delete(ctx, &doomed, Some(&lock))?;
+    forget_pooled(ctx, &pools, &doomed)?;
     template::remove_manifest(&ctx.paths, template.as_str())?;
     Ok(0)
+}
+
+fn in_pool(ctx: &Context, instance: &str) -> bool {
+    template_of(instance).is_some_and(|t| {
+        Pool::new(&ctx.paths, t.as_str())
+            .ready()
+            .iter()
+            .any(|r| r.instance == instance)
+    })
+}
+
+/// Clones waiting in the warm pools: nobody uses them, so they go too. Claimed first, so no
+/// session takes one while it is being deleted.
+fn claim_pooled(pools: &[Pool], already: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for pool in pools {
+        for r in pool.ready() {
+            if !already.contains(&r.instance) && pool.claim(&r.instance)? {
+                out.push(r.instance);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// After the delete: the pools forget their clones and their size; the keepers see it and end.
+fn forget_pooled(ctx: &Context, pools: &[Pool], deleted: &[String]) -> Result<()> {
+    let journal = crate::journal::Journal::new(&ctx.paths);
+    for pool in pools {
+        for name in deleted {
+            pool.forget(name);
+        }
+        pool.reset()?;
+    }
+    for name in deleted {
+        if matches!(
+            names::parse(name),
+            Some(Ours::Clone {
+                role: crate::names::Role::Warm,
+                ..
+            })
+        ) {
+            journal.remove(name)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
@@ -102,47 +157,53 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
         ctx.ui.info("nothing to clean: no claude-vm VMs");
         return Ok(0);
     }
-    delete(
+    if !confirm(
         ctx,
-        &doomed,
         &format!("all {} claude-vm VMs", doomed.len()),
+        &doomed,
         yes,
-        None,
-    )?;
+    )? {
+        return Ok(0);
+    }
+    let pools: Vec<Pool> = records
+        .iter()
+        .map(|r| Pool::new(&ctx.paths, &r.template))
+        .collect();
+    doomed.extend(claim_pooled(&pools, &doomed)?);
+    delete(ctx, &doomed, None)?;
+    forget_pooled(ctx, &pools, &doomed)?;
     for r in &records {
         template::remove_manifest(&ctx.paths, &r.template)?;
     }
     Ok(0)
 }
 
-/// Asks (or requires --yes), then deletes every instance in one call, holding `lock`
-/// exclusively if given (returned, so the caller can finish under it).
+/// Asks (or requires --yes). `Ok(false)`: a dry run, which printed what it would do.
+fn confirm(ctx: &Context, what: &str, names: &[String], yes: bool) -> Result<bool> {
+    if ctx.dry_run {
+        println!("would delete {what}:\n  {}", lima::delete(names));
+        return Ok(false);
+    }
+    if yes {
+        return Ok(true);
+    }
+    match ctx.ui.confirm(&format!("Delete {what}?"), false) {
+        Some(true) => Ok(true),
+        Some(false) => Err(Error::usage("nothing was deleted").with_hint("answer y to delete")),
+        None => Err(
+            Error::usage(format!("refusing to delete {what} without confirmation"))
+                .with_hint("pass --yes to delete without asking"),
+        ),
+    }
+}
+
+/// Deletes every instance in one call, holding `lock` exclusively if given (returned, so the
+/// caller can finish under it).
 fn delete(
     ctx: &Context,
     names: &[String],
-    what: &str,
-    yes: bool,
     lock: Option<&std::path::Path>,
 ) -> Result<Option<lock::Lock>> {
-    let call = lima::delete(names);
-    if ctx.dry_run {
-        println!("would delete {what}:\n  {call}");
-        return Ok(None);
-    }
-    if !yes {
-        match ctx.ui.confirm(&format!("Delete {what}?"), false) {
-            Some(true) => {}
-            Some(false) => {
-                return Err(Error::usage("nothing was deleted").with_hint("answer y to delete"))
-            }
-            None => {
-                return Err(
-                    Error::usage(format!("refusing to delete {what} without confirmation"))
-                        .with_hint("pass --yes to delete without asking"),
-                )
-            }
-        }
-    }
     let exclusive = match lock {
         Some(path) => Some(lock::acquire(path, Mode::Exclusive, |_| {
             ctx.ui
@@ -152,7 +213,7 @@ fn delete(
     };
     if !names.is_empty() {
         let step = ctx.ui.step(format!("deleting {}", names.join(", ")));
-        ctx.lima.cleanup(&call, None)?;
+        ctx.lima.cleanup(&lima::delete(names), None)?;
         step.done();
         for n in names {
             let _ = std::fs::remove_dir_all(ctx.paths.handover_root().join(n));

@@ -88,6 +88,17 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
             main.display()
         );
     }
+    if let Some(folder) = p
+        .root
+        .to_str()
+        .and_then(crate::project::claude_project_folder)
+    {
+        let host = ctx.paths.claude_dir().join("projects").join(&folder);
+        println!(
+            "              {} -> ~/.claude/projects/{folder} in the VM (writable, conversations)",
+            host.display()
+        );
+    }
     for m in &c.mounts {
         println!(
             "              {} -> {} ({})",
@@ -95,6 +106,18 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
             m.guest_path(),
             if m.writable { "writable" } else { "read-only" }
         );
+    }
+    println!(
+        "              a hand-over directory -> {} (read-only)",
+        crate::script::HANDOVER_MOUNT
+    );
+    let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
+    let wanted = super::warm::wanted_size(c, &pool);
+    let ready = pool.ready().len();
+    if wanted > 0 || ready > 0 {
+        println!("pool:         {ready} pre-booted VM(s) ready of {wanted} wanted");
+    } else {
+        println!("pool:         none (`claude-vm warm N` or [pool] size keeps VMs booted)");
     }
     let list = |v: &[std::path::PathBuf]| {
         if v.is_empty() {

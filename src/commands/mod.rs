@@ -8,14 +8,15 @@ mod gc;
 mod info;
 mod list;
 mod login;
-mod session;
+pub mod session;
 mod setup;
 mod trust;
 mod update;
+pub mod warm;
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::cli::{Cli, Command, GlobalOpts, SessionOpts};
 use crate::config::{self as cfg, Loaded, Overrides, Review};
@@ -35,7 +36,7 @@ pub struct Context {
     pub lima: Limactl,
     pub dry_run: bool,
     /// Files already allowed by --yes (warned about once).
-    allowed: RefCell<Vec<PathBuf>>,
+    allowed: Mutex<Vec<PathBuf>>,
 }
 
 impl Context {
@@ -50,7 +51,7 @@ impl Context {
             ui: Ui::new(global.quiet, global.verbose),
             lima: Limactl::new(global.verbose),
             dry_run: global.dry_run,
-            allowed: RefCell::new(Vec::new()),
+            allowed: Mutex::new(Vec::new()),
         })
     }
 
@@ -80,7 +81,10 @@ impl Context {
         if !yes {
             return Err(crate::trust::refusal(&pending));
         }
-        let mut allowed = self.allowed.borrow_mut();
+        let mut allowed = self
+            .allowed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (r, _) in pending {
             if !allowed.contains(&r.path) {
                 self.ui.warn(&format!(
@@ -191,6 +195,10 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::CleanAll(c)) => {
             only_session("clean-all")?;
             clean::clean_all(ctx, c.yes)
+        }
+        Some(Command::Warm { count }) => {
+            only_session("warm")?;
+            warm::run(ctx, count)
         }
         Some(Command::Login) => {
             only_session("login")?;

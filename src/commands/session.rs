@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 
 use super::setup::{self, When};
-use super::{overrides, utf8_args, Context};
+use super::{overrides, utf8_args, warm, Context};
 use crate::audit;
 use crate::cli::SessionOpts;
 use crate::config::{Config, Overrides};
@@ -12,9 +12,13 @@ use crate::integrations;
 use crate::journal::{Entry, Journal};
 use crate::lock::{self, Mode};
 use crate::names::{Role, TemplateName};
-use crate::plan::{self, environment, plan_session, GuestInputs, HostScript, SessionInputs};
+use crate::plan::{
+    self, environment, plan_session, GuestInputs, HostScript, SessionInputs, SessionPlan,
+};
+use crate::pool::{self, Pool};
 use crate::project::claude_project_folder;
 use crate::script::Final;
+use crate::session::Start;
 use crate::template::{self, Manifest, SetupFlags};
 use crate::tools::{self, Integration};
 use crate::trust;
@@ -48,17 +52,91 @@ fn run(
     opts: &SessionOpts,
     last: impl FnOnce(&crate::config::Config) -> Final,
 ) -> Result<i32> {
+    let basis = prepare(ctx, opts, Purpose::Session)?;
+    let last = last(&basis.config);
+    if ctx.dry_run {
+        let instance = basis.template.instance(Role::Run);
+        let plan = plan_for(ctx, opts, &basis, instance, last)?;
+        let title = format!(
+            "session in a clone of {} (project {})",
+            basis.template,
+            ctx.project.root.display()
+        );
+        let heading = format!(
+            "hand-over directory {} (read-only in the VM at {})",
+            plan.handover_dir.display(),
+            crate::script::HANDOVER_MOUNT
+        );
+        print!(
+            "{}",
+            plan::render(&title, &plan.calls(), &plan.files, &heading)
+        );
+        return Ok(0);
+    }
+    let pool = Pool::new(&ctx.paths, basis.template.as_str());
+    let guest = guest_inputs(ctx, opts, &basis.config, &basis.manifest);
+    let cold = basis.template.instance(Role::Run);
+    let cold_plan = plan_with(ctx, opts, &basis, cold, last.clone(), guest.clone())?;
+    let (plan, start) = match take_warm(ctx, &pool, &basis, &cold_plan)? {
+        Some(instance) => (
+            plan_with(ctx, opts, &basis, instance, last, guest)?,
+            Start::Warm,
+        ),
+        None => (cold_plan, Start::Cold),
+    };
+    // Keep the pool topped up while this session runs; never waits.
+    warm::ensure_keeper(ctx, &basis.config, basis.template.as_str());
+    let guard = crate::session::Guard {
+        journal: Journal::new(&ctx.paths),
+        entry: Entry::owned_here(
+            &plan.instance,
+            Role::Run,
+            basis.template.as_str(),
+            ctx.project.identity(),
+        ),
+        template_lock: lock::template_lock(&ctx.paths, basis.template.as_str()),
+        audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
+    };
+    let result = crate::session::run(&ctx.lima, &ctx.ui, &plan, &guard, start);
+    pool.forget(&plan.instance);
+    result
+}
+
+/// What every session of the project starts from: its configuration (approved), and a
+/// template that exists and is fresh enough to use.
+pub struct Basis {
+    pub config: Config,
+    pub template: TemplateName,
+    pub manifest: Manifest,
+}
+
+/// Who prepares: a session may build or rebuild the template; the warm pool only ever uses
+/// the template as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Session,
+    Pool,
+}
+
+pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Basis> {
     let loaded = ctx.load_config(&overrides(opts))?;
-    let config = &loaded.config;
     let runtime_script: Vec<trust::Review> =
         trust::project_script(&ctx.project.runtime_script(), &ctx.project)
             .into_iter()
             .collect();
     ctx.enforce_trust(&loaded, &runtime_script, opts.yes)?;
+    let config = loaded.config;
     let template = ctx.template()?;
     ctx.prepare_lima()?;
     let manifest = match read_manifest(ctx, &template)? {
-        Some(m) if ctx.dry_run => m,
+        Some(m) if ctx.dry_run || purpose == Purpose::Pool => m,
+        None if purpose == Purpose::Pool => {
+            return Err(Error::usage(format!(
+                "there is no template VM for {} yet",
+                ctx.project.identity().display()
+            ))
+            .with_hint("build it first with `claude-vm setup`"));
+        }
         Some(m) => freshen(ctx, opts, &template, m)?,
         None if ctx.dry_run => {
             ctx.ui.warn(&format!(
@@ -68,14 +146,41 @@ fn run(
             Manifest::new(
                 &template,
                 ctx.project.identity(),
-                config,
+                &config,
                 None,
                 SetupFlags::default(),
             )
         }
         None => offer_setup(ctx, opts, &template)?,
     };
+    Ok(Basis {
+        config,
+        template,
+        manifest,
+    })
+}
 
+/// The session's plan for `instance`: its mounts, hand-over files and limactl calls.
+pub fn plan_for(
+    ctx: &Context,
+    opts: &SessionOpts,
+    basis: &Basis,
+    instance: String,
+    last: Final,
+) -> Result<SessionPlan> {
+    let guest = guest_inputs(ctx, opts, &basis.config, &basis.manifest);
+    plan_with(ctx, opts, basis, instance, last, guest)
+}
+
+fn plan_with(
+    ctx: &Context,
+    opts: &SessionOpts,
+    basis: &Basis,
+    instance: String,
+    last: Final,
+    guest: GuestInputs,
+) -> Result<SessionPlan> {
+    let config = &basis.config;
     let mut runtime_scripts = Vec::new();
     let project_script = ctx.project.runtime_script();
     if project_script.is_file() {
@@ -111,51 +216,67 @@ fn run(
         }
     };
 
-    let instance = template.instance(Role::Run);
-    let plan = plan_session(SessionInputs {
-        template: &template,
+    plan_session(SessionInputs {
+        template: &basis.template,
         handover_dir: ctx.paths.handover_root().join(&instance),
         instance,
         project: &ctx.project,
         config,
-        last: last(config),
+        last,
         runtime_scripts,
         conversations,
-        template_resources: manifest.resources(),
-        guest: guest_inputs(ctx, opts, config, &manifest),
+        template_resources: basis.manifest.resources(),
+        guest,
     })
     .map_err(|m| {
         Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
-    })?;
+    })
+}
 
-    if ctx.dry_run {
-        let title = format!(
-            "session in a clone of {template} (project {})",
-            ctx.project.root.display()
-        );
-        let heading = format!(
-            "hand-over directory {} (read-only in the VM at {})",
-            plan.handover_dir.display(),
-            crate::script::HANDOVER_MOUNT
-        );
-        print!(
-            "{}",
-            plan::render(&title, &plan.calls(), &plan.files, &heading)
-        );
-        return Ok(0);
+/// Takes a pre-booted clone that fits this session, if the pool has one. Says why not when
+/// the project has a pool but none fits.
+fn take_warm(
+    ctx: &Context,
+    pool: &Pool,
+    basis: &Basis,
+    cold: &SessionPlan,
+) -> Result<Option<String>> {
+    let ready = pool.ready();
+    if ready.is_empty() {
+        if warm::wanted_size(&basis.config, pool) > 0 {
+            ctx.ui
+                .info("no pre-booted VM is ready (the pool is refilling): starting one now");
+        }
+        return Ok(None);
     }
-    let guard = crate::session::Guard {
-        journal: Journal::new(&ctx.paths),
-        entry: Entry::owned_here(
-            &plan.instance,
-            Role::Run,
-            template.as_str(),
-            ctx.project.identity(),
-        ),
-        template_lock: lock::template_lock(&ctx.paths, template.as_str()),
-        audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
-    };
-    crate::session::run(&ctx.lima, &ctx.ui, &plan, &guard)
+    let key = pool::key(&cold.clone, &cold.instance, &cold.handover_dir);
+    let fingerprint = basis
+        .manifest
+        .fingerprint
+        .as_ref()
+        .map(|f| f.digest.clone());
+    let mut why = "";
+    for r in ready {
+        if r.fingerprint != fingerprint {
+            why = "the pre-booted VMs were made from an older template";
+            continue;
+        }
+        if r.key != key {
+            why = "the pre-booted VMs were made for other mounts or settings";
+            continue;
+        }
+        if pool.claim(&r.instance)? {
+            pool.touch()?;
+            ctx.ui
+                .info(&format!("using the pre-booted VM {}", r.instance));
+            return Ok(Some(r.instance));
+        }
+    }
+    if !why.is_empty() {
+        ctx.ui
+            .info(&format!("{why}: starting a VM for this session"));
+    }
+    Ok(None)
 }
 
 /// Environment, tools and agents for the guest, gathered from the host.

@@ -248,7 +248,15 @@ pub fn build_template(
         Some(fingerprint),
         b.flags.clone(),
     );
+    // The warm pool rests while the template changes: its clones would be of the old one.
+    let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
+    let paused = super::warm::pause(ctx, &pool, template)?;
     let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest)?;
+    // Pre-booted clones of the old template must not outlive it.
+    let fingerprint = manifest.fingerprint.as_ref().map(|f| f.digest.clone());
+    super::warm::drain(ctx, &pool, template, |r| r.fingerprint != fingerprint)?;
+    drop(paused);
+    super::warm::ensure_keeper(ctx, config, template.as_str());
     if let Some(code) = login.filter(|c| *c != 0) {
         return Err(Error::failure(format!(
             "template {template} is ready, but the login did not complete (exit status {code})"

@@ -165,6 +165,29 @@ impl FileCtx<'_> {
         for (i, port) in file.ports.unwrap_or_default().into_iter().enumerate() {
             data.ports.push(self.port(i, port)?);
         }
+        if let Some(pool) = file.pool {
+            for (key, value, range) in [
+                ("size", pool.size, super::schema::POOL_SIZE),
+                (
+                    "idle_minutes",
+                    pool.idle_minutes,
+                    super::schema::POOL_IDLE_MINUTES,
+                ),
+            ] {
+                if let Some(v) = value.filter(|v| !range.contains(v)) {
+                    return Err(self.err(
+                        &format!("pool.{key}"),
+                        &format!("is {v}, outside {}-{}", range.start(), range.end()),
+                        &format!(
+                            "set `{key}` to a value from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+            }
+            data.pool = pool;
+        }
         if let Some(update) = file.update {
             data.update = update;
         }

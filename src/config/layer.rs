@@ -8,7 +8,7 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider, Source};
 use serde::Serialize;
 
-use super::schema::{ClaudeLayer, Mount, PortForward, SshLayer, UpdateLayer, VmLayer};
+use super::schema::{ClaudeLayer, Mount, PoolLayer, PortForward, SshLayer, UpdateLayer, VmLayer};
 
 /// Validated values of one layer; absent keys are not serialized, so they never override.
 #[derive(Debug, Default, Serialize)]
@@ -39,6 +39,8 @@ pub struct LayerData {
     pub ports: Vec<PortForward>,
     #[serde(skip_serializing_if = "UpdateLayer::is_empty")]
     pub update: UpdateLayer,
+    #[serde(skip_serializing_if = "PoolLayer::is_empty")]
+    pub pool: PoolLayer,
 }
 
 #[derive(Debug, Default, Serialize)]

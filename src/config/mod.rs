@@ -21,7 +21,7 @@ use figment::Figment;
 
 pub use files::sha256_hex;
 pub use layer::Origin;
-pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB};
+pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE};
 pub use widening::Review;
 
 use crate::error::{Error, Result};

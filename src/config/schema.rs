@@ -32,6 +32,28 @@ pub struct Config {
     pub ssh: Ssh,
     pub ports: Vec<PortForward>,
     pub update: UpdateSettings,
+    pub pool: PoolSettings,
+}
+
+/// `[pool]`: clones booted in advance so a session starts without waiting for a boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSettings {
+    /// How many to keep ready; 0: no pool unless `claude-vm warm` asks for one.
+    pub size: u32,
+    /// Unused this long, the pool is emptied (its VMs stop costing memory).
+    pub idle_minutes: u32,
+}
+
+pub const POOL_SIZE: RangeInclusive<u32> = 0..=16;
+pub const POOL_IDLE_MINUTES: RangeInclusive<u32> = 1..=10080;
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            size: 0,
+            idle_minutes: 30,
+        }
+    }
 }
 
 /// Host variables copied into sessions when they are set.
@@ -167,6 +189,7 @@ impl Default for Config {
             ssh: Ssh::default(),
             ports: Vec::new(),
             update: UpdateSettings::default(),
+            pool: PoolSettings::default(),
         }
     }
 }
@@ -199,6 +222,7 @@ pub struct FileLayer {
     pub ssh: Option<SshLayer>,
     pub ports: Option<Vec<PortLayer>>,
     pub update: Option<UpdateLayer>,
+    pub pool: Option<PoolLayer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,6 +262,21 @@ pub struct PortLayer {
     pub guest: u16,
     /// Defaults to the guest port.
     pub host: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_minutes: Option<u32>,
+}
+
+impl PoolLayer {
+    pub fn is_empty(&self) -> bool {
+        self.size.is_none() && self.idle_minutes.is_none()
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -81,6 +81,11 @@ impl Loaded {
         }
         out.push(single("ssh.forward_agent", c.ssh.forward_agent.into()));
         out.push(self.list("ports", &c.ports, Last));
+        out.push(single("pool.size", i64::from(c.pool.size).into()));
+        out.push(single(
+            "pool.idle_minutes",
+            i64::from(c.pool.idle_minutes).into(),
+        ));
         out.push(single("update.check", c.update.check.into()));
         out
     }

@@ -34,7 +34,7 @@ pub struct SessionInputs<'a> {
 
 /// What a session brings into the guest besides the project: environment, tools and the
 /// host's agents.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GuestInputs {
     /// The final environment (it may hold secrets: it only ever goes into a 0600 file).
     pub env: BTreeMap<String, String>,

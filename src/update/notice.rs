@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use semver::Version;
@@ -121,46 +120,10 @@ pub fn prepare(data_dir: &Path) -> Option<String> {
     ))
 }
 
-/// Starts the check detached: no terminal, its own process group (a Ctrl-C
-/// meant for us does not reach it), none of our descriptors, never waited for.
+/// Starts the check detached (see `detach`): never waited for, never in our way.
 fn spawn_refresh() {
-    use std::os::unix::process::CommandExt;
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut cmd = Command::new(exe);
-    cmd.env(REFRESH_VAR, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    // Descriptors we inherited without close-on-exec (a terminal, a caller's pipe) must not
-    // stay open in the check: whoever waits for them to close would wait for it.
-    let max_fd = open_file_limit();
-    // SAFETY: between fork and exec only fcntl, which is async-signal-safe, runs.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in 3..max_fd {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-            Ok(())
-        });
-    }
-    let _ = cmd.spawn();
-}
-
-fn open_file_limit() -> libc::c_int {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a struct we own.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
-    if ok {
-        libc::c_int::try_from(lim.rlim_cur.min(65_536)).unwrap_or(1024)
-    } else {
-        1024
-    }
+    let dir = std::env::temp_dir();
+    let _ = crate::detach::spawn_self(REFRESH_VAR, &dir, None);
 }
 
 /// In the detached check's process: runs the check and returns its exit code; `None` in

@@ -224,8 +224,11 @@ impl World {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out: Output = cmd.output().expect("run claude-vm");
-        let calls = self.logged()[before..].to_vec();
+        let child = cmd.spawn().expect("run claude-vm");
+        let pid = child.id();
+        let out: Output = child.wait_with_output().expect("wait for claude-vm");
+        // Only this claude-vm's own calls: a warm pool's keeper may be working meanwhile.
+        let calls = self.logged_since(before, Some(pid));
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -238,12 +241,20 @@ impl World {
 
     /// Every limactl call so far, from the simulator's log.
     pub fn logged(&self) -> Vec<Vec<String>> {
+        self.logged_since(0, None)
+    }
+
+    /// The limactl calls from the `from`-th on, made by the process `parent` (every process's
+    /// for `None`).
+    pub fn logged_since(&self, from: usize, parent: Option<u32>) -> Vec<Vec<String>> {
         let Ok(text) = std::fs::read_to_string(&self.log) else {
             return Vec::new();
         };
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["event"] == "start")
+            .skip(from)
+            .filter(|v| parent.is_none_or(|p| v["ppid"].as_u64() == Some(u64::from(p))))
             .map(|v| {
                 v["argv"]
                     .as_array()
@@ -333,13 +344,36 @@ impl World {
         self.assert_nothing_left(&run.stderr);
     }
 
-    /// No clone or build instance, no hand-over directory, no journal entry is left.
+    /// The clones waiting in warm pools (they legitimately outlive the command that made
+    /// them or the keeper that owns them).
+    pub fn pooled(&self) -> Vec<String> {
+        let Ok(pools) = std::fs::read_dir(self.data_dir().join("pool")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = pools
+            .flatten()
+            .filter_map(|p| std::fs::read_dir(p.path().join("ready")).ok())
+            .flat_map(|d| d.flatten())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// No clone or build instance, no hand-over directory, no journal entry is left, except
+    /// those of clones waiting in a warm pool.
     #[track_caller]
     pub fn assert_nothing_left(&self, context: &str) {
+        let pooled = self.pooled();
         let left: Vec<String> = self
             .instances()
             .into_iter()
-            .filter(|n| n.contains('.'))
+            .filter(|n| n.contains('.') && !pooled.contains(n))
             .collect();
         assert!(
             left.is_empty(),
@@ -347,13 +381,26 @@ impl World {
         );
         let handover = self.data_dir().join("handover");
         let leftovers: Vec<_> = std::fs::read_dir(&handover)
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !pooled.contains(n))
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(
             leftovers.is_empty(),
             "hand-over directories left behind: {leftovers:?}"
         );
-        let journal = self.journal();
+        let journal: Vec<Value> = self
+            .journal()
+            .into_iter()
+            .filter(|e| {
+                !e["instance"]
+                    .as_str()
+                    .is_some_and(|i| pooled.iter().any(|p| p == i))
+            })
+            .collect();
         assert!(
             journal.is_empty(),
             "journal entries left behind: {journal:?}\nstderr:\n{context}"
