@@ -20,17 +20,7 @@ pub struct Handover {
 impl Handover {
     /// Creates `dir` (which must not exist yet) and writes `files` into it.
     pub fn create(dir: &Path, files: &[HandoverFile]) -> Result<Handover> {
-        if let Some(parent) = dir.parent() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .io_context("create", parent)?;
-        }
-        DirBuilder::new()
-            .mode(0o700)
-            .create(dir)
-            .io_context("create the hand-over directory", dir)?;
+        Handover::prepare_empty(dir)?;
         let handover = Handover {
             dir: dir.to_path_buf(),
         };

@@ -18,16 +18,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
                 "# effective configuration for {}",
                 ctx.project.root.display()
             );
-            let files = if loaded.files.is_empty() {
-                "none".to_owned()
-            } else {
-                loaded
-                    .files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let files = loaded.files_display();
             println!(
                 "# files (lowest precedence first): {files}
 "

@@ -55,19 +55,7 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         };
         println!("trust:        {}: {state}", r.path.display());
     }
-    println!(
-        "config files: {}",
-        if loaded.files.is_empty() {
-            "none".into()
-        } else {
-            loaded
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    );
+    println!("config files: {}", loaded.files_display());
     println!(
         "vm:           {} GB disk, {} GB memory, {} CPUs, image {}",
         c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image

@@ -82,6 +82,19 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The files read, for messages: "a, b" or "none".
+    pub fn files_display(&self) -> String {
+        if self.files.is_empty() {
+            "none".to_owned()
+        } else {
+            self.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
     /// Which layer a key's value came from (e.g. `vm.disk`).
     pub fn origin_of(&self, key: &str) -> Option<String> {
         self.figment.find_metadata(key).map(describe)
@@ -474,62 +487,40 @@ mod tests {
     #[test]
     fn bad_flags_name_the_flag() {
         let w = World::new();
-        let e = w
-            .load_with(
-                &[],
-                &Overrides {
+        let cases: [(Overrides, &str); 4] = [
+            (
+                Overrides {
                     mounts: vec!["rel".into()],
                     ..Default::default()
                 },
-            )
-            .unwrap_err();
-        assert!(
-            e.message().starts_with("invalid --mount `rel`"),
-            "{}",
-            e.message()
-        );
-        let e = w
-            .load_with(
-                &[],
-                &Overrides {
+                "invalid --mount `rel`",
+            ),
+            (
+                Overrides {
                     runtime_scripts: vec!["missing.sh".into()],
                     ..Default::default()
                 },
-            )
-            .unwrap_err();
-        assert!(
-            e.message().starts_with("invalid --runtime-script"),
-            "{}",
-            e.message()
-        );
-        let e = w
-            .load_with(
-                &[],
-                &Overrides {
+                "invalid --runtime-script",
+            ),
+            (
+                Overrides {
                     env: vec!["1X=2".into()],
                     ..Default::default()
                 },
-            )
-            .unwrap_err();
-        assert!(
-            e.message().contains("not a valid variable name"),
-            "{}",
-            e.message()
-        );
-        let e = w
-            .load_with(
-                &[],
-                &Overrides {
+                "not a valid variable name",
+            ),
+            (
+                Overrides {
                     env: vec!["NOVALUE".into()],
                     ..Default::default()
                 },
-            )
-            .unwrap_err();
-        assert!(
-            e.message().contains("expected NAME=VALUE"),
-            "{}",
-            e.message()
-        );
+                "expected NAME=VALUE",
+            ),
+        ];
+        for (o, want) in cases {
+            let e = w.load_with(&[], &o).unwrap_err();
+            assert!(e.message().contains(want), "{}", e.message());
+        }
     }
 
     #[test]

@@ -46,6 +46,28 @@ impl Limactl {
         }
     }
 
+    /// Success, or a failure carrying what limactl printed.
+    fn outcome(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+        status: ExitStatus,
+        output: String,
+    ) -> Result<(), LimaError> {
+        if status.success() {
+            Ok(())
+        } else {
+            Err(self.error(
+                call,
+                instance,
+                LimaErrorKind::Failed {
+                    code: status.code(),
+                    stderr: output,
+                },
+            ))
+        }
+    }
+
     fn spawn_error(&self, call: &Call, instance: Option<&str>, e: std::io::Error) -> LimaError {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
             LimaErrorKind::Missing
@@ -139,18 +161,7 @@ impl Limactl {
         if self.verbose {
             crate::ui::raw_stderr(&text);
         }
-        if status.success() {
-            Ok(())
-        } else {
-            Err(self.error(
-                call,
-                instance,
-                LimaErrorKind::Failed {
-                    code: status.code(),
-                    stderr: text,
-                },
-            ))
-        }
+        self.outcome(call, instance, status, text)
     }
 
     fn run_merged(
@@ -193,18 +204,7 @@ impl Limactl {
         let status = run::wait_work(&child)
             .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
         let text = output.finish();
-        if status.success() {
-            Ok(())
-        } else {
-            Err(self.error(
-                call,
-                instance,
-                LimaErrorKind::Failed {
-                    code: status.code(),
-                    stderr: text,
-                },
-            ))
-        }
+        self.outcome(call, instance, status, text)
     }
 
     /// Runs a call attached to our terminal (stdin, stdout, stderr inherited): `limactl shell`
