@@ -7,14 +7,11 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Runs this binary again with `var=1` set, in `dir`, output to `log` (or nowhere).
-pub fn spawn_self(var: &str, dir: &Path, log: Option<File>) -> std::io::Result<()> {
+/// Runs this binary again with `var=1` set, in `dir`, its output appended to `log`.
+pub fn spawn_self(var: &str, dir: &Path, log: File) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    let (out, err) = match log {
-        Some(f) => (Stdio::from(f.try_clone()?), Stdio::from(f)),
-        None => (Stdio::null(), Stdio::null()),
-    };
+    let (out, err) = (Stdio::from(log.try_clone()?), Stdio::from(log));
     cmd.env(var, "1")
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -38,14 +38,19 @@ fn spare_live(ctx: &Context, census: &Census, ours: impl Fn(&TemplateName) -> bo
     }
 }
 
+/// Lima's instances and the journal; none in a dry run, which calls no limactl.
+fn census(ctx: &Context) -> Result<Option<Census>> {
+    if ctx.dry_run {
+        Ok(None)
+    } else {
+        Census::take(&ctx.lima, &ctx.paths).map(Some)
+    }
+}
+
 pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     let template = ctx.template()?;
     ctx.prepare_lima()?;
-    let census = if ctx.dry_run {
-        None
-    } else {
-        Some(Census::take(&ctx.lima, &ctx.paths)?)
-    };
+    let census = census(ctx)?;
     let mut doomed: Vec<String> = Vec::new();
     if let Some(census) = &census {
         // The template itself, and the orphans made from it.
@@ -136,11 +141,7 @@ fn forget_pooled(ctx: &Context, pools: &[Pool], deleted: &[String]) -> Result<()
 
 pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
     ctx.prepare_lima()?;
-    let census = if ctx.dry_run {
-        None
-    } else {
-        Some(Census::take(&ctx.lima, &ctx.paths)?)
-    };
+    let census = census(ctx)?;
     let mut doomed: Vec<String> = Vec::new();
     if let Some(census) = &census {
         doomed = census

@@ -148,12 +148,12 @@ pub fn ensure_keeper(ctx: &Context, config: &Config, template: &str) {
     if let Some(dir) = log_path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let log = OpenOptions::new()
+    let spawned = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .ok();
-    if let Err(e) = crate::detach::spawn_self(KEEPER_VAR, &ctx.project.root, log) {
+        .and_then(|log| crate::detach::spawn_self(KEEPER_VAR, &ctx.project.root, log));
+    if let Err(e) = spawned {
         ctx.ui
             .warn(&format!("cannot start the warm pool's keeper: {e}"));
     }

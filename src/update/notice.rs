@@ -109,7 +109,7 @@ pub fn prepare(data_dir: &Path) -> Option<String> {
         // Claim this round first, so commands started meanwhile do not start checks too.
         state.checked_at = Some(now);
         write_state(&path, &state);
-        spawn_refresh();
+        spawn_refresh(data_dir);
     }
     let latest = decision.notify?;
     state.notified_at = Some(now);
@@ -120,10 +120,19 @@ pub fn prepare(data_dir: &Path) -> Option<String> {
     ))
 }
 
-/// Starts the check detached (see `detach`): never waited for, never in our way.
-fn spawn_refresh() {
-    let dir = std::env::temp_dir();
-    let _ = crate::detach::spawn_self(REFRESH_VAR, &dir, None);
+/// Starts the check detached (see `detach`): never waited for, never in our way. Its output
+/// goes to a log next to its state, so a failing check can be looked into.
+fn spawn_refresh(data_dir: &Path) {
+    let logs = data_dir.join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let Ok(log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("update-check.log"))
+    else {
+        return;
+    };
+    let _ = crate::detach::spawn_self(REFRESH_VAR, &std::env::temp_dir(), log);
 }
 
 /// In the detached check's process: runs the check and returns its exit code; `None` in
