@@ -115,6 +115,12 @@ pub struct SessionOpts {
     #[arg(long = "inherit-env", value_name = "NAME")]
     pub inherit_env: Vec<String>,
 
+    /// Treat NAME as a URL: when its value points at the host's loopback (localhost,
+    /// 127.x, [::1]), the VM gets it pointed at the host instead. Repeatable; proxies and
+    /// variables named *_URL, *_URI or *_ENDPOINT are always treated so.
+    #[arg(long = "host-url", value_name = "NAME")]
+    pub host_urls: Vec<String>,
+
     /// Forward your SSH agent into the VM (keys stay on the host).
     #[arg(short = 'A', long = "forward-ssh-agent")]
     pub forward_agent: bool,
@@ -143,6 +149,7 @@ impl SessionOpts {
             && self.env.is_empty()
             && self.env_files.is_empty()
             && self.inherit_env.is_empty()
+            && self.host_urls.is_empty()
             && !self.forward_agent
             && !self.auto_setup
             && !self.rebuild
@@ -170,6 +177,7 @@ impl SessionOpts {
                 .cloned()
                 .collect(),
             inherit_env: cat(&self.inherit_env, &later.inherit_env),
+            host_urls: cat(&self.host_urls, &later.host_urls),
             forward_agent: self.forward_agent || later.forward_agent,
             auto_setup: self.auto_setup || later.auto_setup,
             rebuild: self.rebuild || later.rebuild,

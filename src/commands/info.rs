@@ -119,5 +119,11 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     };
     println!("setup:        {}", list(&c.setup.scripts));
     println!("runtime:      {}", list(&c.runtime.scripts));
+    let env = crate::plan::environment::session_env(c, &|name| std::env::var(name).ok());
+    let mut label = "host urls:   ";
+    for u in &env.host_urls {
+        println!("{label} {}", u.describe());
+        label = "             ";
+    }
     Ok(0)
 }

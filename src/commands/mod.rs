@@ -236,6 +236,7 @@ fn overrides(opts: &SessionOpts) -> Overrides {
         env: opts.env.clone(),
         env_files: opts.env_files.clone(),
         inherit_env: opts.inherit_env.clone(),
+        host_urls: opts.host_urls.clone(),
         forward_agent: opts.forward_agent,
         ..Overrides::default()
     }

@@ -71,6 +71,12 @@ fn run(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
+        if !plan.host_urls.is_empty() {
+            println!("\nURLs on the host's loopback, as the VM reaches them:");
+            for u in &plan.host_urls {
+                println!("  {}", u.describe());
+            }
+        }
         return Ok(0);
     }
     let pool = Pool::new(&ctx.paths, basis.template.as_str());
@@ -313,8 +319,10 @@ fn guest_inputs(
     if config.ssh.forward_agent && host("SSH_AUTH_SOCK").is_none() {
         ctx.ui.warn("SSH agent forwarding is on, but SSH_AUTH_SOCK is not set: there is no agent to forward");
     }
+    let env = environment::session_env(config, &host);
     GuestInputs {
-        env: environment::session_env(config, &host),
+        env: env.vars,
+        host_urls: env.host_urls,
         tools,
         git,
         gpg,

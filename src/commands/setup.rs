@@ -263,10 +263,32 @@ pub fn build_template(
         ))
         .with_hint("run `claude-vm login` to try again"));
     }
+    let with = std::fs::read_to_string(&log)
+        .ok()
+        .and_then(|text| installed_claude(&text))
+        .map(|v| format!(" with Claude Code {v}"))
+        .unwrap_or_default();
     ctx.ui.info(&format!(
-        "template {template} is ready: run `claude-vm \"your prompt\"` or `claude-vm shell`"
+        "template {template} is ready{with}: run `claude-vm \"your prompt\"` or `claude-vm shell`"
     ));
     Ok(())
+}
+
+/// The version the provisioning script reported (`Claude Code 2.1.3`), from the build's
+/// output; it comes from the guest, so only a version's characters are kept.
+fn installed_claude(build_output: &str) -> Option<String> {
+    let line = build_output
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("Claude Code "))
+        .find(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))?;
+    let version: String = line
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ".+-".contains(*c))
+        .take(40)
+        .collect();
+    (!version.is_empty()).then_some(version)
 }
 
 /// `./.claude-vm.setup.sh` when it is a link out of the project.
@@ -322,4 +344,25 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::installed_claude;
+
+    #[test]
+    fn the_installed_version_is_read_from_the_build_output_and_kept_clean() {
+        let out = "==> [2/3] installing Claude Code\nClaude Code is already installed: /x\nClaude Code 2.1.332\n==> template ready\n";
+        assert_eq!(installed_claude(out).as_deref(), Some("2.1.332"));
+        assert_eq!(
+            installed_claude("Claude Code 2.0.1\x1b[2K\x1b[1Aevil\n").as_deref(),
+            Some("2.0.1")
+        );
+        assert_eq!(installed_claude("no version here\n"), None);
+        assert_eq!(installed_claude("Claude Code \x1b]0;x\n"), None);
+        assert_eq!(
+            installed_claude("Claude Code is already installed: /x\n"),
+            None
+        );
+    }
 }

@@ -107,17 +107,23 @@ impl FileCtx<'_> {
             data.env.insert(name, value);
         }
         if let Some(inherit) = file.inherit {
-            let names = inherit.env.unwrap_or_default();
-            for (i, name) in names.iter().enumerate() {
-                values::env_name(name).map_err(|m| {
-                    self.err(
-                        &format!("inherit.env[{i}]"),
-                        &format!("is invalid: {m}"),
-                        "fix the name",
-                    )
-                })?;
-            }
-            data.inherit = Names { env: names };
+            let names = |list: Option<Vec<String>>, key: &str| -> Result<Vec<String>> {
+                let list = list.unwrap_or_default();
+                for (i, name) in list.iter().enumerate() {
+                    values::env_name(name).map_err(|m| {
+                        self.err(
+                            &format!("{key}[{i}]"),
+                            &format!("is invalid: {m}"),
+                            "fix the name",
+                        )
+                    })?;
+                }
+                Ok(list)
+            };
+            data.inherit = Names {
+                env: names(inherit.env, "inherit.env")?,
+                host_urls: names(inherit.host_urls, "inherit.host_urls")?,
+            };
         }
         if let Some(claude) = file.claude {
             if let Some(v) = &claude.version {

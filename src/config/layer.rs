@@ -47,6 +47,8 @@ pub struct LayerData {
 pub struct Names {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_urls: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -59,7 +61,7 @@ pub struct PackageLists {
 
 impl Names {
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty()
+        self.env.is_empty() && self.host_urls.is_empty()
     }
 }
 

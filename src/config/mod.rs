@@ -55,6 +55,8 @@ pub struct Overrides {
     pub env_files: Vec<PathBuf>,
     /// `--inherit-env NAME`.
     pub inherit_env: Vec<String>,
+    /// `--host-url NAME`.
+    pub host_urls: Vec<String>,
     /// `setup --docker --node ...` (or all of them with `--all`).
     pub tools: Vec<String>,
     /// `-A/--forward-ssh-agent`.
@@ -169,6 +171,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     dedup_paths(&mut config.setup.scripts);
     dedup_paths(&mut config.runtime.scripts);
     dedup_first(&mut config.inherit.env);
+    dedup_first(&mut config.inherit.host_urls);
     dedup_first(&mut config.packages.system);
     // One forward per host port: the higher-precedence layer's rule wins.
     let mut hosts = std::collections::HashSet::new();
@@ -265,6 +268,10 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
     for name in &o.inherit_env {
         values::env_name(name).map_err(|m| flag_err("--inherit-env", name, m))?;
         data.inherit.env.push(name.clone());
+    }
+    for name in &o.host_urls {
+        values::env_name(name).map_err(|m| flag_err("--host-url", name, m))?;
+        data.inherit.host_urls.push(name.clone());
     }
     for tool in &o.tools {
         files::check_tool(tool).map_err(|(m, hint)| {

@@ -60,6 +60,10 @@ impl Default for PoolSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inherit {
     pub env: Vec<String>,
+    /// Variables whose loopback URLs are pointed at the host in the guest, besides the
+    /// well-known ones (proxies, `*_URL`, `*_URI`, `*_ENDPOINT`).
+    #[serde(default)]
+    pub host_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +233,7 @@ pub struct FileLayer {
 #[serde(deny_unknown_fields)]
 pub struct InheritLayer {
     pub env: Option<Vec<String>>,
+    pub host_urls: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -60,6 +60,7 @@ impl Loaded {
             out.push(single(&format!("env.{name}"), "(hidden)".into()));
         }
         out.push(self.list("inherit.env", &c.inherit.env, First));
+        out.push(self.list("inherit.host_urls", &c.inherit.host_urls, First));
         let install = match c.claude.install {
             super::InstallMethod::Official => "official",
             super::InstallMethod::Npm => "npm",

@@ -14,7 +14,7 @@ use crate::integrations::{GitIdentity, GpgForward};
 use crate::lima::{self, Call, CloneSpec, Resources, SetExpr, ShellSpec};
 use crate::names::TemplateName;
 use crate::project::Project;
-use crate::script::{self, quote, Final, GuestScript, SessionInput, HANDOVER_MOUNT};
+use crate::script::{self, quote, ClaudeState, Final, GuestScript, SessionInput, HANDOVER_MOUNT};
 use crate::tools::Tool;
 
 pub struct SessionInputs<'a> {
@@ -38,6 +38,8 @@ pub struct SessionInputs<'a> {
 pub struct GuestInputs {
     /// The final environment (it may hold secrets: it only ever goes into a 0600 file).
     pub env: BTreeMap<String, String>,
+    /// Variables of `env` whose loopback URLs were pointed at the host.
+    pub host_urls: Vec<super::environment::HostUrl>,
     /// The template's tools, whose runtime scripts run first.
     pub tools: Vec<&'static Tool>,
     pub git: Option<GitIdentity>,
@@ -55,6 +57,8 @@ pub struct SessionPlan {
     pub instance: String,
     pub handover_dir: PathBuf,
     pub files: Vec<HandoverFile>,
+    /// Loopback URLs in the guest's environment that now point at the host (for messages).
+    pub host_urls: Vec<super::environment::HostUrl>,
     /// Host directories to create before cloning (the conversation folder).
     pub host_dirs: Vec<PathBuf>,
     pub clone: Call,
@@ -128,9 +132,19 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
             guest_path: format!("{HANDOVER_MOUNT}/{name}"),
         });
     }
+    let state_program = h.text(
+        script::CLAUDE_STATE_FILE,
+        script::CLAUDE_STATE_PROGRAM.to_owned(),
+        true,
+    );
+    let trusted_dirs = trusted_dirs(i.project)?;
     let text = script::session(&SessionInput {
         env_file: env_file.as_deref(),
         runtime: &h.runtime,
+        claude_state: Some(ClaudeState {
+            program: &state_program,
+            trusted_dirs: &trusted_dirs,
+        }),
         last: &i.last,
     });
     let session_script = h.text("session.sh", text, true);
@@ -172,10 +186,25 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         instance: i.instance,
         handover_dir: i.handover_dir,
         files: h.files,
+        host_urls: i.guest.host_urls.clone(),
         clone,
         shell,
         delete,
     })
+}
+
+/// The directories Claude Code is told it may trust: the project, and a worktree's main
+/// repository (Claude Code may key a worktree's settings by it). They are mounted at their
+/// host paths, so the host path is the guest's.
+fn trusted_dirs(project: &Project) -> Result<Vec<String>, String> {
+    let mut dirs = Vec::new();
+    for dir in std::iter::once(&project.root).chain(project.main_root.as_ref()) {
+        let dir = dir
+            .to_str()
+            .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;
+        dirs.push(dir.to_owned());
+    }
+    Ok(dirs)
 }
 
 /// A Lima `portForwards` rule, as lima.yaml spells it.
@@ -341,7 +370,15 @@ mod tests {
             ["delete", "--tty=false", "--force", plan.instance.as_str()]
         );
         let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["runtime-1.sh", "session.sh"]);
+        assert_eq!(names, ["runtime-1.sh", "claude-state.py", "session.sh"]);
+        let script = match &plan.files.last().unwrap().source {
+            FileSource::Text(t) => t.clone(),
+            FileSource::Copy(_) => panic!("session.sh is text"),
+        };
+        assert!(
+            script.contains("python3 /mnt/claude-vm/claude-state.py session /src/app ||"),
+            "the project is trusted before claude starts: {script}"
+        );
     }
 
     #[test]

@@ -86,12 +86,18 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
     });
     let tools = template_tools(i.config);
     let claude = claude_install(i.config);
+    files.push(HandoverFile {
+        name: script::CLAUDE_STATE_FILE.into(),
+        source: FileSource::Text(script::CLAUDE_STATE_PROGRAM.to_owned()),
+        printable: true,
+    });
     let text = script::provision(&ProvisionInput {
         tools: &tools,
         system_packages: &i.config.packages.system,
         packages_setup: packages_setup.as_ref(),
         claude: &claude,
         scripts: &scripts,
+        claude_state: &guest(script::CLAUDE_STATE_FILE),
     });
     files.push(HandoverFile {
         name: "provision.sh".into(),
@@ -220,7 +226,7 @@ mod tests {
         let names: Vec<&str> = p.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            ["setup-1.sh", "provision.sh"],
+            ["setup-1.sh", "claude-state.py", "provision.sh"],
             "provision.sh last: it is the entry point"
         );
         assert_eq!(a.last().unwrap(), "template:debian-13");

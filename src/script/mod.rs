@@ -2,12 +2,14 @@
 //! reaches a script goes through shell-escape; nothing here touches a process or a file.
 
 mod bundle;
+mod claude_state;
 mod provision;
 mod session;
 
 pub use bundle::{bundle, BUNDLE_DIR};
+pub use claude_state::{CLAUDE_STATE_FILE, CLAUDE_STATE_PROGRAM};
 pub use provision::{provision, ClaudeInstall, ProvisionInput};
-pub use session::{env_file, session, Final, SessionInput};
+pub use session::{env_file, session, ClaudeState, Final, SessionInput};
 
 use std::borrow::Cow;
 

@@ -6,7 +6,16 @@ use super::{quote, quote_words, GuestScript};
 use crate::tools::Tool;
 
 /// Installed in every template: what Claude Code and git inside the VM need.
-pub const BASE_PACKAGES: &[&str] = &["ca-certificates", "curl", "git", "less", "procps", "unzip"];
+/// python3 runs claude-vm's first-run answers for Claude Code (cloud images have it already).
+pub const BASE_PACKAGES: &[&str] = &[
+    "ca-certificates",
+    "curl",
+    "git",
+    "less",
+    "procps",
+    "python3",
+    "unzip",
+];
 
 /// How Claude Code gets into the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +36,8 @@ pub struct ProvisionInput<'a> {
     pub claude: &'a ClaudeInstall,
     /// User setup scripts, in the order they run.
     pub scripts: &'a [GuestScript],
+    /// The guest path of [`super::CLAUDE_STATE_PROGRAM`].
+    pub claude_state: &'a str,
 }
 
 /// Fails fast (`set -e`, and each user script checked), numbering its steps so the output
@@ -123,7 +134,15 @@ pub fn provision(input: &ProvisionInput) -> String {
     s.push_str(
         "fi\n\
          command -v claude >/dev/null 2>&1 || cvm_fail 'Claude Code did not install: claude is not on PATH'\n\
-         echo \"Claude Code $(claude --version)\"\n",
+         cvm_claude=$(claude --version) || cvm_fail 'Claude Code is installed but does not run: claude --version failed'\n\
+         cvm_claude=${cvm_claude%% (Claude Code)}\n\
+         echo \"Claude Code $cvm_claude\"\n",
+    );
+    // Sessions start at the prompt: onboarding done and the bypass warning answered.
+    let _ = writeln!(
+        s,
+        "python3 {} template \"${{cvm_claude%% *}}\" || cvm_fail 'could not record the first-run answers for Claude Code'",
+        quote(input.claude_state)
     );
 
     if !mcp.is_empty() {
@@ -184,6 +203,7 @@ mod tests {
             packages_setup: None,
             claude,
             scripts,
+            claude_state: "/tmp/claude-vm-setup/claude-state.py",
         })
     }
 

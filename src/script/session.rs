@@ -20,7 +20,17 @@ pub struct SessionInput<'a> {
     /// A file of `export` lines to source first.
     pub env_file: Option<&'a str>,
     pub runtime: &'a [GuestScript],
+    /// Claude Code's per-session answers, given just before the final command.
+    pub claude_state: Option<ClaudeState<'a>>,
     pub last: &'a Final,
+}
+
+/// The per-session part of Claude Code's state: these directories trusted, and the
+/// forwarded API key (read from the environment in the guest) approved.
+pub struct ClaudeState<'a> {
+    /// The guest path of [`super::CLAUDE_STATE_PROGRAM`].
+    pub program: &'a str,
+    pub trusted_dirs: &'a [String],
 }
 
 /// Runtime scripts are sourced, not run, so what they export reaches the final command; the
@@ -33,6 +43,7 @@ pub fn session(input: &SessionInput) -> String {
          trap 'cvm_status=$?; if [ -n \"$cvm_script\" ]; then printf \"claude-vm: runtime script %s exited with status %s\\n\" \"$cvm_script\" \"$cvm_status\" >&2; fi' EXIT\n\
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; cvm_script=''; exit \"${2:-1}\"; }\n",
     );
+    s.push_str(DEDUP_PATH);
     if let Some(env) = input.env_file {
         let _ = writeln!(
             s,
@@ -50,6 +61,18 @@ pub fn session(input: &SessionInput) -> String {
         );
     }
     s.push_str("cvm_script=''\n");
+    if let Some(state) = &input.claude_state {
+        let _ = writeln!(
+            s,
+            "if command -v python3 >/dev/null 2>&1; then\n\
+             \x20 python3 {} session {} || echo 'claude-vm: warning: could not record the first-run answers: Claude Code may ask its first-run questions' >&2\n\
+             else\n\
+             \x20 echo 'claude-vm: warning: python3 is missing in this VM, so Claude Code may ask its first-run questions; rebuild the template with: claude-vm setup' >&2\n\
+             fi",
+            quote(state.program),
+            quote_words(state.trusted_dirs)
+        );
+    }
     match input.last {
         Final::Claude(args) => {
             s.push_str(
@@ -65,6 +88,16 @@ pub fn session(input: &SessionInput) -> String {
     }
     s
 }
+
+/// Login shells add `~/.local/bin` more than once (the image's profile, the installer's
+/// lines, ours): keep each PATH entry once, in first-seen order, and drop empty ones (an
+/// empty entry would mean the current directory).
+const DEDUP_PATH: &str = "cvm_path=; cvm_rest=\"$PATH:\"\n\
+while [ -n \"$cvm_rest\" ]; do\n\
+\x20 cvm_dir=${cvm_rest%%:*}; cvm_rest=${cvm_rest#*:}\n\
+\x20 case \":$cvm_path:\" in *\":$cvm_dir:\"*) ;; *) [ -n \"$cvm_dir\" ] && cvm_path=${cvm_path:+$cvm_path:}$cvm_dir ;; esac\n\
+done\n\
+PATH=$cvm_path; export PATH; unset cvm_path cvm_rest cvm_dir\n";
 
 /// `export NAME='value'` lines, sourced by the session script. Names are validated shell
 /// identifiers; values keep every byte.
@@ -106,6 +139,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            claude_state: None,
             last: &Final::Command(argv),
         });
         let (code, out, err) = run_bash(&script, &[]);
@@ -136,6 +170,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: Some(&env_path),
             runtime: &ok,
+            claude_state: None,
             last: &last,
         });
         let (code, out, _) = run_bash(&script, &[]);
@@ -149,6 +184,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: Some(&env_path),
             runtime: &failing,
+            claude_state: None,
             last: &last,
         });
         let (code, out, err) = run_bash(&script, &[]);
@@ -171,6 +207,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &rt,
+            claude_state: None,
             last: &Final::Command(vec!["true".into()]),
         });
         let (code, _, err) = run_bash(&script, &[]);
@@ -187,6 +224,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            claude_state: None,
             last: &last,
         });
         assert_eq!(run_bash(&script, &[]).0, 7);
@@ -200,6 +238,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            claude_state: None,
             last: &Final::Claude(args),
         });
         assert!(
@@ -209,5 +248,74 @@ mod tests {
         let (code, _, err) = run_bash(&format!("PATH=/nonexistent\n{script}"), &[]);
         assert_eq!(code, 127);
         assert!(err.contains("claude is not installed"), "{err}");
+    }
+
+    #[test]
+    fn path_entries_are_kept_once_in_order() {
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &[],
+            claude_state: None,
+            last: &Final::Command(vec!["printenv".into(), "PATH".into()]),
+        });
+        let (code, out, err) = run_bash(
+            &format!(
+                "PATH=/h/.local/bin:/usr/bin::/h/.local/bin:/bin:/usr/bin:/h/.local/bin\n{script}"
+            ),
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim_end(), "/h/.local/bin:/usr/bin:/bin");
+    }
+
+    #[test]
+    fn the_first_run_answers_come_before_the_command_and_never_stop_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("log");
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // A python3 that records its arguments and fails: the session still runs.
+        let fake = write(
+            &bin,
+            "python3",
+            &format!(
+                "#!/bin/sh\nprintf '<%s>' \"$@\" > {}\nexit 3\n",
+                log.display()
+            ),
+        );
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let dirs = ["/src/my app".to_string(), "/src/main's".to_string()];
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &[],
+            claude_state: Some(ClaudeState {
+                program: "/mnt/claude-vm/claude-state.py",
+                trusted_dirs: &dirs,
+            }),
+            last: &Final::Command(vec!["echo".into(), "ran".into()]),
+        });
+        let (code, out, err) = run_bash(
+            &format!("PATH={}:/usr/bin:/bin\n{script}", bin.display()),
+            &[],
+        );
+        assert_eq!((code, out.as_str()), (0, "ran\n"), "{err}");
+        assert!(
+            err.contains("could not record the first-run answers"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "</mnt/claude-vm/claude-state.py><session></src/my app></src/main's>"
+        );
+        let (code, out, err) = run_bash(
+            &format!(
+                "PATH=/nonexistent\n{}",
+                script.replace("exec echo", "exec /bin/echo")
+            ),
+            &[],
+        );
+        assert_eq!((code, out.as_str()), (0, "ran\n"), "{err}");
+        assert!(err.contains("python3 is missing"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use crate::support::{Run, World};
 
@@ -82,9 +83,76 @@ fn openpty() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
 }
 
+/// claude-vm running on a terminal that a test types into and reads from as it goes.
+pub struct PtySession<'w> {
+    world: &'w World,
+    child: std::process::Child,
+    master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    before: usize,
+}
+
+impl PtySession<'_> {
+    pub fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let _ = self.master.write_all(bytes);
+    }
+
+    pub fn transcript(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("output")).into_owned()
+    }
+
+    /// What was drawn so far, without escape sequences.
+    pub fn screen(&self) -> String {
+        strip_ansi(&self.transcript())
+    }
+
+    pub fn wait_for_screen(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.screen()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pred(&self.screen())
+    }
+
+    /// Waits for claude-vm to exit (killing it after `timeout`) and checks the invariants.
+    pub fn finish(mut self, timeout: Duration) -> TtyRun {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let run = TtyRun {
+            code: status.code().unwrap_or(-1),
+            transcript: self.transcript(),
+            calls: self.world.logged()[self.before..].to_vec(),
+        };
+        self.world.check_invariants(&Run {
+            code: run.code,
+            stdout: String::new(),
+            stderr: run.transcript.clone(),
+            calls: run.calls.clone(),
+        });
+        run
+    }
+}
+
 impl World {
-    /// Runs claude-vm in `cwd` with the terminal as stdin, stdout and stderr.
-    pub fn run_pty_in(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> TtyRun {
+    /// Starts claude-vm in `cwd` with a terminal as stdin, stdout and stderr.
+    pub fn spawn_pty_in(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> PtySession<'_> {
         let (master, slave) = openpty();
         let before = self.logged().len();
         let mut cmd = self.command(args, cwd);
@@ -95,37 +163,41 @@ impl World {
             .stdin(Stdio::from(slave.try_clone().expect("dup pty")))
             .stdout(Stdio::from(slave.try_clone().expect("dup pty")))
             .stderr(Stdio::from(slave));
-        let mut child = cmd.spawn().expect("spawn claude-vm");
+        let child = cmd.spawn().expect("spawn claude-vm");
         // Drop our copies of the slave (moved into `cmd`), so reading ends when the child's do.
         drop(cmd);
+        let master = std::fs::File::from(master);
+        let mut read_end = master.try_clone().expect("dup pty master");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = output.clone();
         let reader = std::thread::spawn(move || {
-            let mut file = std::fs::File::from(master);
-            let mut out = Vec::new();
             let mut buf = [0u8; 4096];
             // A pty master reads EIO once every slave descriptor is closed.
-            while let Ok(n) = file.read(&mut buf) {
+            while let Ok(n) = read_end.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                out.extend_from_slice(&buf[..n]);
+                sink.lock().expect("output").extend_from_slice(&buf[..n]);
             }
-            out
         });
-        let status = child.wait().expect("wait");
-        let transcript = String::from_utf8_lossy(&reader.join().expect("reader")).into_owned();
-        let calls = self.logged()[before..].to_vec();
-        let run = TtyRun {
-            code: status.code().unwrap_or(-1),
-            transcript,
-            calls,
-        };
-        self.check_invariants(&Run {
-            code: run.code,
-            stdout: String::new(),
-            stderr: run.transcript.clone(),
-            calls: run.calls.clone(),
-        });
-        run
+        PtySession {
+            world: self,
+            child,
+            master,
+            output,
+            reader: Some(reader),
+            before,
+        }
+    }
+
+    pub fn spawn_pty(&self, args: &[&str], env: &[(&str, &str)]) -> PtySession<'_> {
+        self.spawn_pty_in(args, &self.project.clone(), env)
+    }
+
+    /// Runs claude-vm in `cwd` with the terminal as stdin, stdout and stderr, typing nothing.
+    pub fn run_pty_in(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> TtyRun {
+        self.spawn_pty_in(args, cwd, env)
+            .finish(Duration::from_secs(600))
     }
 
     pub fn run_pty(&self, args: &[&str], env: &[(&str, &str)]) -> TtyRun {

@@ -354,6 +354,8 @@ fn boot_plan(ctx: &Ctx, inst: &Instance, cfg: &config::Config) -> agent::BootPla
             .collect(),
         uid: cfg.user.uid,
         exe: ctx.exe.clone(),
+        claude_code: std::env::var_os(crate::claude_install::REAL_ENV)
+            .map(std::path::PathBuf::from),
     }
 }
 

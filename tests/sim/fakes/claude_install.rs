@@ -18,6 +18,37 @@ use std::path::{Path, PathBuf};
 pub const LATEST: &str = "2.0.0";
 pub const NPM_PACKAGE: &str = "@anthropic-ai/claude-code";
 
+/// A real Claude Code, when the test hands one to the simulator
+/// (`LIMA_SIM_CLAUDE_CODE=DIR` at boot: DIR holds the `claude` executable and
+/// its npm `package.json`). The guest sees DIR read-only here, and both
+/// installers then install it instead of the fake.
+pub const REAL_DIR: &str = "/.limasim/claude-code";
+pub const REAL_ENV: &str = "LIMA_SIM_CLAUDE_CODE";
+
+/// The real Claude Code's version, when the guest has one.
+pub fn real_version() -> Option<String> {
+    let dir = crate::fakes::guest_path(REAL_DIR);
+    let manifest = std::fs::read(dir.join("package.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+    v.get("version")?.as_str().map(String::from)
+}
+
+/// Checks a directory given as [`REAL_ENV`] before a boot uses it.
+pub fn check_real_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = dir.join("claude");
+    let executable = std::fs::metadata(&exe)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false);
+    if !dir.is_absolute() || !executable || !dir.join("package.json").is_file() {
+        return Err(format!(
+            "{REAL_ENV}={}: not an absolute directory holding an executable `claude` and its package.json",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The real installers' version syntax: `stable`, `latest` or `X.Y.Z[-pre]`.
 pub fn valid_target(t: &str) -> bool {
     if t == "stable" || t == "latest" {

@@ -31,9 +31,19 @@ case "$TARGET" in
     ""|stable|latest) VERSION=@LATEST@ ;;
     *) VERSION="$TARGET" ;;
 esac
+EXE=@EXE@
+if [ -x @REAL@/claude ]; then
+    # The simulator's download server holds one real release.
+    REAL=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' @REAL@/package.json)
+    case "$TARGET" in
+        ""|stable|latest|"$REAL") VERSION=$REAL ;;
+        *) echo "Failed to download Claude Code $TARGET (this simulator serves $REAL)" >&2; exit 1 ;;
+    esac
+    EXE=@REAL@/claude
+fi
 versions="$HOME/.local/share/claude/versions"
 mkdir -p "$versions" "$HOME/.local/bin"
-ln -sf @EXE@ "$versions/$VERSION"
+ln -sf "$EXE" "$versions/$VERSION"
 ln -sfn "$versions/$VERSION" "$HOME/.local/bin/claude"
 echo "✔ Claude Code successfully installed!"
 echo ""
@@ -43,6 +53,7 @@ echo "  Location: ~/.local/bin/claude"
 "#
     .replace("@LATEST@", claude_install::LATEST)
     .replace("@EXE@", &quoted(exe))
+    .replace("@REAL@", claude_install::REAL_DIR)
     .into_bytes()
 }
 

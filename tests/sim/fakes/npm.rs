@@ -70,6 +70,9 @@ fn package_dir(prefix: &Path) -> PathBuf {
 }
 
 fn install_claude(prefix: &Path, version: &str) -> Result<(), String> {
+    if claude_install::real_version().as_deref() == Some(version) {
+        return install_real_claude(prefix);
+    }
     let dir = package_dir(prefix);
     let _ = crate::fsutil::remove_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -99,6 +102,25 @@ fn install_claude(prefix: &Path, version: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The real package's native `claude`, linked where npm links its bin.
+fn install_real_claude(prefix: &Path) -> Result<(), String> {
+    let dir = package_dir(prefix);
+    let _ = crate::fsutil::remove_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let real = Path::new(claude_install::REAL_DIR);
+    std::fs::copy(
+        crate::fakes::guest_path(claude_install::REAL_DIR).join("package.json"),
+        dir.join("package.json"),
+    )
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bin = prefix.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let link = bin.join("claude");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(real.join("claude"), &link)
+        .map_err(|e| format!("{}: {e}", link.display()))
+}
+
 fn install(specs: &[String], global: bool) -> i32 {
     if !global {
         crate::fakes::complain(
@@ -120,8 +142,15 @@ fn install(specs: &[String], global: bool) -> i32 {
         if name != NPM_PACKAGE {
             return offline(&name.replace('/', "%2f"));
         }
+        let real = claude_install::real_version();
         let version = match wanted {
-            "" | "latest" | "stable" => claude_install::LATEST.to_string(),
+            "" | "latest" | "stable" => real.unwrap_or_else(|| claude_install::LATEST.to_string()),
+            v if real.is_some() && real.as_deref() != Some(v) => {
+                return error_lines(&[
+                    "code ETARGET".to_string(),
+                    format!("notarget No matching version found for {NPM_PACKAGE}@{v} (this simulator's registry holds the real {NPM_PACKAGE}@{})", real.unwrap_or_default()),
+                ])
+            }
             v if claude_install::valid_target(v) => v.to_string(),
             v => {
                 return error_lines(&[

@@ -69,6 +69,8 @@ pub struct BootPlan {
     pub uid: u32,
     /// This simulator binary, shown to the guest at /.limasim/limactl.
     pub exe: PathBuf,
+    /// A real Claude Code to show the guest (`LIMA_SIM_CLAUDE_CODE`).
+    pub claude_code: Option<PathBuf>,
 }
 
 enum Outcome {
@@ -78,6 +80,9 @@ enum Outcome {
 
 /// Starts the host agent and waits until the guest is up.
 pub fn launch(plan: &BootPlan) -> Res<Isolation> {
+    if let Some(dir) = &plan.claude_code {
+        crate::claude_install::check_real_dir(dir).map_err(Fail::fatal)?;
+    }
     if plan.want == Isolation::Namespace {
         match spawn(plan, Isolation::Namespace)? {
             Outcome::Ready(mode) => return Ok(mode),
@@ -87,6 +92,12 @@ pub fn launch(plan: &BootPlan) -> Res<Isolation> {
                 ));
             }
         }
+    }
+    if plan.claude_code.is_some() {
+        return Err(Fail::fatal(format!(
+            "[simulator] {} needs the namespace guest mode",
+            crate::claude_install::REAL_ENV
+        )));
     }
     match spawn(plan, Isolation::Fallback)? {
         Outcome::Ready(mode) => Ok(mode),

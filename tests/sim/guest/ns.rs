@@ -336,7 +336,13 @@ fn make_runtime_dir(run: &Path, uid: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn mount_system(root: &Path, inst: &Path, exe_src: &Path, uid: u32) -> Result<Vec<String>, String> {
+fn mount_system(
+    root: &Path,
+    inst: &Path,
+    exe_src: &Path,
+    claude_code: Option<&Path>,
+    uid: u32,
+) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     for dir in disk::PLAIN_DIRS {
         let target = root.join(dir);
@@ -399,8 +405,37 @@ fn mount_system(root: &Path, inst: &Path, exe_src: &Path, uid: u32) -> Result<Ve
     File::create(&exe).map_err(|e| sys::path_error("open", &exe, &e))?;
     bind(exe_src, &exe, false)?;
     make_readonly(&exe)?;
+    if let Some(real) = claude_code {
+        let dir = root.join(crate::claude_install::REAL_DIR.trim_start_matches('/'));
+        mkdir(&dir, 0o755)?;
+        bind(real, &dir, false)?;
+        make_readonly(&dir)?;
+    }
     Ok(notes)
 }
+
+/// Lima's boot scripts add `host.lima.internal` to the guest's /etc/hosts. The simulated
+/// guest shares the host's network, so the host's loopback is where that name leads. A bind
+/// of a file in the run directory: the host's own /etc/hosts is never written.
+fn host_lima_internal(root: &Path, inst: &Path) -> Result<(), String> {
+    let target = root.join("etc/hosts");
+    let mut text = std::fs::read_to_string(&target).unwrap_or_default();
+    if !text.split_whitespace().any(|w| w == HOST_NAME) {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("127.0.0.1\t{HOST_NAME}\n"));
+    }
+    let file = disk::run_dir(inst).join("hosts");
+    std::fs::write(&file, text).map_err(|e| sys::path_error("write", &file, &e))?;
+    if !target.exists() {
+        File::create(&target).map_err(|e| sys::path_error("open", &target, &e))?;
+    }
+    bind(&file, &target, false)
+}
+
+/// How a Lima guest names the host.
+const HOST_NAME: &str = "host.lima.internal";
 
 fn mount_lima_mounts(root: &Path, mounts: &[Mount]) -> Result<(), String> {
     // Shallow first, so a nested mount point lands on top of its parent.
@@ -457,7 +492,17 @@ pub fn boot(plan: &BootPlan) -> Result<Vec<String>, BootError> {
             mount_layers_fallback(&root, &plan.inst).map_err(failed)?;
         }
     }
-    notes.extend(mount_system(&root, &plan.inst, &plan.exe, plan.uid).map_err(failed)?);
+    notes.extend(
+        mount_system(
+            &root,
+            &plan.inst,
+            &plan.exe,
+            plan.claude_code.as_deref(),
+            plan.uid,
+        )
+        .map_err(failed)?,
+    );
+    host_lima_internal(&root, &plan.inst).map_err(failed)?;
     mount_lima_mounts(&root, &plan.mounts).map_err(failed)?;
     pivot(&root).map_err(failed)?;
     Ok(notes)
