@@ -900,6 +900,97 @@ fn mounts_are_the_only_window_to_the_host() {
 }
 
 #[test]
+fn the_guest_names_the_host_as_lima_does() {
+    let sim = Sim::new();
+    sim.running_with_project("vm");
+    let host_hosts = fs::read("/etc/hosts").unwrap_or_default();
+    let out = sim
+        .sh(
+            "vm",
+            "getent hosts host.lima.internal; grep -c host.lima.internal /etc/hosts",
+        )
+        .ok();
+    assert_namespace_mode(&sim);
+    assert_eq!(out.stdout, "127.0.0.1       host.lima.internal\n1\n");
+    // Once per boot, however often it boots, and never in the host's own file.
+    sim.run(&["stop", "vm"]).ok();
+    sim.run(&["start", "vm"]).ok();
+    let out = sim.sh("vm", "grep -c host.lima.internal /etc/hosts").ok();
+    assert_eq!(out.stdout, "1\n");
+    assert_eq!(fs::read("/etc/hosts").unwrap_or_default(), host_hosts);
+}
+
+#[test]
+fn a_real_claude_code_is_installed_when_one_is_given() {
+    let sim = Sim::new();
+    let real = sim.base().join("real-claude");
+    fs::create_dir_all(&real).expect("mkdir");
+    fs::write(
+        real.join("package.json"),
+        r#"{"name": "@anthropic-ai/claude-code-linux-x64", "version": "9.8.7"}"#,
+    )
+    .expect("write");
+    fs::write(
+        real.join("claude"),
+        "#!/bin/sh\necho \"9.8.7 (Claude Code) real $*\"\n",
+    )
+    .expect("write");
+    fs::set_permissions(
+        real.join("claude"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let set = format!(
+        ".mounts = [{}]",
+        serde_json::json!({"location": sim.project, "writable": true})
+    );
+    sim.create("vm", &["--set", &set]);
+    let out = sim
+        .cmd(&["start", "vm"])
+        .env("LIMA_SIM_CLAUDE_CODE", &real)
+        .output()
+        .expect("start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sim
+        .sh("vm", "curl -fsSL https://claude.ai/install.sh | bash; ~/.local/bin/claude --version; curl -fsSL https://claude.ai/install.sh | bash -s 1.0.0 2>&1; echo \"status $?\"")
+        .ok();
+    assert_namespace_mode(&sim);
+    assert!(
+        out.stdout.contains("9.8.7 (Claude Code) real --version\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Failed to download Claude Code 1.0.0"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("status 1\n"), "{}", out.stdout);
+    // The real files are read-only in the guest.
+    let out = sim.sh("vm", "echo x > /.limasim/claude-code/claude; true");
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "{}",
+        out.stderr
+    );
+
+    // A directory that is not a Claude Code is refused at boot.
+    sim.run(&["stop", "vm"]).ok();
+    let out = sim
+        .cmd(&["start", "vm"])
+        .env("LIMA_SIM_CLAUDE_CODE", sim.base())
+        .output()
+        .expect("start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("LIMA_SIM_CLAUDE_CODE="), "{err}");
+}
+
+#[test]
 fn the_guest_disk_persists_and_tmp_is_per_boot() {
     let sim = Sim::new();
     sim.running_with_project("vm");

@@ -132,6 +132,17 @@ fn bad_variable_names_are_refused_with_their_source() {
     let r = w.run(&["--inherit-env", "BAD-NAME", "hello"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--inherit-env"), "{}", r.stderr);
+    let r = w.run(&["--host-url", "NO SPACES", "hello"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--host-url"), "{}", r.stderr);
+    w.write_project(
+        ".claude-vm.toml",
+        "[inherit]\nhost_urls = [\"A\", \"-x\"]\n",
+    );
+    let r = w.run(&["hello"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`inherit.host_urls[1]`"), "{}", r.stderr);
+    std::fs::remove_file(w.project.join(".claude-vm.toml")).unwrap();
     assert!(
         w.logged().iter().all(|c| c[0] != "clone"),
         "nothing was started"
@@ -392,5 +403,104 @@ fn the_running_clone_carries_agent_and_port_settings_in_its_lima_yaml() {
     assert!(
         w.instances().iter().all(|n| !n.contains(".run-")),
         "the clone is gone afterwards"
+    );
+}
+
+#[test]
+fn loopback_urls_reach_the_host_and_are_shown_in_dry_run_and_info() {
+    let mut w = World::new();
+    w.setup();
+    w.set_env("ANTHROPIC_BASE_URL", "http://127.0.0.1:4000")
+        .set_env("ANTHROPIC_API_KEY", "sk-ant-SECRET-3")
+        .set_env("DATABASE_URL", "postgres://app:SECRETPW@localhost:5432/db")
+        .set_env("MY_GATEWAY", "http://[::1]:8080/v1");
+    w.write(
+        "home/.claude-vm.toml",
+        "[inherit]\nenv = [\"DATABASE_URL\", \"MY_GATEWAY\"]\nhost_urls = [\"MY_GATEWAY\"]\n",
+    );
+    let args = [
+        "--env",
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost.:4318",
+        "--env",
+        "PLAIN=http://localhost:1",
+        "--env",
+        "MARKED=http://127.1:9",
+        "--host-url",
+        "MARKED",
+    ];
+    let mut session = args.to_vec();
+    session.push("hello");
+    let r = w.run(&session);
+    r.ok();
+    let env = &r.claude()["env"];
+    assert_eq!(env["ANTHROPIC_BASE_URL"], "http://host.lima.internal:4000");
+    assert_eq!(
+        env["DATABASE_URL"],
+        "postgres://app:SECRETPW@host.lima.internal:5432/db"
+    );
+    assert_eq!(env["MY_GATEWAY"], "http://host.lima.internal:8080/v1");
+    assert_eq!(
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://host.lima.internal:4318"
+    );
+    assert_eq!(env["MARKED"], "http://host.lima.internal:9");
+    assert_eq!(
+        env["PLAIN"], "http://localhost:1",
+        "not a URL variable, not marked"
+    );
+    no_secret_in_any_call(&w, "SECRET");
+
+    let mut dry = vec!["--dry-run"];
+    dry.extend(session.iter().copied());
+    let r = w.run(&dry);
+    r.ok();
+    for line in [
+        "  ANTHROPIC_BASE_URL: http://127.0.0.1:4000 -> http://host.lima.internal:4000",
+        "  DATABASE_URL: postgres://***@localhost:5432/db -> postgres://***@host.lima.internal:5432/db",
+        "  MARKED: http://127.1:9 -> http://host.lima.internal:9",
+        "  MY_GATEWAY: http://[::1]:8080/v1 -> http://host.lima.internal:8080/v1",
+    ] {
+        assert!(r.stdout.lines().any(|l| l == line), "{line}\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("SECRETPW"), "no password in the dry run");
+    assert!(!r.stdout.contains("PLAIN:"));
+    assert!(r.calls.is_empty(), "a dry run calls nothing");
+
+    let mut info = args.to_vec();
+    info.push("info");
+    let r = w.run(&info);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("host urls:    ANTHROPIC_BASE_URL: http://127.0.0.1:4000 -> http://host.lima.internal:4000"),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("MARKED: http://127.1:9 -> http://host.lima.internal:9"));
+    assert!(!r.stdout.contains("SECRETPW"));
+}
+
+#[test]
+fn the_guest_path_has_each_entry_once() {
+    let w = World::new();
+    w.setup();
+    let r = w.run(&["shell", "--", "printenv", "PATH"]);
+    r.ok();
+    let path = r.stdout.trim_end();
+    let entries: Vec<&str> = path.split(':').collect();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.ends_with("/.local/bin"))
+            .count(),
+        1,
+        "{path}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        entries.iter().all(|e| !e.is_empty() && seen.insert(*e)),
+        "{path}"
     );
 }

@@ -217,3 +217,62 @@ fn a_boot_failure_during_setup_removes_the_half_built_template() {
     );
     assert!(w.instances().is_empty());
 }
+
+#[test]
+fn sessions_find_claude_codes_first_run_questions_answered() {
+    let mut w = World::new();
+    // What a login leaves in the template: it must survive every merge.
+    w.write_project(
+        ".claude-vm.setup.sh",
+        "python3 - <<'PY'\nimport json, os\np = os.path.expanduser('~/.claude.json')\nc = json.load(open(p))\nc['oauthAccount'] = {'emailAddress': 'me@example.com'}\njson.dump(c, open(p, 'w'))\nPY\n",
+    );
+    let r = w.setup();
+    r.ok();
+    let ready = r.stderr.lines().last().unwrap_or_default();
+    assert!(
+        ready.contains("is ready with Claude Code 2.0.0: run"),
+        "the last line names the version once: {ready}"
+    );
+    assert!(!r.stderr.contains("(Claude Code)"), "{}", r.stderr);
+
+    w.set_env(
+        "ANTHROPIC_API_KEY",
+        "sk-ant-api03-SECRET-abcdefghij0123456789",
+    );
+    let r = w.run(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "cat ~/.claude.json ~/.claude/settings.json",
+    ]);
+    r.ok();
+    let mut docs = serde_json::Deserializer::from_str(&r.stdout).into_iter::<serde_json::Value>();
+    let config = docs.next().expect("~/.claude.json").expect("JSON");
+    let settings = docs.next().expect("settings.json").expect("JSON");
+    assert_eq!(config["hasCompletedOnboarding"], true);
+    assert_eq!(config["lastOnboardingVersion"], "2.0.0");
+    assert_eq!(config["bypassPermissionsModeAccepted"], true);
+    assert_eq!(settings["skipDangerousModePermissionPrompt"], true);
+    assert_eq!(config["oauthAccount"]["emailAddress"], "me@example.com");
+    let project = w.project.to_str().unwrap();
+    assert_eq!(config["projects"][project]["hasTrustDialogAccepted"], true);
+    assert_eq!(
+        config["customApiKeyResponses"]["approved"],
+        serde_json::json!(["abcdefghij0123456789"])
+    );
+    assert!(
+        !r.stdout.contains("SECRET"),
+        "only the key's tail is stored"
+    );
+
+    // A clone's answers go with it: the template keeps only what setup wrote.
+    w.set_env("ANTHROPIC_API_KEY", "");
+    let r = w.run(&["shell", "--", "sh", "-c", "cat ~/.claude.json"]);
+    r.ok();
+    let config: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert!(
+        config.get("customApiKeyResponses").is_none(),
+        "no key this time, and the last session's approval went with its clone: {config}"
+    );
+}

@@ -34,7 +34,7 @@ esac
 EXE=@EXE@
 if [ -x @REAL@/claude ]; then
     # The simulator's download server holds one real release.
-    REAL=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' @REAL@/package.json)
+    REAL=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' @REAL@/package.json | head -n 1)
     case "$TARGET" in
         ""|stable|latest|"$REAL") VERSION=$REAL ;;
         *) echo "Failed to download Claude Code $TARGET (this simulator serves $REAL)" >&2; exit 1 ;;

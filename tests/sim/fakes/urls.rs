@@ -73,6 +73,9 @@ mod tests {
         let body =
             (lookup("https://claude.ai/install.sh").unwrap().body)(Path::new("/.limasim/limactl"));
         let body = String::from_utf8(body).unwrap();
-        assert!(body.contains("ln -sf /.limasim/limactl \"$versions/$VERSION\""));
+        assert!(
+            body.contains("EXE=/.limasim/limactl\n")
+                && body.contains("ln -sf \"$EXE\" \"$versions/$VERSION\"")
+        );
     }
 }
