@@ -29,6 +29,7 @@ mod trust;
 mod tty;
 mod ui;
 mod update;
+mod worktrees;
 
 use clap::Parser;
 

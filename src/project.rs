@@ -46,6 +46,16 @@ impl Project {
         };
         let root =
             std::fs::canonicalize(workdir).io_context("resolve the repository root", workdir)?;
+        // Where the user stands is the one fact here nobody in a VM can change: a `.git` file
+        // that names another repository's work tree must not move the project there.
+        if !cwd.starts_with(&root) {
+            return Err(Error::usage(format!(
+                "the git repository of {} says its work tree is {}, which does not contain it (its .git file points elsewhere)",
+                cwd.display(),
+                root.display()
+            ))
+            .with_hint("restore the .git file (`git worktree repair` in the main repository), then run claude-vm again"));
+        }
         let main_root = if repo.is_worktree() {
             let common = std::fs::canonicalize(repo.commondir())
                 .io_context("resolve the main repository", repo.commondir())?;

@@ -35,16 +35,22 @@ pub struct Context {
     pub ui: Ui,
     pub lima: Limactl,
     pub dry_run: bool,
+    /// How the worktree's main repository compared with the one remembered for it.
+    pub main_repo: crate::worktrees::Pin,
     /// Files already allowed by --yes (warned about once).
     allowed: Mutex<Vec<PathBuf>>,
 }
 
 impl Context {
-    fn new(global: &GlobalOpts) -> Result<Context> {
+    /// `accept_main_repo`: a worktree's changed main repository is taken as the new one
+    /// (`claude-vm trust`); otherwise it stops the command.
+    fn new(global: &GlobalOpts, accept_main_repo: bool) -> Result<Context> {
         let paths = HostPaths::from_env()?;
         let cwd = std::env::current_dir().io_context("read the current directory", ".")?;
         let project = Project::discover(&cwd)?;
+        let main_repo = crate::worktrees::pin(&paths, &project, accept_main_repo, !global.dry_run)?;
         Ok(Context {
+            main_repo,
             paths,
             cwd,
             project,
@@ -126,7 +132,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         _ => {}
     }
-    let ctx = Context::new(&cli.global)?;
+    let trusting = matches!(cli.command, Some(Command::Trust(_)));
+    let ctx = Context::new(&cli.global, trusting)?;
     let notice = update_notice(&ctx);
     let code = dispatch(&ctx, cli)?;
     if let Some(text) = notice {

@@ -27,6 +27,15 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<i32> {
         }
         return Ok(0);
     }
+    if let crate::worktrees::Pin::Accepted(old) = &ctx.main_repo {
+        if let Some(main) = &p.main_root {
+            println!(
+                "accepted {} as the main repository of this worktree (it was {})",
+                main.display(),
+                old.display()
+            );
+        }
+    }
     // Loading validates the files: an invalid one is refused here, not approved.
     let loaded = ctx.load_config(&Overrides::default())?;
     let mut reviews: Vec<Review> = loaded.reviews.clone();

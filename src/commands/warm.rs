@@ -227,7 +227,7 @@ pub fn keeper_if_asked() -> Option<i32> {
         quiet: true,
         dry_run: false,
     };
-    let code = match Context::new(&global).and_then(|ctx| keep(&ctx)) {
+    let code = match Context::new(&global, false).and_then(|ctx| keep(&ctx)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!(

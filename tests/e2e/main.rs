@@ -5,6 +5,7 @@ mod live;
 mod support;
 
 mod audit;
+mod boundary;
 mod completions;
 mod concurrency;
 mod config_errors;
