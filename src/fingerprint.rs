@@ -59,10 +59,7 @@ pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
     for f in &plan.files {
         let bytes = match &f.source {
             FileSource::Text(t) => t.as_bytes().to_vec(),
-            FileSource::Copy(path) => std::fs::read(path).map_err(|e| {
-                Error::failure(format!("cannot read {}: {e}", path.display()))
-                    .with_hint("check that the setup script exists and is readable")
-            })?,
+            FileSource::Copy(copy) => copy.read()?,
         };
         parts.insert(format!("file:{}", f.name), hex(&bytes));
     }
@@ -136,9 +133,10 @@ mod tests {
             template: &t,
             build: build.to_owned(),
             config,
+            agent_writable: Vec::new(),
             scripts: vec![HostScript {
                 label: "./.claude-vm.setup.sh".into(),
-                path: script.to_path_buf(),
+                source: crate::plan::HostCopy::plain(script.to_path_buf()),
             }],
             login: false,
         })

@@ -70,7 +70,7 @@ impl Handover {
         let path = self.dir.join(&f.name);
         let contents = match &f.source {
             FileSource::Text(t) => t.as_bytes().to_vec(),
-            FileSource::Copy(src) => fs::read(src).io_context("read", src)?,
+            FileSource::Copy(src) => src.read()?,
         };
         let mut file = OpenOptions::new()
             .write(true)
@@ -108,7 +108,7 @@ mod tests {
             },
             HandoverFile {
                 name: "runtime-1.sh".into(),
-                source: FileSource::Copy(src),
+                source: FileSource::Copy(crate::plan::HostCopy::plain(src)),
                 printable: true,
             },
         ];

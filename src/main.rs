@@ -9,6 +9,7 @@ mod doctor;
 mod error;
 mod fingerprint;
 mod handover;
+mod hostfile;
 mod integrations;
 mod journal;
 mod lima;

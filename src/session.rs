@@ -50,6 +50,9 @@ pub fn run(
     for dir in &plan.host_dirs {
         fs::create_dir_all(dir).io_context("create", dir)?;
     }
+    // What is mounted must still be what was checked: no link anywhere in its path now, and
+    // the same folder once the VM has booted.
+    let mounted = mount_identities(plan)?;
     // For a warm clone this takes it over from the pool's keeper: the entry is replaced.
     guard.journal.record(&guard.entry)?;
     let handover = match start {
@@ -67,7 +70,7 @@ pub fn run(
 
     // A warm clone exists already: it must be deleted on every way out.
     let mut cloning = start == Start::Warm;
-    let work = work(lima, ui, plan, guard, start, &mut cloning);
+    let work = work(lima, ui, plan, guard, start, &mut cloning, &mounted);
 
     let deleted = if cloning {
         let _cleaning = signals::CleaningUp::begin();
@@ -111,6 +114,13 @@ pub fn run(
     }
 }
 
+fn mount_identities(plan: &SessionPlan) -> Result<Vec<(u64, u64)>> {
+    plan.mounted_dirs
+        .iter()
+        .map(|d| crate::hostfile::dir_identity(d))
+        .collect()
+}
+
 fn work(
     lima: &Limactl,
     ui: &Ui,
@@ -118,6 +128,7 @@ fn work(
     guard: &Guard,
     start: Start,
     cloning: &mut bool,
+    mounted: &[(u64, u64)],
 ) -> Result<i32> {
     if start == Start::Cold {
         let step = ui.step("cloning the template and booting the VM");
@@ -133,6 +144,13 @@ fn work(
                 .map_err(signals::explain)?;
         }
         step.done();
+    }
+    if mount_identities(plan)? != mounted {
+        return Err(Error::failure(format!(
+            "a folder the VM {} mounts changed while it booted (possibly from inside another VM): the session does not start",
+            plan.instance
+        ))
+        .with_hint("look at the project's folders for a replaced directory, then run claude-vm again"));
     }
     signals::check()?;
     let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;

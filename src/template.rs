@@ -322,7 +322,7 @@ fn provisioning_bundle(plan: &SetupPlan) -> Result<String> {
     for f in &plan.files {
         let bytes = match &f.source {
             FileSource::Text(t) => t.clone().into_bytes(),
-            FileSource::Copy(path) => fs::read(path).io_context("read", path)?,
+            FileSource::Copy(copy) => copy.read()?,
         };
         files.push((f.name.clone(), bytes));
     }

@@ -94,24 +94,34 @@ impl Store {
 /// None when the script is missing or inside the project.
 pub fn project_script(script: &Path, project: &Project) -> Option<R> {
     fs::symlink_metadata(script).ok()?;
-    let target = fs::canonicalize(script).ok()?;
+    // What the file really is, read from one descriptor: the same reading the copy does.
+    let (target, content) = match crate::hostfile::read_regular(script) {
+        Ok(read) => read,
+        Err(_) => (fs::canonicalize(script).ok()?, Vec::new()),
+    };
     let inside = std::iter::once(&project.root)
         .chain(project.main_root.as_ref())
         .any(|r| target.starts_with(r));
     if inside {
         return None;
     }
-    let mut bytes = target.as_os_str().as_encoded_bytes().to_vec();
-    bytes.push(0);
-    bytes.extend(fs::read(&target).unwrap_or_default());
     Some(R {
         path: script.to_path_buf(),
-        digest: sha256_hex(&bytes),
+        digest: script_digest(&target, &content),
         widens: vec![format!(
             "is a link to {}, outside the project: its content would be copied into the VM",
             target.display()
         )],
     })
+}
+
+/// What an approval of a script that leads out of the project covers: where it leads and
+/// its exact bytes.
+pub fn script_digest(target: &Path, content: &[u8]) -> String {
+    let mut bytes = target.as_os_str().as_encoded_bytes().to_vec();
+    bytes.push(0);
+    bytes.extend_from_slice(content);
+    sha256_hex(&bytes)
 }
 
 /// The files of `reviews` that widen the sandbox and are not approved as they are now.

@@ -63,6 +63,7 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
         build: template.to_string(),
         config,
         scripts: Vec::new(),
+        agent_writable: ctx.agent_writable(config),
         login: false,
     })
     .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;

@@ -39,9 +39,26 @@ pub struct Context {
     pub main_repo: crate::worktrees::Pin,
     /// Files already allowed by --yes (warned about once).
     allowed: Mutex<Vec<PathBuf>>,
+    /// Every reviewed file that passed the trust check, with the digest it passed with.
+    checked: Mutex<Vec<(PathBuf, String)>>,
 }
 
 impl Context {
+    /// The host folders a VM of this project can write, where a path may be swapped for a
+    /// link at any moment: the project, a worktree's main repository, writable mounts.
+    pub fn agent_writable(&self, config: &cfg::Config) -> Vec<PathBuf> {
+        std::iter::once(self.project.root.clone())
+            .chain(self.project.main_root.clone())
+            .chain(
+                config
+                    .mounts
+                    .iter()
+                    .filter(|m| m.writable)
+                    .map(|m| m.location.clone()),
+            )
+            .collect()
+    }
+
     /// `accept_main_repo`: a worktree's changed main repository is taken as the new one
     /// (`claude-vm trust`); otherwise it stops the command.
     fn new(global: &GlobalOpts, accept_main_repo: bool) -> Result<Context> {
@@ -58,6 +75,7 @@ impl Context {
             lima: Limactl::new(global.verbose),
             dry_run: global.dry_run,
             allowed: Mutex::new(Vec::new()),
+            checked: Mutex::new(Vec::new()),
         })
     }
 
@@ -80,6 +98,13 @@ impl Context {
 
     pub fn enforce_reviews(&self, reviews: &[Review], yes: bool) -> Result<()> {
         let store = crate::trust::Store::new(&self.paths);
+        {
+            let mut checked = self
+                .checked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            checked.extend(reviews.iter().map(|r| (r.path.clone(), r.digest.clone())));
+        }
         let pending = crate::trust::unapproved(&store, reviews);
         if pending.is_empty() {
             return Ok(());
@@ -113,6 +138,20 @@ impl Context {
             env: &env,
             overrides,
         })
+    }
+
+    /// The digest the trust check saw for `path` (a project script leading out of the
+    /// project), so a later copy can insist on that same content.
+    pub fn checked_digest(&self, path: &std::path::Path) -> Option<String> {
+        let checked = self
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        checked
+            .iter()
+            .rev()
+            .find(|(p, _)| p == path)
+            .map(|(_, d)| d.clone())
     }
 
     pub fn template(&self) -> Result<TemplateName> {

@@ -13,7 +13,7 @@ use crate::journal::{Entry, Journal};
 use crate::lock::{self, Mode};
 use crate::names::{Role, TemplateName};
 use crate::plan::{
-    self, environment, plan_session, GuestInputs, HostScript, SessionInputs, SessionPlan,
+    self, environment, plan_session, GuestInputs, HostCopy, HostScript, SessionInputs, SessionPlan,
 };
 use crate::pool::{self, Pool};
 use crate::project::claude_project_folder;
@@ -187,21 +187,30 @@ fn plan_with(
     guest: GuestInputs,
 ) -> Result<SessionPlan> {
     let config = &basis.config;
-    let mut runtime_scripts = Vec::new();
+    let writable = ctx.agent_writable(config);
+    let mut runtime_scripts: Vec<HostScript> = Vec::new();
     let project_script = ctx.project.runtime_script();
-    if project_script.is_file() {
-        let path = std::fs::canonicalize(&project_script).unwrap_or(project_script);
+    if std::fs::symlink_metadata(&project_script).is_ok() {
+        // The path in the project, not where it leads now: the copy checks that again.
         runtime_scripts.push(HostScript {
             label: "./.claude-vm.runtime.sh".into(),
-            path,
+            source: HostCopy {
+                approved: ctx.checked_digest(&project_script),
+                path: project_script,
+                confined_to: writable.clone(),
+            },
         });
     }
     for p in &config.runtime.scripts {
-        if !runtime_scripts.iter().any(|s| &s.path == p) {
+        if !runtime_scripts.iter().any(|s| s.path() == p) {
             let label = plan::script_label(p, &ctx.project.root, &ctx.paths.home);
             runtime_scripts.push(HostScript {
                 label,
-                path: p.clone(),
+                source: HostCopy {
+                    path: p.clone(),
+                    confined_to: writable.clone(),
+                    approved: None,
+                },
             });
         }
     }

@@ -1,7 +1,5 @@
 //! `claude-vm setup`: build or rebuild the repository's template VM.
 
-use std::path::PathBuf;
-
 use super::Context;
 use crate::cli::{ResourceOpts, SetupArgs};
 use crate::config::{Config, Loaded, Overrides};
@@ -9,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::lock::{self, Mode};
 use crate::names::{self, Ours, Role, TemplateName};
-use crate::plan::{self, plan_setup, HostScript, SetupInputs, SetupPlan};
+use crate::plan::{self, plan_setup, HostCopy, HostScript, SetupInputs, SetupPlan};
 use crate::signals;
 use crate::template::{self, Manifest, SetupFlags};
 use crate::trust;
@@ -89,6 +87,7 @@ fn plan_for(
         build,
         config,
         scripts: setup_scripts(ctx, config),
+        agent_writable: ctx.agent_writable(config),
         login,
     })
     .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))
@@ -322,25 +321,37 @@ pub fn wait_for_running_setup(ctx: &Context, template: &TemplateName) -> Result<
 /// `~/.claude-vm.setup.sh`, `./.claude-vm.setup.sh`, `[setup] scripts`, `--setup-script`:
 /// in that order, each once.
 fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
+    let writable = ctx.agent_writable(config);
     let mut out: Vec<HostScript> = Vec::new();
-    let mut add = |label: String, path: PathBuf| {
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
-        if !out.iter().any(|s| s.path == path) {
-            out.push(HostScript { label, path });
+    let mut add = |label: String, source: HostCopy| {
+        if !out.iter().any(|s| s.path() == source.path) {
+            out.push(HostScript { label, source });
         }
     };
     let global = ctx.paths.global_setup_script();
     if global.is_file() {
-        add("~/.claude-vm.setup.sh".into(), global);
+        let path = std::fs::canonicalize(&global).unwrap_or(global);
+        add("~/.claude-vm.setup.sh".into(), HostCopy::plain(path));
     }
     let project = ctx.project.setup_script();
-    if project.is_file() {
-        add("./.claude-vm.setup.sh".into(), project);
+    if std::fs::symlink_metadata(&project).is_ok() {
+        // The path in the project, not where it leads now: the copy checks that again.
+        let source = HostCopy {
+            approved: ctx.checked_digest(&project),
+            path: project,
+            confined_to: writable.clone(),
+        };
+        add("./.claude-vm.setup.sh".into(), source);
     }
     for p in &config.setup.scripts {
+        let source = HostCopy {
+            path: p.clone(),
+            confined_to: writable.clone(),
+            approved: None,
+        };
         add(
             plan::script_label(p, &ctx.project.root, &ctx.paths.home),
-            p.clone(),
+            source,
         );
     }
     out

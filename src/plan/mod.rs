@@ -9,8 +9,8 @@ mod setup;
 pub use session::{plan_session, GuestInputs, SessionInputs, SessionPlan};
 pub use setup::{login_call, plan_setup, template_tools, SetupInputs, SetupPlan};
 
+pub use crate::hostfile::HostCopy;
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use crate::lima::Call;
 
@@ -27,15 +27,21 @@ pub struct HandoverFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileSource {
     Text(String),
-    /// A host file copied as it is.
-    Copy(PathBuf),
+    /// A host file copied as it was checked (`hostfile`).
+    Copy(HostCopy),
 }
 
 /// A host script and how the user knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostScript {
     pub label: String,
-    pub path: PathBuf,
+    pub source: HostCopy,
+}
+
+impl HostScript {
+    pub fn path(&self) -> &std::path::Path {
+        &self.source.path
+    }
 }
 
 /// Renders calls and hand-over files for `--dry-run`.
@@ -47,8 +53,8 @@ pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], files_headin
     let _ = writeln!(s, "\n{files_heading}:");
     for f in files {
         match (&f.source, f.printable) {
-            (FileSource::Copy(p), _) => {
-                let _ = writeln!(s, "\n--- {} (copy of {})", f.name, p.display());
+            (FileSource::Copy(c), _) => {
+                let _ = writeln!(s, "\n--- {} (copy of {})", f.name, c.path.display());
             }
             (FileSource::Text(_), false) => {
                 let _ = writeln!(s, "\n--- {} (not shown: may hold secrets)", f.name);

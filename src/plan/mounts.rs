@@ -17,7 +17,7 @@ pub struct MountInputs<'a> {
     pub handover_dir: &'a Path,
 }
 
-pub fn session_mounts(i: &MountInputs) -> Result<Vec<Mount>, String> {
+pub fn session_mounts(i: &MountInputs) -> Result<(Vec<Mount>, Vec<GuestLink>), String> {
     let rw = |p: &Path| Mount {
         location: p.to_path_buf(),
         mount_point: None,
@@ -65,9 +65,57 @@ pub fn session_mounts(i: &MountInputs) -> Result<Vec<Mount>, String> {
         }
         all.push(m.clone());
     }
+    let (mut all, links) = split_nested(all);
     // Parents before children, so a mount inside another one lands on top of it.
     all.sort_by_key(|m| m.guest_path().matches('/').count());
-    Ok(all)
+    Ok((all, links))
+}
+
+/// A folder the guest already sees through a writable mount, shown at another guest path by
+/// a link made in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestLink {
+    /// Where the folder is in the guest (through the writable mount).
+    pub target: String,
+    /// The mount point asked for.
+    pub at: String,
+}
+
+/// A VM can replace anything inside a folder it mounts writable, at any moment: a mount whose
+/// host folder lies inside another session mount that is writable (the project, the main
+/// repository, the conversation folder, a writable mount) could be a link to any host folder
+/// by the time Lima mounts it. Such a folder is not given to Lima again: the guest already
+/// sees it through the writable mount, and a link in the guest (which can only ever lead
+/// within the guest) shows it at its mount point.
+fn split_nested(all: Vec<Mount>) -> (Vec<Mount>, Vec<GuestLink>) {
+    let mut lima = Vec::new();
+    let mut links = Vec::new();
+    for m in &all {
+        let outer = (m.mount_point.as_deref() != Some(HANDOVER_MOUNT))
+            .then(|| {
+                all.iter().find(|w| {
+                    w.writable && w.location != m.location && m.location.starts_with(&w.location)
+                })
+            })
+            .flatten();
+        match outer {
+            Some(w) => {
+                let rel = m
+                    .location
+                    .strip_prefix(&w.location)
+                    .unwrap_or(Path::new(""));
+                let target = format!("{}/{}", w.guest_path(), rel.display());
+                if target != m.guest_path() {
+                    links.push(GuestLink {
+                        target,
+                        at: m.guest_path(),
+                    });
+                }
+            }
+            None => lima.push(m.clone()),
+        }
+    }
+    (lima, links)
 }
 
 /// Mounts as Lima spells them. Locations are UTF-8: config and project checks guarantee it.
@@ -112,7 +160,8 @@ mod tests {
             config_mounts: &cfg,
             handover_dir: Path::new("/h/.local/share/claude-vm/handover/x"),
         })
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(
             guests(&ms),
             vec![
@@ -133,7 +182,8 @@ mod tests {
             config_mounts: &[],
             handover_dir: Path::new("/h/x"),
         })
-        .unwrap();
+        .unwrap()
+        .0;
         let g = guests(&ms);
         assert!(
             g.contains(&("/wt/feature".into(), true)) && g.contains(&("/src/app".into(), true)),
@@ -146,7 +196,8 @@ mod tests {
             config_mounts: &[],
             handover_dir: Path::new("/h/x"),
         })
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(guests(&ms)[0], ("/src/app".into(), true));
         assert_eq!(ms.len(), 2);
     }
@@ -199,12 +250,103 @@ mod tests {
             config_mounts: &cfg,
             handover_dir: Path::new("/h/x"),
         })
-        .unwrap();
+        .unwrap()
+        .0;
         let order: Vec<String> = ms.iter().map(Mount::guest_path).collect();
         let pos = |g: &str| order.iter().position(|x| x == g).unwrap();
         assert!(
             pos("/src") < pos("/src/app") && pos("/src/app") < pos("/src/app/secrets"),
             "{order:?}"
         );
+    }
+
+    #[test]
+    fn folders_inside_a_writable_mount_are_shown_by_guest_links_not_mounted_again() {
+        let p = project("/src/app", None);
+        let cfg = [
+            Mount {
+                location: "/src/app/fixtures".into(),
+                mount_point: Some("/fixtures".into()),
+                writable: false,
+            },
+            Mount {
+                location: "/src/app/same".into(),
+                mount_point: None,
+                writable: true,
+            },
+            Mount {
+                location: "/shared".into(),
+                mount_point: Some("{{.Home}}/shared".into()),
+                writable: true,
+            },
+            Mount {
+                location: "/shared/deep/er".into(),
+                mount_point: Some("/deeper".into()),
+                writable: false,
+            },
+            Mount {
+                location: "/h/.claude/projects/-src-app/sub".into(),
+                mount_point: Some("/conv".into()),
+                writable: false,
+            },
+        ];
+        let (ms, links) = session_mounts(&MountInputs {
+            project: &p,
+            conversations: Some(("/h/.claude/projects/-src-app".into(), "-src-app".into())),
+            config_mounts: &cfg,
+            handover_dir: Path::new("/h/x"),
+        })
+        .unwrap();
+        let mut locations: Vec<String> = ms
+            .iter()
+            .map(|m| m.location.display().to_string())
+            .collect();
+        locations.sort();
+        assert_eq!(
+            locations,
+            [
+                "/h/.claude/projects/-src-app",
+                "/h/x",
+                "/shared",
+                "/src/app"
+            ],
+            "only folders outside every writable mount go to Lima"
+        );
+        assert_eq!(
+            links,
+            vec![
+                GuestLink {
+                    target: "/src/app/fixtures".into(),
+                    at: "/fixtures".into()
+                },
+                GuestLink {
+                    target: "{{.Home}}/shared/deep/er".into(),
+                    at: "/deeper".into()
+                },
+                GuestLink {
+                    target: "{{.Home}}/.claude/projects/-src-app/sub".into(),
+                    at: "/conv".into()
+                },
+            ]
+        );
+
+        // A project inside a writable mount is seen through it.
+        let cfg = [Mount {
+            location: "/src".into(),
+            mount_point: None,
+            writable: true,
+        }];
+        let (ms, links) = session_mounts(&MountInputs {
+            project: &p,
+            conversations: None,
+            config_mounts: &cfg,
+            handover_dir: Path::new("/h/x"),
+        })
+        .unwrap();
+        assert!(
+            ms.iter().all(|m| m.location != Path::new("/src/app")),
+            "{ms:?}"
+        );
+        assert!(links.is_empty(), "same guest path: nothing to link");
     }
 }

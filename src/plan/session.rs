@@ -57,6 +57,9 @@ pub struct SessionPlan {
     pub instance: String,
     pub handover_dir: PathBuf,
     pub files: Vec<HandoverFile>,
+    /// The host folders the clone mounts (all but the hand-over directory): checked before
+    /// the clone and again once it has booted.
+    pub mounted_dirs: Vec<PathBuf>,
     /// Loopback URLs in the guest's environment that now point at the host (for messages).
     pub host_urls: Vec<super::environment::HostUrl>,
     /// Host directories to create before cloning (the conversation folder).
@@ -124,7 +127,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         let name = format!("runtime-{}.sh", n + 1);
         h.files.push(HandoverFile {
             name: name.clone(),
-            source: FileSource::Copy(s.path.clone()),
+            source: FileSource::Copy(s.source.clone()),
             printable: true,
         });
         h.runtime.push(GuestScript {
@@ -138,9 +141,17 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         true,
     );
     let trusted_dirs = trusted_dirs(i.project)?;
+    let (mounts, links) = session_mounts(&MountInputs {
+        project: i.project,
+        conversations: i.conversations.clone(),
+        config_mounts: &i.config.mounts,
+        handover_dir: &i.handover_dir,
+    })?;
+    let links: Vec<(String, String)> = links.into_iter().map(|l| (l.target, l.at)).collect();
     let text = script::session(&SessionInput {
         env_file: env_file.as_deref(),
         runtime: &h.runtime,
+        links: &links,
         claude_state: Some(ClaudeState {
             program: &state_program,
             trusted_dirs: &trusted_dirs,
@@ -149,13 +160,12 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
     });
     let session_script = h.text("session.sh", text, true);
 
-    let mounts = session_mounts(&MountInputs {
-        project: i.project,
-        conversations: i.conversations.clone(),
-        config_mounts: &i.config.mounts,
-        handover_dir: &i.handover_dir,
-    })?;
     let lima_mounts = to_lima(&mounts);
+    let mounted_dirs = mounts
+        .iter()
+        .filter(|m| m.mount_point.as_deref() != Some(HANDOVER_MOUNT))
+        .map(|m| m.location.clone())
+        .collect();
     let vm = &i.config.vm;
     let t = i.template_resources;
     let resources = Resources {
@@ -186,6 +196,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         instance: i.instance,
         handover_dir: i.handover_dir,
         files: h.files,
+        mounted_dirs,
         host_urls: i.guest.host_urls.clone(),
         clone,
         shell,
@@ -321,7 +332,7 @@ mod tests {
             last: Final::Claude(vec!["--dangerously-skip-permissions".into(), "hi".into()]),
             runtime_scripts: vec![HostScript {
                 label: "./.claude-vm.runtime.sh".into(),
-                path: "/src/app/.claude-vm.runtime.sh".into(),
+                source: crate::plan::HostCopy::plain("/src/app/.claude-vm.runtime.sh".into()),
             }],
             conversations: Some(("/h/.claude/projects/-src-app".into(), "-src-app".into())),
             handover_dir: "/h/.local/share/claude-vm/handover/x".into(),

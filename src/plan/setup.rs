@@ -2,7 +2,7 @@
 //! A rebuild builds under a temporary name and swaps it in only once it is complete.
 
 use super::mounts::to_lima;
-use super::{FileSource, HandoverFile, HostScript};
+use super::{FileSource, HandoverFile, HostCopy, HostScript};
 use crate::config::{Config, InstallMethod};
 use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
 use crate::names::TemplateName;
@@ -16,6 +16,8 @@ pub struct SetupInputs<'a> {
     pub build: String,
     pub config: &'a Config,
     pub scripts: Vec<HostScript>,
+    /// Folders a VM can write (see `hostfile::HostCopy`), for the packages setup script.
+    pub agent_writable: Vec<std::path::PathBuf>,
     /// Run Claude Code's login in the template before it is stopped.
     pub login: bool,
 }
@@ -64,7 +66,7 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
             let name = format!("setup-{}.sh", n + 1);
             files.push(HandoverFile {
                 name: name.clone(),
-                source: FileSource::Copy(s.path.clone()),
+                source: FileSource::Copy(s.source.clone()),
                 printable: true,
             });
             GuestScript {
@@ -76,7 +78,11 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
     let packages_setup = i.config.packages.setup_script.as_ref().map(|path| {
         files.push(HandoverFile {
             name: "packages-setup.sh".into(),
-            source: FileSource::Copy(path.clone()),
+            source: FileSource::Copy(HostCopy {
+                path: path.clone(),
+                confined_to: i.agent_writable.clone(),
+                approved: None,
+            }),
             printable: true,
         });
         GuestScript {
@@ -193,9 +199,10 @@ mod tests {
             template: t,
             build,
             config: c,
+            agent_writable: Vec::new(),
             scripts: vec![HostScript {
                 label: "~/.claude-vm.setup.sh".into(),
-                path: "/h/.claude-vm.setup.sh".into(),
+                source: crate::plan::HostCopy::plain("/h/.claude-vm.setup.sh".into()),
             }],
             login: false,
         })

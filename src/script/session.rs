@@ -20,6 +20,9 @@ pub struct SessionInput<'a> {
     /// A file of `export` lines to source first.
     pub env_file: Option<&'a str>,
     pub runtime: &'a [GuestScript],
+    /// Folders shown at a second guest path by a link (target, link), made before anything
+    /// else runs. Paths may start with `{{.Home}}`, the guest home.
+    pub links: &'a [(String, String)],
     /// Claude Code's per-session answers, given just before the final command.
     pub claude_state: Option<ClaudeState<'a>>,
     pub last: &'a Final,
@@ -50,6 +53,21 @@ pub fn session(input: &SessionInput) -> String {
             ". {} || cvm_fail 'cannot read the session environment'",
             quote(env)
         );
+    }
+    if !input.links.is_empty() {
+        // Where a mount point cannot be made by the guest user, sudo makes it (before the
+        // agent runs; ordinary Lima guests allow it).
+        s.push_str(
+            "cvm_link() {\n\
+             \x20 if [ -e \"$2\" ] && [ ! -L \"$2\" ]; then rmdir \"$2\" 2>/dev/null || sudo -n rmdir \"$2\" 2>/dev/null || cvm_fail \"cannot show $1 at $2: something else is there\"; fi\n\
+             \x20 cvm_up=${2%/*}; cvm_up=${cvm_up:-/}\n\
+             \x20 mkdir -p \"$cvm_up\" 2>/dev/null || sudo -n mkdir -p \"$cvm_up\" || cvm_fail \"cannot make $cvm_up\"\n\
+             \x20 ln -sfn \"$1\" \"$2\" 2>/dev/null || sudo -n ln -sfn \"$1\" \"$2\" || cvm_fail \"cannot show $1 at $2\"\n\
+             }\n",
+        );
+        for (target, at) in input.links {
+            let _ = writeln!(s, "cvm_link {} {}", guest_word(target), guest_word(at));
+        }
     }
     for script in input.runtime {
         let label = quote(&script.label);
@@ -87,6 +105,14 @@ pub fn session(input: &SessionInput) -> String {
         }
     }
     s
+}
+
+/// A guest path as one shell word: `{{.Home}}` (Lima's guest home) becomes `"$HOME"`.
+fn guest_word(path: &str) -> String {
+    match path.strip_prefix(crate::config::mounts::GUEST_HOME) {
+        Some(rest) => format!("\"$HOME\"{}", quote(rest)),
+        None => quote(path).into_owned(),
+    }
 }
 
 /// Login shells add `~/.local/bin` more than once (the image's profile, the installer's
@@ -139,6 +165,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            links: &[],
             claude_state: None,
             last: &Final::Command(argv),
         });
@@ -170,6 +197,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: Some(&env_path),
             runtime: &ok,
+            links: &[],
             claude_state: None,
             last: &last,
         });
@@ -184,6 +212,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: Some(&env_path),
             runtime: &failing,
+            links: &[],
             claude_state: None,
             last: &last,
         });
@@ -207,6 +236,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &rt,
+            links: &[],
             claude_state: None,
             last: &Final::Command(vec!["true".into()]),
         });
@@ -224,6 +254,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            links: &[],
             claude_state: None,
             last: &last,
         });
@@ -238,6 +269,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            links: &[],
             claude_state: None,
             last: &Final::Claude(args),
         });
@@ -255,6 +287,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            links: &[],
             claude_state: None,
             last: &Final::Command(vec!["printenv".into(), "PATH".into()]),
         });
@@ -289,6 +322,7 @@ mod tests {
         let script = session(&SessionInput {
             env_file: None,
             runtime: &[],
+            links: &[],
             claude_state: Some(ClaudeState {
                 program: "/mnt/claude-vm/claude-state.py",
                 trusted_dirs: &dirs,

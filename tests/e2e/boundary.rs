@@ -152,3 +152,137 @@ fn a_main_repository_the_user_moved_is_accepted_with_trust() {
     );
     r.ok();
 }
+
+/// A session whose agent keeps running `to_real` and `to_link` in turn (each swaps a path in
+/// the project) until the file `stop` appears in the project.
+fn start_swapping_agent(w: &World, to_real: &str, to_link: &str) -> std::process::Child {
+    let script = format!(
+        "i=0; while [ ! -e stop ] && [ $i -lt 200000 ]; do i=$((i+1)); {to_real}; {to_link}; done"
+    );
+    let mut cmd = w.command(&["shell", "--", "sh", "-c", &script], &w.project);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = cmd.spawn().expect("start the swapping agent");
+    w.background.lock().expect("background").push(child.id());
+    child
+}
+
+fn stop_agent(w: &World, mut agent: std::process::Child) {
+    std::fs::write(w.project.join("stop"), "").unwrap();
+    let status = agent.wait().expect("the agent's session ends");
+    w.background
+        .lock()
+        .expect("background")
+        .retain(|p| *p != agent.id());
+    assert!(status.success(), "the swapping session failed: {status:?}");
+    std::fs::remove_file(w.project.join("stop")).unwrap();
+}
+
+/// Waits until the agent has swapped at least once, so the sessions below race it.
+fn wait_for_link(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the agent never swapped {}", path.display());
+}
+
+#[test]
+fn a_runtime_script_swapped_for_a_link_never_copies_a_host_file() {
+    let w = World::new();
+    w.setup();
+    let secret = w.write("host-secret.sh", "echo HOST-SECRET-LEAKED\n");
+    w.write_project(".claude-vm.runtime.sh", "echo project-runtime >&2\n");
+    // Atomic renames: the file is always there, either a file or a link to the host file.
+    let agent = start_swapping_agent(
+        &w,
+        "printf 'echo project-runtime >&2\\n' > .swap && mv -T .swap .claude-vm.runtime.sh",
+        &format!(
+            "ln -sfn {} .swap && mv -T .swap .claude-vm.runtime.sh",
+            secret.display()
+        ),
+    );
+    wait_for_link(&w.project.join(".claude-vm.runtime.sh"));
+    let (mut ran, mut refused) = (0, 0);
+    for _ in 0..40 {
+        let r = w.run(&["shell", "--", "true"]);
+        assert!(
+            !r.stdout.contains("HOST-SECRET") && !r.stderr.contains("HOST-SECRET"),
+            "a host file reached the VM:\n{}",
+            r.stderr
+        );
+        if r.code == 0 {
+            ran += 1;
+        } else {
+            assert!(
+                r.stderr.contains("outside the project") || r.stderr.contains("widens the sandbox"),
+                "{}",
+                r.stderr
+            );
+            refused += 1;
+        }
+    }
+    stop_agent(&w, agent);
+    assert!(
+        ran + refused == 40 && refused > 0,
+        "ran {ran}, refused {refused}: the race was not run"
+    );
+    w.assert_nothing_left("after racing sessions");
+}
+
+#[test]
+fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
+    let w = World::new();
+    std::fs::write(w.home.join("HOME-MARKER"), "home\n").unwrap();
+    std::fs::create_dir_all(w.project.join("data")).unwrap();
+    std::fs::write(w.project.join("data/inside"), "project data\n").unwrap();
+    w.write_project(
+        ".claude-vm.toml",
+        &format!(
+            "[[mounts]]\nlocation = \"{}\"\nmount_point = \"/data\"\nwritable = true\n",
+            w.project.join("data").display()
+        ),
+    );
+    w.setup();
+    let r = w.run(&["shell", "--", "cat", "/data/inside"]);
+    r.ok();
+    assert_eq!(
+        r.stdout, "project data\n",
+        "the folder is at its mount point"
+    );
+    let agent = start_swapping_agent(
+        &w,
+        "rm -f data; mkdir data; printf 'project data\\n' > data/inside",
+        &format!("rm -rf data; ln -sfn {} data", w.home.display()),
+    );
+    wait_for_link(&w.project.join("data"));
+    let home = w.home.to_str().unwrap().to_owned();
+    let mut booted = 0;
+    for _ in 0..40 {
+        let r = w.run(&["shell", "--", "sh", "-c", "ls -a /data/ 2>&1; true"]);
+        booted += usize::from(r.verbs().contains(&"clone"));
+        assert!(
+            !r.stdout.contains("HOME-MARKER"),
+            "the home directory was mounted:\n{}",
+            r.stdout
+        );
+        for call in &r.calls {
+            if call[0] == "clone" {
+                let mounts = call
+                    .iter()
+                    .find(|a| a.starts_with(".mounts"))
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(
+                    !mounts.contains(&format!("\"location\":\"{home}\"")),
+                    "the home directory went to Lima: {mounts}"
+                );
+            }
+        }
+    }
+    stop_agent(&w, agent);
+    assert!(booted > 0, "no session ran during the race");
+}

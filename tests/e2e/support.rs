@@ -63,6 +63,8 @@ pub struct World {
     pub lima_home: PathBuf,
     /// Extra environment for claude-vm (and through it, the simulator).
     pub env: Vec<(String, String)>,
+    /// claude-vm processes a test keeps running meanwhile: their VMs are not "left behind".
+    pub background: std::sync::Mutex<Vec<u32>>,
 }
 
 /// One run of claude-vm.
@@ -153,6 +155,7 @@ impl World {
             bin,
             lima_home,
             env: Vec::new(),
+            background: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -369,7 +372,18 @@ impl World {
     /// those of clones waiting in a warm pool.
     #[track_caller]
     pub fn assert_nothing_left(&self, context: &str) {
-        let pooled = self.pooled();
+        let mut pooled = self.pooled();
+        let background = self.background.lock().expect("background").clone();
+        pooled.extend(
+            self.journal()
+                .iter()
+                .filter(|e| {
+                    e["owner"]["pid"]
+                        .as_u64()
+                        .is_some_and(|p| background.contains(&(p as u32)))
+                })
+                .filter_map(|e| e["instance"].as_str().map(str::to_owned)),
+        );
         let left: Vec<String> = self
             .instances()
             .into_iter()
