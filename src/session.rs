@@ -15,6 +15,7 @@ use crate::handover::Handover;
 use crate::journal::{Entry, Journal};
 use crate::lima::{exit_code, Limactl};
 use crate::lock::{self, Mode};
+use crate::paths::HostPaths;
 use crate::plan::SessionPlan;
 use crate::signals;
 use crate::ui::Ui;
@@ -41,6 +42,7 @@ pub struct Guard {
 pub fn run(
     lima: &Limactl,
     ui: &Ui,
+    paths: &HostPaths,
     plan: &SessionPlan,
     guard: &Guard,
     start: Start,
@@ -50,8 +52,18 @@ pub fn run(
     for dir in &plan.host_dirs {
         fs::create_dir_all(dir).io_context("create", dir)?;
     }
+    // The audit's "before" goes into the journal entry: should this process be killed, the
+    // command that reaps the session finishes the audit.
+    let before = guard.audit.snapshot();
+    let entry = Entry {
+        audit: Some(audit::Pending {
+            watch: guard.audit.clone(),
+            before: before.clone(),
+        }),
+        ..guard.entry.clone()
+    };
     // For a warm clone this takes it over from the pool's keeper: the entry is replaced.
-    guard.journal.record(&guard.entry)?;
+    guard.journal.record(&entry)?;
     let handover = match start {
         Start::Cold => Handover::create(&plan.handover_dir, &plan.files),
         Start::Warm => Handover::fill(&plan.handover_dir, &plan.files),
@@ -63,8 +75,6 @@ pub fn run(
             return Err(e);
         }
     };
-    let before = guard.audit.snapshot();
-
     // A warm clone exists already: it must be deleted on every way out.
     let mut cloning = start == Start::Warm;
     let work = work(lima, ui, plan, guard, start, &mut cloning);
@@ -81,11 +91,22 @@ pub fn run(
         Ok(())
     };
     drop(handover);
+    // Before the entry goes: a SIGKILL from here on leaves the audit to the reaper.
+    audit::report(
+        ui,
+        paths,
+        &guard.audit,
+        &plan.instance,
+        audit::HEADLINE,
+        &audit::changes(&before, &guard.audit.snapshot()),
+    );
     if deleted.is_ok() {
         // Only now: until the VM is gone, the entry lets a later command finish the job.
         guard.journal.remove(&plan.instance)?;
+    } else {
+        // The audit is done: the reaper only has the VM left to delete.
+        let _ = guard.journal.record(&guard.entry);
     }
-    audit::report(ui, &audit::changes(&before, &guard.audit.snapshot()));
 
     match deleted {
         Ok(()) => work,

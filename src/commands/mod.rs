@@ -127,6 +127,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         _ => {}
     }
     let ctx = Context::new(&cli.global)?;
+    if !ctx.dry_run {
+        crate::audit::point_at_unseen(&ctx.ui, &ctx.paths);
+    }
     let notice = update_notice(&ctx);
     let code = dispatch(&ctx, cli)?;
     if let Some(text) = notice {

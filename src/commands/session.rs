@@ -97,7 +97,7 @@ fn run(
         template_lock: lock::template_lock(&ctx.paths, basis.template.as_str()),
         audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
     };
-    let result = crate::session::run(&ctx.lima, &ctx.ui, &plan, &guard, start);
+    let result = crate::session::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
     pool.forget(&plan.instance);
     result
 }
