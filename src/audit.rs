@@ -535,7 +535,7 @@ impl Shot<'_> {
                         work_tree.join(p)
                     });
                 } else if key == "include.path" || key.starts_with("includeif.") {
-                    let target = if p.is_absolute() { p } else { base.join(p) };
+                    let target = canonical(&if p.is_absolute() { p } else { base.join(p) });
                     self.config(&target, work_tree, hook_dirs, depth + 1);
                 }
             }
@@ -793,7 +793,7 @@ fn describe(what: &str, value: &str) -> String {
         || value.starts_with("points at ")
         || value.starts_with("link to ");
     if what.contains(": ") || pointer {
-        format!("{what} = {value:?}")
+        format!("{what} = \"{}\"", crate::ui::escape(value))
     } else {
         what.to_owned()
     }
