@@ -210,3 +210,22 @@ fn a_long_lima_home_still_gets_names_that_fit() {
         );
     }
 }
+
+#[test]
+fn errors_quoting_a_name_escape_its_control_characters() {
+    let w = World::new();
+    w.setup();
+    // A mount path is echoed in the error; its escape sequences must not reach the terminal.
+    let r = w.run(&["--mount", "/nonexistent\u{1b}[2K\u{1b}[1A\r", "hi"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\r'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("/nonexistent\\x1b[2K\\x1b[1A\\r"),
+        "{}",
+        r.stderr
+    );
+}
