@@ -6,11 +6,10 @@
 //! never swaps the template away under the clone), and a watch on the files the host
 //! executes (so changes the agent made to them are reported loudly).
 
-use std::fs;
 use std::path::PathBuf;
 
 use crate::audit;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::handover::Handover;
 use crate::journal::{Entry, Journal};
 use crate::lima::{exit_code, Limactl};
@@ -49,8 +48,9 @@ pub fn run(
 ) -> Result<i32> {
     signals::install();
     signals::check()?;
+    // Claude's conversation folders hold transcripts: the owner's only.
     for dir in &plan.host_dirs {
-        fs::create_dir_all(dir).io_context("create", dir)?;
+        crate::atomic::create_private_dir(dir)?;
     }
     // The audit's "before" goes into the journal entry: should this process be killed, the
     // command that reaps the session finishes the audit.

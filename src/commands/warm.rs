@@ -378,7 +378,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
         ctx.project.identity(),
     );
     for dir in &plan.host_dirs {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = crate::atomic::create_private_dir(dir);
     }
     if journal.record(&entry).is_err() || Handover::prepare_empty(&plan.handover_dir).is_err() {
         let _ = journal.remove(&instance);
