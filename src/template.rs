@@ -231,10 +231,19 @@ fn build_recorded(
             }
         }
     };
-    let hint = match err.hint() {
-        Some(h) => format!("{h}\nfull output of the build: {}", log_path.display()),
-        None => format!("full output of the build: {}", log_path.display()),
-    };
+    // Lima's hint may say what to do with the build VM; once it is removed, it must not.
+    let hint = err
+        .hint()
+        .filter(|h| !(cleaned && h.contains(plan.build.as_str())))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            if cleaned {
+                "the unfinished VM was removed; run `claude-vm setup` again (`--verbose` shows Lima's output)".to_owned()
+            } else {
+                "run `claude-vm setup` again".to_owned()
+            }
+        });
+    let hint = format!("{hint}\nfull output of the build: {}", log_path.display());
     Err(Failed {
         error: Error::failure(err.message().to_owned()).with_hint(hint),
         cleaned,

@@ -108,6 +108,23 @@ fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() 
             "{}",
             r.stderr
         );
+        // The build VM was removed: no hint may send the user to it.
+        let removed = r
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("claude-vm: removing the unfinished VM "))
+            .and_then(|l| l.strip_suffix("..."))
+            .unwrap_or_else(|| panic!("{step}: no removal in {}", r.stderr));
+        let hint = r.stderr.split_once("hint:").map_or("", |(_, h)| h);
+        let advice: Vec<&str> = hint
+            .lines()
+            .filter(|l| !l.contains("full output of the build:"))
+            .collect();
+        assert!(
+            !advice.iter().any(|l| l.contains(removed)),
+            "{step}: {}",
+            r.stderr
+        );
     }
     w.setup();
     let template = w.templates();
