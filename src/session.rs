@@ -108,6 +108,13 @@ pub fn run(
         let _ = guard.journal.record(&guard.entry);
     }
 
+    if let (Ok(code), None) = (&work, signals::received()) {
+        // Last, after the cleanup's lines, so it is what the user reads.
+        if let Some(hint) = shell_hint(*code) {
+            ui.warn(&hint);
+        }
+    }
+
     match deleted {
         Ok(()) => work,
         Err(e) => {
@@ -130,6 +137,17 @@ pub fn run(
             }
         }
     }
+}
+
+/// What a failed session shell most likely means, and what to do.
+fn shell_hint(code: i32) -> Option<String> {
+    let hint = match code {
+        126 => "the session's command ended with status 126: it is not executable in the VM\n  hint: check its permissions, or run it through its interpreter (e.g. `claude-vm shell -- bash script.sh`)",
+        127 => "the session's command ended with status 127: it was not found in the VM\n  hint: check its name; install it in .claude-vm.setup.sh (then `claude-vm setup`), or open `claude-vm shell` and look around",
+        255 => "`limactl shell` ended with status 255: the command's own status, or Lima lost the connection to the VM (its message would be above)\n  hint: retry with --verbose to see Lima's side; `limactl list` shows whether the VM is still running; if sessions keep failing, rebuild the template with `claude-vm setup`",
+        _ => return None,
+    };
+    Some(hint.to_owned())
 }
 
 fn work(
@@ -157,9 +175,5 @@ fn work(
     }
     signals::check()?;
     let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;
-    let code = exit_code(status);
-    if code == 255 && signals::received().is_none() {
-        ui.warn("`limactl shell` ended with status 255: the command's own status, or Lima lost the connection to the VM (its message would be above; --verbose shows more)");
-    }
-    Ok(code)
+    Ok(exit_code(status))
 }

@@ -31,12 +31,34 @@ fn each_failing_session_step_leaves_nothing_and_says_what_happened() {
             "{step}: Lima's own message is shown:\n{}",
             r.stderr
         );
-        if step != "shell" {
-            assert!(r.stderr.contains("hint:"), "{step}: {}", r.stderr);
-        } else {
+        assert!(r.stderr.contains("hint:"), "{step}: {}", r.stderr);
+        if step == "shell" {
             assert!(r.stderr.contains("status 255"), "{}", r.stderr);
+            // After the cleanup's lines: the last thing the user reads.
+            let last = r.stderr.trim_end().lines().last().unwrap_or_default();
+            assert!(last.contains("hint:") && last.contains("--verbose"), "{}", r.stderr);
         }
     }
+}
+
+#[test]
+fn a_session_command_that_is_missing_or_not_executable_gets_a_hint() {
+    let w = World::new();
+    w.setup();
+    w.write_project("script.sh", "echo hi\n");
+    for (args, code, says) in [
+        (&["shell", "--", "no-such-command-xyz"][..], 127, "not found in the VM"),
+        (&["shell", "--", "./script.sh"][..], 126, "not executable in the VM"),
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert!(r.stderr.contains(says), "{}", r.stderr);
+        assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    }
+    // An ordinary failure of the command is its own business.
+    let r = w.run(&["shell", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, 3);
+    assert!(!r.stderr.contains("hint:"), "{}", r.stderr);
 }
 
 #[test]
