@@ -30,6 +30,7 @@ mod trust;
 mod tty;
 mod ui;
 mod update;
+mod workdir;
 
 use clap::Parser;
 

@@ -119,6 +119,9 @@ pub enum Purpose {
 }
 
 pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Basis> {
+    if !opts.allow_any_dir {
+        refuse_non_project(ctx)?;
+    }
     let loaded = ctx.load_config(&overrides(opts))?;
     let runtime_script: Vec<trust::Review> =
         trust::project_script(&ctx.project.runtime_script(), &ctx.project)
@@ -158,6 +161,22 @@ pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Ba
         template,
         manifest,
     })
+}
+
+/// A session mounts its project writable: never the home directory, `/` or a system
+/// directory by accident.
+fn refuse_non_project(ctx: &Context) -> Result<()> {
+    let p = &ctx.project;
+    for dir in std::iter::once(&p.root).chain(&p.main_root) {
+        if let Some(why) = crate::workdir::not_a_project(dir, &ctx.paths.home) {
+            return Err(Error::usage(format!(
+                "refusing to start a session in {}: {why}, and a session mounts its project writable into the VM",
+                dir.display()
+            ))
+            .with_hint("cd into a project (a git repository or a folder made for the agent, e.g. `mkdir ~/work && cd ~/work`) and run claude-vm there;\nif you really mean to give the agent this whole directory, pass --allow-any-dir"));
+        }
+    }
+    Ok(())
 }
 
 /// The session's plan for `instance`: its mounts, hand-over files and limactl calls.

@@ -29,3 +29,4 @@ mod terminal;
 mod tools;
 mod trust;
 mod update;
+mod workdir;
