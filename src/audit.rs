@@ -82,6 +82,7 @@ const HOST_FILES: &[(&str, Kind, &str)] = &[
     (".claude-vm.*.sh", Kind::Digest, "claude-vm copies it into its VMs and runs it"),
     (".claude/settings.json", Kind::Digest, "Claude Code on the host runs its hooks, status line and helpers, and obeys its permissions"),
     (".claude/settings.local.json", Kind::Digest, "Claude Code on the host runs its hooks, status line and helpers, and obeys its permissions"),
+    (".claude/hooks", Kind::Dir, "scripts Claude Code on the host runs as hooks"),
     (".mcp.json", Kind::Digest, "Claude Code on the host starts the MCP servers it names"),
     (".pre-commit-config.yaml", Kind::Digest, "pre-commit runs the hooks it names on every commit"),
     (".husky", Kind::Dir, "husky's hooks: git runs them through core.hooksPath"),
@@ -343,7 +344,44 @@ impl Shot<'_> {
                 }
             }
         }
+        for settings in CLAUDE_COMMANDS {
+            self.named_scripts(root, &root.join(settings));
+        }
         self.repository(root);
+    }
+
+    /// Project files that Claude Code's settings name in a command (`bash
+    /// "$CLAUDE_PROJECT_DIR"/scripts/check.sh`, an MCP server's `args`): the host runs them.
+    fn named_scripts(&mut self, root: &Path, settings: &Path) {
+        let Some(doc) = read_regular(settings)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            return;
+        };
+        let mut words = Vec::new();
+        command_words(&doc, false, &mut words);
+        let why = format!(
+            "Claude Code on the host runs it ({} names it)",
+            label(settings)
+        );
+        for w in words {
+            let w = w
+                .trim_matches(|c| c == '"' || c == '\'')
+                .replace("${CLAUDE_PROJECT_DIR}", &root.display().to_string())
+                .replace("$CLAUDE_PROJECT_DIR", &root.display().to_string());
+            let w = w.replace("\"", "");
+            if w.is_empty() || w.starts_with('-') {
+                continue;
+            }
+            let path = canonical(&root.join(&w));
+            if path.starts_with(root)
+                && path != root
+                && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+            {
+                self.put(label(&path), fingerprint(&path), &why);
+            }
+        }
     }
 
     /// Every file in `dir` (not below it), and the directory itself when it is a link.
@@ -353,6 +391,21 @@ impl Shot<'_> {
         }
         for f in dir_entries(dir) {
             if fs::symlink_metadata(&f).is_ok_and(|m| !m.is_dir()) {
+                self.put(label(&f), fingerprint(&f), why);
+            }
+        }
+    }
+
+    /// A hooks directory: like `dir`, without git's `*.sample` files, which never run (a
+    /// sample renamed to a hook's name shows as that hook, added).
+    fn hooks(&mut self, dir: &Path) {
+        let why = "git runs its hooks on commit, checkout, merge and push";
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            self.put(label(dir), fingerprint(dir), why);
+        }
+        for f in dir_entries(dir) {
+            let sample = f.extension().is_some_and(|e| e == "sample");
+            if !sample && fs::symlink_metadata(&f).is_ok_and(|m| !m.is_dir()) {
                 self.put(label(&f), fingerprint(&f), why);
             }
         }
@@ -436,10 +489,7 @@ impl Shot<'_> {
             self.config(&file, work_tree, &mut hook_dirs, 0);
         }
         for hooks in hook_dirs {
-            self.dir(
-                &hooks,
-                "git runs its hooks on commit, checkout, merge and push",
-            );
+            self.hooks(&hooks);
             // husky keeps its stubs in `.husky/_`, which run the hooks one level up.
             if hooks.file_name().is_some_and(|n| n == "_") {
                 if let Some(parent) = hooks.parent() {
@@ -559,6 +609,28 @@ impl Shot<'_> {
                 self.put(format!("{name}: {key}"), value.to_string(), why);
             }
         }
+    }
+}
+
+/// Claude Code's files whose commands name scripts.
+const CLAUDE_COMMANDS: &[&str] = &[
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".mcp.json",
+];
+
+/// The words of every `command` string and `args` list in a JSON document.
+fn command_words(v: &serde_json::Value, in_command: bool, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if in_command => out.extend(s.split_whitespace().map(str::to_owned)),
+        Value::Array(items) => items.iter().for_each(|i| command_words(i, in_command, out)),
+        Value::Object(map) => {
+            for (k, item) in map {
+                command_words(item, in_command || k == "command" || k == "args", out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -715,8 +787,14 @@ fn fingerprint(path: &Path) -> String {
     };
     let ft = meta.file_type();
     if ft.is_symlink() {
+        // What runs is the target: its content counts too.
         let target = fs::read_link(path).unwrap_or_default();
-        return format!("link to {}", target.display());
+        let content = fs::canonicalize(path)
+            .ok()
+            .filter(|t| fs::metadata(t).is_ok_and(|m| m.is_file()))
+            .map(|t| format!(", {}", fingerprint(&t)))
+            .unwrap_or_default();
+        return format!("link to {}{content}", target.display());
     }
     if !ft.is_file() {
         return match () {
@@ -789,9 +867,9 @@ pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
 
 /// A key or pointer shows its new value (that is what will run); a file just its name.
 fn describe(what: &str, value: &str) -> String {
-    let pointer = value.starts_with("git file: ")
-        || value.starts_with("points at ")
-        || value.starts_with("link to ");
+    let pointer = ["/.git", "/commondir", "/gitdir"]
+        .iter()
+        .any(|end| what.ends_with(end));
     if what.contains(": ") || pointer {
         format!("{what} = \"{}\"", crate::ui::escape(value))
     } else {

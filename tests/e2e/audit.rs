@@ -298,6 +298,10 @@ fn a_replaced_git_directory_is_reported_as_replaced_with_what_git_now_runs() {
         ),
         ("link", "mv .git .old-git && ln -s .evil .git"),
     ] {
+        // The user's own hook and config key: after the swap git no longer uses them, which
+        // the report says with one `replaced` line, not as removals.
+        std::fs::write(w.project.join(".git/hooks/post-merge"), "#!/bin/sh\n").unwrap();
+        git(&w.project, &["config", "core.pager", "less"]);
         let err = plant(
             &w,
             &format!(
@@ -550,4 +554,102 @@ fn a_sigkilled_session_is_audited_by_the_next_command() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn scripts_that_hooks_and_settings_point_at_are_watched_by_content() {
+    let w = World::new();
+    // The user's own setup, made on the host: a git hook linked to a project script, and a
+    // Claude Code hook and MCP server that run project scripts.
+    w.write_project("scripts/pre-commit", "#!/bin/sh\nexit 0\n");
+    std::os::unix::fs::symlink(
+        "../../scripts/pre-commit",
+        w.project.join(".git/hooks/pre-commit"),
+    )
+    .unwrap();
+    w.write_project("tools/check.sh", "true\n");
+    w.write_project("tools/server.js", "// mcp\n");
+    w.write_project(".claude/hooks/stop.sh", "true\n");
+    w.write_project(
+        ".claude/settings.json",
+        r#"{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"bash \"$CLAUDE_PROJECT_DIR\"/tools/check.sh --fast"}]}]}}"#,
+    );
+    w.write_project(
+        ".mcp.json",
+        r#"{"mcpServers":{"x":{"command":"node","args":["tools/server.js"]}}}"#,
+    );
+    w.setup();
+    let p = w.project.display().to_string();
+    for (script, reported_as) in [
+        (
+            "echo evil >> scripts/pre-commit",
+            format!("changed  {p}/.git/hooks/pre-commit"),
+        ),
+        (
+            "echo evil >> tools/check.sh",
+            format!("changed  {p}/tools/check.sh"),
+        ),
+        (
+            "echo evil >> tools/server.js",
+            format!("changed  {p}/tools/server.js"),
+        ),
+        (
+            "echo evil >> .claude/hooks/stop.sh",
+            format!("changed  {p}/.claude/hooks/stop.sh"),
+        ),
+        (
+            "echo evil > .claude/hooks/new.sh",
+            format!("added    {p}/.claude/hooks/new.sh"),
+        ),
+    ] {
+        reported(&plant(&w, script), &[reported_as]);
+    }
+}
+
+#[test]
+fn a_session_killed_and_reaped_by_gc_is_audited_too() {
+    let w = World::new();
+    w.setup();
+    let mut s = w.spawn(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo 'use flake' > .envrc && echo PLANTED && sleep 60",
+    ]);
+    s.await_stdout("PLANTED");
+    s.signal(libc::SIGKILL);
+    assert_eq!(s.finish(), 137);
+    let r = w.run(&["gc"]);
+    r.ok();
+    assert!(
+        r.stderr.contains("ended without cleaning up"),
+        "{}",
+        r.stderr
+    );
+    let p = w.project.display().to_string();
+    assert!(
+        r.stderr.contains(&format!("added    {p}/.envrc")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_sample_hook_renamed_into_place_is_reported_a_sample_edit_is_not() {
+    let w = World::new();
+    w.setup();
+    let p = w.project.display().to_string();
+    assert!(w.project.join(".git/hooks/pre-commit.sample").exists());
+    let r = w.run(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo x >> .git/hooks/pre-commit.sample",
+    ]);
+    r.ok();
+    assert!(!r.stderr.contains(ALERT), "{}", r.stderr);
+    let err = plant(&w, "mv .git/hooks/pre-commit.sample .git/hooks/pre-commit");
+    reported(&err, &[format!("added    {p}/.git/hooks/pre-commit")]);
 }

@@ -73,3 +73,23 @@ fn allow_any_dir_runs_there_on_purpose() {
     let help = w.run(&["shell", "--help"]);
     assert!(help.stdout.contains("--allow-any-dir"), "{}", help.stdout);
 }
+
+#[test]
+fn the_warm_pool_is_refused_there_without_offering_a_flag_it_lacks() {
+    let w = World::new();
+    w.run_in(&["setup"], &w.home).ok();
+    let r = w.run_in(&["warm", "1"], &w.home);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("it is your home directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("warm pool is not available"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--allow-any-dir"), "{}", r.stderr);
+    assert!(r.calls.iter().all(|c| c[0] != "clone"), "{:?}", r.calls);
+}
