@@ -34,12 +34,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Makes text that the guest, Lima or a release may have chosen safe to print: control
 /// characters (ESC, CR, backspace, C1 codes) and bidirectional overrides become visible
 /// escapes, so a file name cannot move the cursor, erase a line or reorder what follows.
-/// `keep_newlines` keeps `\n` (a multi-line message); single names escape it too.
+/// `keep_newlines` keeps `\n` and tabs (a multi-line message); single names escape them too.
 pub fn escape_text(text: &str, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\n' if keep_newlines => out.push('\n'),
+            '\n' | '\t' if keep_newlines => out.push(c),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
@@ -299,7 +299,7 @@ mod tests {
             "bidi override"
         );
         assert_eq!(escape("one\ntwo\tz"), "one\\ntwo\\tz");
-        assert_eq!(escape_text("one\ntwo\x1b", true), "one\ntwo\\x1b");
+        assert_eq!(escape_text("one\ntwo\x1b\t", true), "one\ntwo\\x1b\t");
         assert_eq!(escape("plain ünïcode ✓"), "plain ünïcode ✓");
     }
 

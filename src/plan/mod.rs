@@ -58,7 +58,8 @@ pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], files_headin
             }
         }
     }
-    s
+    // Scripts the agent may have written are shown, never obeyed by the terminal.
+    crate::ui::escape_text(&s, true)
 }
 
 /// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute;

@@ -229,3 +229,19 @@ fn errors_quoting_a_name_escape_its_control_characters() {
         r.stderr
     );
 }
+
+#[test]
+fn the_dry_run_plan_escapes_what_it_quotes() {
+    let w = World::new();
+    w.setup();
+    let r = w.run(&[
+        "--dry-run",
+        "shell",
+        "--",
+        "echo",
+        "\u{1b}[2K\u{1b}[1Ahidden",
+    ]);
+    r.ok();
+    assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(r.stdout.contains("\\x1b[2K\\x1b[1Ahidden"), "{}", r.stdout);
+}
