@@ -77,7 +77,6 @@ enum Kind {
 /// within one name.
 const HOST_FILES: &[(&str, Kind, &str)] = &[
     (".envrc", Kind::Digest, "direnv runs it when you enter the directory"),
-    (".env", Kind::Digest, "direnv's dotenv and other tools load it"),
     (".claude-vm.toml", Kind::Digest, "claude-vm's configuration for this project"),
     (".claude-vm.*.sh", Kind::Digest, "claude-vm copies it into its VMs and runs it"),
     (".claude/settings.json", Kind::Digest, "Claude Code on the host runs its hooks, status line and helpers, and obeys its permissions"),
@@ -656,6 +655,10 @@ fn vscode_key_runs(key: &str) -> bool {
         "script",
         "autorun",
         "trusted",
+        "tsdk",
+        "sdk",
+        "goroot",
+        "compiler",
     ];
     let k = key.to_ascii_lowercase();
     WORDS.iter().any(|w| k.contains(w))
@@ -1030,6 +1033,8 @@ mod tests {
         assert_eq!(v["b"], serde_json::json!([1, 2]));
         assert!(vscode_key_runs("python.defaultInterpreterPath"));
         assert!(vscode_key_runs("terminal.integrated.shell.linux"));
+        assert!(vscode_key_runs("typescript.tsdk"));
+        assert!(vscode_key_runs("go.goroot"));
         assert!(!vscode_key_runs("editor.fontSize"));
     }
 
