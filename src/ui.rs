@@ -24,7 +24,16 @@ pub struct Ui {
     /// Spinners that redraw in place (stderr is a terminal, no `--verbose`).
     live: bool,
     color: bool,
+    /// stderr is a terminal (whatever the flags): alerts first undo what the VM's output may
+    /// have left set there.
+    terminal: bool,
 }
+
+/// Puts a terminal back to plain, visible text: attributes (hidden, same colour as the
+/// background), the character set (line drawing), the scroll region, the alternate screen,
+/// a hidden cursor, insert and origin modes, synchronized output, an open hyperlink.
+pub const TERMINAL_RESET: &str =
+    "\x1b[0m\x1b(B\x1b[r\x1b[?1049l\x1b[?25h\x1b[?7h\x1b[4l\x1b[?6l\x1b[?2026l\x1b]8;;\x1b\\";
 
 /// The spinner currently drawn, so other output can step around it and nothing outlives a
 /// step into a command that owns the terminal.
@@ -87,6 +96,7 @@ impl Ui {
         Ui {
             quiet,
             live: terminal && !quiet && !verbose,
+            terminal,
             color: terminal && !no_color,
         }
     }
@@ -108,7 +118,9 @@ impl Ui {
     /// `--quiet`.
     pub fn alert(&self, headline: &str, lines: &[String]) {
         let label = style("WARNING:").red().bold().for_stderr();
-        let mut text = format!("claude-vm: {label} {}", escape_text(headline, true));
+        // A session's last output may have made the terminal hide or garble text.
+        let reset = if self.terminal { TERMINAL_RESET } else { "" };
+        let mut text = format!("{reset}claude-vm: {label} {}", escape_text(headline, true));
         for l in lines {
             text.push_str(&format!("\n  {}", escape_text(l, true)));
         }

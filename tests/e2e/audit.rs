@@ -653,3 +653,36 @@ fn a_sample_hook_renamed_into_place_is_reported_a_sample_edit_is_not() {
     let err = plant(&w, "mv .git/hooks/pre-commit.sample .git/hooks/pre-commit");
     reported(&err, &[format!("added    {p}/.git/hooks/pre-commit")]);
 }
+
+#[test]
+fn on_a_terminal_the_warning_first_undoes_what_the_session_left_set() {
+    let w = World::new();
+    w.setup();
+    // Hidden text, the alternate screen, the line-drawing character set, a one-line scroll
+    // region, a hidden cursor: each would hide or garble what comes next.
+    let script =
+        "echo evil > .git/hooks/pre-push; printf '\\033[8m\\033[?1049h\\033(0\\033[1;1r\\033[?25l'";
+    let r = w.run_pty(&["shell", "--", "sh", "-c", script], &[]);
+    r.ok();
+    let t = &r.transcript;
+    let planted = t
+        .find("\u{1b}[1;1r")
+        .expect("the session's output reached the terminal");
+    let warning = t
+        .find("WARNING:")
+        .unwrap_or_else(|| panic!("no warning in {t:?}"));
+    assert!(planted < warning, "{t:?}");
+    for undo in [
+        "\u{1b}[0m",
+        "\u{1b}(B",
+        "\u{1b}[r",
+        "\u{1b}[?1049l",
+        "\u{1b}[?25h",
+    ] {
+        let at = t[planted..]
+            .find(undo)
+            .map(|i| i + planted)
+            .unwrap_or_else(|| panic!("{undo:?} not sent after the session: {t:?}"));
+        assert!(at < warning, "{undo:?} comes before the warning: {t:?}");
+    }
+}
