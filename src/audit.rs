@@ -285,6 +285,7 @@ impl Watch {
         let mut s = Shot {
             items: BTreeMap::new(),
             seen_git_dirs: BTreeSet::new(),
+            module_dirs: 0,
             home: &self.home,
         };
         for root in &self.roots {
@@ -297,11 +298,19 @@ impl Watch {
 struct Shot<'a> {
     items: BTreeMap<String, Item>,
     seen_git_dirs: BTreeSet<PathBuf>,
+    /// Directories looked at below `.git/modules`, across the snapshot.
+    module_dirs: usize,
     home: &'a Path,
 }
 
 /// How deep `.git/modules` and includes are followed (submodules of submodules).
 const MAX_DEPTH: usize = 6;
+
+/// How many directories below `.git/modules` are looked at in all.
+const MAX_MODULE_DIRS: usize = 1000;
+
+/// How many entries of one directory are looked at.
+const MAX_DIR_ENTRIES: usize = 10_000;
 
 impl Shot<'_> {
     fn put(&mut self, label: String, value: String, why: &str) {
@@ -511,6 +520,16 @@ impl Shot<'_> {
             return;
         }
         for sub in dir_entries(dir) {
+            // A tree made to slow the audit down is cut short, visibly.
+            if self.module_dirs >= MAX_MODULE_DIRS {
+                self.put(
+                    format!("{} (too many directories to audit)", label(dir)),
+                    "cut short".into(),
+                    "git looks for submodules' repositories here",
+                );
+                return;
+            }
+            self.module_dirs += 1;
             if !fs::symlink_metadata(&sub).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
@@ -753,7 +772,11 @@ fn dir_entries(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .take(MAX_DIR_ENTRIES)
+        .map(|e| e.path())
+        .collect();
     v.sort();
     v
 }
@@ -1107,6 +1130,32 @@ mod tests {
         assert_eq!(fingerprint(&fifo), "a FIFO");
         assert!(read_regular(&fifo).is_err());
         assert_eq!(fingerprint(Path::new("/dev/null")), "a device");
+    }
+
+    #[test]
+    fn a_tree_made_to_slow_the_audit_is_cut_short_visibly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let modules = root.join(".git/modules");
+        for i in 0..(MAX_MODULE_DIRS + 50) {
+            fs::create_dir_all(modules.join(format!("d{i}"))).unwrap();
+        }
+        // A FIFO where a hook would be: never opened for reading.
+        let hooks = root.join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        let fifo = std::ffi::CString::new(hooks.join("pre-commit").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let watch = Watch {
+            roots: vec![root.clone()],
+            home: root.clone(),
+        };
+        let snap = watch.snapshot();
+        assert!(
+            snap.0.keys().any(|k| k.contains("too many directories")),
+            "{:?}",
+            snap.0.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(snap.0[&label(&hooks.join("pre-commit"))].value, "a FIFO");
     }
 
     #[test]
