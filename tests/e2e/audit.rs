@@ -405,7 +405,7 @@ fn tool_files_that_run_programs_on_the_host_are_reported() {
     );
     w.setup();
     let p = w.project.display().to_string();
-    let vectors: [(&str, &str); 7] = [
+    let vectors: [(&str, &str); 14] = [
         (
             "mkdir -p .claude && echo '{\"hooks\":{\"Stop\":[{\"hooks\":[{\"type\":\"command\",\"command\":\"evil\"}]}]}}' > .claude/settings.json",
             ".claude/settings.json",
@@ -416,6 +416,13 @@ fn tool_files_that_run_programs_on_the_host_are_reported() {
         ("echo '{\"tasks\":[{\"command\":\"evil\",\"runOptions\":{\"runOn\":\"folderOpen\"}}]}' > .vscode/tasks.json", ".vscode/tasks.json"),
         ("echo 'export PATH=/evil:$PATH' > .envrc", ".envrc"),
         ("echo 'echo evil' > .claude-vm.runtime.sh", ".claude-vm.runtime.sh"),
+        ("printf 'pre-commit:\\n  commands:\\n    x:\\n      run: evil\\n' > lefthook.yml", "lefthook.yml"),
+        ("echo 'PreCommit: {}' > .overcommit.yml", ".overcommit.yml"),
+        ("printf '[lfs]\\n\\turl = https://evil/\\n' > .lfsconfig", ".lfsconfig"),
+        ("printf '[hooks]\\nenter = \"evil\"\\n' > mise.toml", "mise.toml"),
+        ("mkdir -p .devcontainer && echo '{\"initializeCommand\":\"evil\"}' > .devcontainer/devcontainer.json", ".devcontainer/devcontainer.json"),
+        ("echo '{\"initializeCommand\":\"evil\"}' > .devcontainer.json", ".devcontainer.json"),
+        ("echo '{}' > .vscode/launch.json", ".vscode/launch.json"),
     ];
     for (script, file) in vectors {
         let err = plant(&w, script);
