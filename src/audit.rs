@@ -773,8 +773,17 @@ fn canonical(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// A path as text; bytes that are not UTF-8 become `\xNN`, so two names never share a label.
 fn label(path: &Path) -> String {
-    path.display().to_string()
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 fn dir_entries(dir: &Path) -> Vec<PathBuf> {
@@ -1165,6 +1174,19 @@ mod tests {
             snap.0.keys().collect::<Vec<_>>()
         );
         assert_eq!(snap.0[&label(&hooks.join("pre-commit"))].value, "a FIFO");
+    }
+
+    #[test]
+    fn labels_keep_names_that_are_not_utf8_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let a = label(Path::new(std::ffi::OsStr::from_bytes(
+            b"/p/.git/hooks/a\xff",
+        )));
+        let b = label(Path::new(std::ffi::OsStr::from_bytes(
+            b"/p/.git/hooks/a\xfe",
+        )));
+        assert_eq!(a, "/p/.git/hooks/a\\xff");
+        assert_ne!(a, b);
     }
 
     #[test]
