@@ -245,3 +245,20 @@ fn the_dry_run_plan_escapes_what_it_quotes() {
     assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
     assert!(r.stdout.contains("\\x1b[2K\\x1b[1Ahidden"), "{}", r.stdout);
 }
+
+#[test]
+fn lima_and_guest_output_streamed_with_verbose_is_escaped() {
+    let w = World::new();
+    w.write_project(
+        ".claude-vm.setup.sh",
+        "printf 'before\\033[2K\\033[1Aprovisioned\\n'\n",
+    );
+    let r = w.run(&["-v", "setup"]);
+    r.ok();
+    assert!(
+        r.stderr.contains("before\\x1b[2K\\x1b[1Aprovisioned"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
+}
