@@ -168,6 +168,10 @@ const GIT_KEYS: &[(&str, When, &str)] = &[
     ("man.*.cmd", When::Always, "git help runs it"),
     ("man.*.path", When::Always, "git help runs it"),
     ("guitool.*.cmd", When::Always, "git gui runs it"),
+    ("imap.tunnel", When::Always, "git imap-send runs it"),
+    ("instaweb.httpd", When::Always, "git instaweb runs it"),
+    ("instaweb.browser", When::Always, "git instaweb runs it"),
+    ("svn.authorsprog", When::Always, "git svn runs it"),
     ("lfs.*.path", When::Always, "git-lfs runs it"),
     ("lfs.*.clean", When::Always, "git-lfs runs it"),
     ("lfs.*.smudge", When::Always, "git-lfs runs it"),
@@ -190,6 +194,7 @@ const COMMAND_LIKE: &[&str] = &[
     "smudge",
     "clean",
     "process",
+    "prog",
 ];
 
 /// Why git config `key = value` runs something, if it does.
@@ -1022,6 +1027,10 @@ mod tests {
             ("interactive.difffilter", "evil"),
             ("lfs.customtransfer.x.path", "evil"),
             ("sendemail.tocmd", "evil"),
+            ("sendemail.work.sendmailcmd", "evil"),
+            ("imap.tunnel", "evil"),
+            ("svn.authorsprog", "evil"),
+            ("svn-remote.svn.authorsprog", "evil"),
             ("newtool.thing.precommand", "evil"),
             ("anything.x", "!evil"),
         ] {

@@ -210,6 +210,12 @@ fn every_git_config_key_that_runs_a_command_is_reported() {
             "include.path",
             "/tmp/evil.cfg",
         ),
+        ("git config imap.tunnel evil", "imap.tunnel", "evil"),
+        (
+            "git config core.alternateRefsCommand evil",
+            "core.alternaterefscommand",
+            "evil",
+        ),
         // Not on any list: caught by its shape.
         (
             "git config newtool.thing.precommand evil",
