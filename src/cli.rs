@@ -138,6 +138,11 @@ pub struct SessionOpts {
     /// approve them (this once).
     #[arg(long)]
     pub yes: bool,
+
+    /// Run even from $HOME, /, a parent of $HOME or a system directory, which is then
+    /// mounted writable into the VM (normally refused: run from a project instead).
+    #[arg(long)]
+    pub allow_any_dir: bool,
 }
 
 impl SessionOpts {
@@ -154,6 +159,7 @@ impl SessionOpts {
             && !self.auto_setup
             && !self.rebuild
             && !self.yes
+            && !self.allow_any_dir
     }
 
     /// Combines flags given before and after the subcommand name.
@@ -182,6 +188,7 @@ impl SessionOpts {
             auto_setup: self.auto_setup || later.auto_setup,
             rebuild: self.rebuild || later.rebuild,
             yes: self.yes || later.yes,
+            allow_any_dir: self.allow_any_dir || later.allow_any_dir,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::lock::{self, Lock, Mode};
 use crate::names::Role;
 use crate::paths::HostPaths;
@@ -26,6 +26,10 @@ pub struct Entry {
     pub owner: ProcessIdentity,
     /// Seconds since the epoch.
     pub started_at: u64,
+    /// A session's audit "before" snapshot: a command that reaps the session after its owner
+    /// died finishes the audit with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::audit::Pending>,
 }
 
 impl Entry {
@@ -45,6 +49,7 @@ impl Entry {
             project: project.to_path_buf(),
             owner,
             started_at: now(),
+            audit: None,
         }
     }
 
@@ -78,13 +83,13 @@ impl Journal {
 
     /// Records `entry` atomically (write, then rename): a reader sees all of it or nothing.
     pub fn record(&self, entry: &Entry) -> Result<()> {
-        fs::create_dir_all(&self.dir).io_context("create", &self.dir)?;
         let text = serde_json::to_string_pretty(entry)
             .map_err(|e| Error::failure(format!("cannot encode the journal entry: {e}")))?;
-        let tmp = self.dir.join(format!(".{}.tmp", entry.instance));
-        fs::write(&tmp, text).io_context("write", &tmp)?;
-        let path = self.path(&entry.instance);
-        fs::rename(&tmp, &path).io_context("write", &path)
+        crate::atomic::write(
+            &self.dir,
+            &format!("{}.json", entry.instance),
+            text.as_bytes(),
+        )
     }
 
     /// Forgets an instance once it is deleted. A missing entry is fine.

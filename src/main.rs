@@ -1,5 +1,6 @@
 //! claude-vm: run Claude Code in disposable Lima VMs.
 
+mod atomic;
 mod audit;
 mod cli;
 mod commands;
@@ -30,6 +31,7 @@ mod trust;
 mod tty;
 mod ui;
 mod update;
+mod workdir;
 mod worktrees;
 
 use clap::Parser;
@@ -57,9 +59,11 @@ fn main() {
 /// Prints an error and its hint; no backtrace, no debug formatting.
 /// Never panics: stderr may be a terminal that was closed.
 pub fn report(err: &error::Error) {
-    let mut text = format!("claude-vm: error: {}\n", err.message());
+    // Errors quote Lima's messages, release tags and file names: escaped like every message.
+    let message = ui::escape_text(err.message(), true);
+    let mut text = format!("claude-vm: error: {message}\n");
     if let Some(hint) = err.hint() {
-        for (i, line) in hint.lines().enumerate() {
+        for (i, line) in ui::escape_text(hint, true).lines().enumerate() {
             let lead = if i == 0 { "  hint:" } else { "       " };
             text.push_str(&format!("{lead} {line}\n"));
         }

@@ -165,10 +165,7 @@ pub fn key(clone: &Call, instance: &str, handover_dir: &Path) -> String {
 }
 
 fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<()> {
-    fs::create_dir_all(dir).io_context("create", dir)?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, text).io_context("write", &tmp)?;
-    fs::rename(&tmp, dir.join(name)).io_context("write", dir.join(name))
+    crate::atomic::write(dir, name, text.as_bytes())
 }
 
 #[cfg(test)]

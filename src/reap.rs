@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
+use crate::audit;
 use crate::error::Result;
 use crate::journal::{Entry, Journal};
 use crate::lima::{self, Instance, Limactl};
@@ -32,6 +33,7 @@ pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
         .into_iter()
         .filter(|e| !e.owner_may_be_alive())
         .collect();
+    audit_dead(ui, paths, &journal, &dead);
     let doomed: Vec<String> = dead
         .iter()
         .filter(|e| !is_finished_template(paths, e))
@@ -41,6 +43,26 @@ pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
         forget(paths, &journal, dead.iter().map(|e| e.instance.as_str()))?;
     }
     signals::check()
+}
+
+/// Finishes the audit of sessions whose owner died (SIGKILL, crash): what they changed is
+/// reported like at the end of a session, once (the entry then drops its snapshot).
+fn audit_dead(ui: &Ui, paths: &HostPaths, journal: &Journal, dead: &[Entry]) {
+    for e in dead {
+        let Some(pending) = &e.audit else {
+            continue;
+        };
+        let changes = audit::changes(&pending.before, &pending.watch.snapshot());
+        let headline = format!(
+            "the session {} (pid {}), which ended without cleaning up, changed files that run on your host:",
+            e.instance, e.owner.pid
+        );
+        audit::report(ui, paths, &pending.watch, &e.instance, &headline, &changes);
+        let _ = journal.record(&Entry {
+            audit: None,
+            ..e.clone()
+        });
+    }
 }
 
 /// A first build that finished (manifest written) just before its owner died: the template
@@ -173,6 +195,13 @@ pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<Vec<String>> 
             );
         }
     }
+    let dead: Vec<Entry> = census
+        .entries
+        .values()
+        .filter(|e| !e.owner_may_be_alive())
+        .cloned()
+        .collect();
+    audit_dead(ui, paths, &journal, &dead);
     // Entries of dead owners whose VM is gone already, and hand-overs nobody uses.
     let stale = census
         .entries

@@ -6,15 +6,15 @@
 //! never swaps the template away under the clone), and a watch on the files the host
 //! executes (so changes the agent made to them are reported loudly).
 
-use std::fs;
 use std::path::PathBuf;
 
 use crate::audit;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::handover::Handover;
 use crate::journal::{Entry, Journal};
 use crate::lima::{exit_code, Limactl};
 use crate::lock::{self, Mode};
+use crate::paths::HostPaths;
 use crate::plan::SessionPlan;
 use crate::signals;
 use crate::ui::Ui;
@@ -41,20 +41,32 @@ pub struct Guard {
 pub fn run(
     lima: &Limactl,
     ui: &Ui,
+    paths: &HostPaths,
     plan: &SessionPlan,
     guard: &Guard,
     start: Start,
 ) -> Result<i32> {
     signals::install();
     signals::check()?;
+    // Claude's conversation folders hold transcripts: the owner's only.
     for dir in &plan.host_dirs {
-        fs::create_dir_all(dir).io_context("create", dir)?;
+        crate::atomic::create_private_dir(dir)?;
     }
+    // The audit's "before" goes into the journal entry: should this process be killed, the
+    // command that reaps the session finishes the audit.
+    let before = guard.audit.snapshot();
+    let entry = Entry {
+        audit: Some(audit::Pending {
+            watch: guard.audit.clone(),
+            before: before.clone(),
+        }),
+        ..guard.entry.clone()
+    };
     // What is mounted must still be what was checked: no link anywhere in its path now, and
     // the same folder once the VM has booted.
     let mounted = mount_identities(plan)?;
     // For a warm clone this takes it over from the pool's keeper: the entry is replaced.
-    guard.journal.record(&guard.entry)?;
+    guard.journal.record(&entry)?;
     let handover = match start {
         Start::Cold => Handover::create(&plan.handover_dir, &plan.files),
         Start::Warm => Handover::fill(&plan.handover_dir, &plan.files),
@@ -66,8 +78,6 @@ pub fn run(
             return Err(e);
         }
     };
-    let before = guard.audit.snapshot();
-
     // A warm clone exists already: it must be deleted on every way out.
     let mut cloning = start == Start::Warm;
     let work = work(lima, ui, plan, guard, start, &mut cloning, &mounted);
@@ -84,11 +94,29 @@ pub fn run(
         Ok(())
     };
     drop(handover);
+    // Before the entry goes: a SIGKILL from here on leaves the audit to the reaper.
+    audit::report(
+        ui,
+        paths,
+        &guard.audit,
+        &plan.instance,
+        audit::HEADLINE,
+        &audit::changes(&before, &guard.audit.snapshot()),
+    );
     if deleted.is_ok() {
         // Only now: until the VM is gone, the entry lets a later command finish the job.
         guard.journal.remove(&plan.instance)?;
+    } else {
+        // The audit is done: the reaper only has the VM left to delete.
+        let _ = guard.journal.record(&guard.entry);
     }
-    audit::report(ui, &audit::changes(&before, &guard.audit.snapshot()));
+
+    if let (Ok(code), None) = (&work, signals::received()) {
+        // Last, after the cleanup's lines, so it is what the user reads.
+        if let Some(hint) = shell_hint(*code) {
+            ui.warn(&hint);
+        }
+    }
 
     match deleted {
         Ok(()) => work,
@@ -119,6 +147,17 @@ fn mount_identities(plan: &SessionPlan) -> Result<Vec<(u64, u64)>> {
         .iter()
         .map(|d| crate::hostfile::dir_identity(d))
         .collect()
+}
+
+/// What a failed session shell most likely means, and what to do.
+fn shell_hint(code: i32) -> Option<String> {
+    let hint = match code {
+        126 => "the session's command ended with status 126: it is not executable in the VM\n  hint: check its permissions, or run it through its interpreter (e.g. `claude-vm shell -- bash script.sh`)",
+        127 => "the session's command ended with status 127: it was not found in the VM\n  hint: check its name; install it in .claude-vm.setup.sh (then `claude-vm setup`), or open `claude-vm shell` and look around",
+        255 => "`limactl shell` ended with status 255: the command's own status, or Lima lost the connection to the VM (its message would be above)\n  hint: retry with --verbose to see Lima's side; `limactl list` shows whether the VM is still running; if sessions keep failing, rebuild the template with `claude-vm setup`",
+        _ => return None,
+    };
+    Some(hint.to_owned())
 }
 
 fn work(
@@ -154,9 +193,5 @@ fn work(
     }
     signals::check()?;
     let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;
-    let code = exit_code(status);
-    if code == 255 && signals::received().is_none() {
-        ui.warn("`limactl shell` ended with status 255: the command's own status, or Lima lost the connection to the VM (its message would be above; --verbose shows more)");
-    }
-    Ok(code)
+    Ok(exit_code(status))
 }

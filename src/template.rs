@@ -139,15 +139,11 @@ pub fn all_manifests(paths: &HostPaths) -> Vec<Manifest> {
 }
 
 pub fn write_manifest(paths: &HostPaths, manifest: &Manifest) -> Result<()> {
-    let path = manifest_path(paths, &manifest.template);
-    let dir = paths.templates_dir();
-    fs::create_dir_all(&dir).io_context("create", &dir)?;
     let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| Error::failure(format!("cannot encode the template record: {e}")))?;
     // Write then rename: a reader sees the old record or the new one, never half of one.
-    let tmp = dir.join(format!(".{}.tmp", manifest.template));
-    fs::write(&tmp, text).io_context("write", &tmp)?;
-    fs::rename(&tmp, &path).io_context("write", &path)
+    let name = format!("{}.json", manifest.template);
+    crate::atomic::write(&paths.templates_dir(), &name, text.as_bytes())
 }
 
 pub fn remove_manifest(paths: &HostPaths, template: &str) -> Result<()> {
@@ -235,10 +231,19 @@ fn build_recorded(
             }
         }
     };
-    let hint = match err.hint() {
-        Some(h) => format!("{h}\nfull output of the build: {}", log_path.display()),
-        None => format!("full output of the build: {}", log_path.display()),
-    };
+    // Lima's hint may say what to do with the build VM; once it is removed, it must not.
+    let hint = err
+        .hint()
+        .filter(|h| !(cleaned && h.contains(plan.build.as_str())))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            if cleaned {
+                "the unfinished VM was removed; run `claude-vm setup` again (`--verbose` shows Lima's output)".to_owned()
+            } else {
+                "run `claude-vm setup` again".to_owned()
+            }
+        });
+    let hint = format!("{hint}\nfull output of the build: {}", log_path.display());
     Err(Failed {
         error: Error::failure(err.message().to_owned()).with_hint(hint),
         cleaned,

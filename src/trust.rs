@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::Review;
 use crate::config::{sha256_hex, Review as R};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::paths::HostPaths;
 use crate::project::Project;
 
@@ -64,7 +64,6 @@ impl Store {
     }
 
     pub fn approve(&self, review: &R) -> Result<()> {
-        fs::create_dir_all(&self.dir).io_context("create", &self.dir)?;
         let approval = Approval {
             path: review.path.clone(),
             digest: review.digest.clone(),
@@ -73,9 +72,11 @@ impl Store {
         let text = serde_json::to_string_pretty(&approval)
             .map_err(|e| Error::failure(format!("cannot encode the approval: {e}")))?;
         let file = self.file(&review.path);
-        let tmp = file.with_extension("tmp");
-        fs::write(&tmp, text).io_context("write", &tmp)?;
-        fs::rename(&tmp, &file).io_context("write", &file)
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        crate::atomic::write(&self.dir, &name, text.as_bytes())
     }
 
     /// True if there was an approval to remove.

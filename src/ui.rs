@@ -24,12 +24,56 @@ pub struct Ui {
     /// Spinners that redraw in place (stderr is a terminal, no `--verbose`).
     live: bool,
     color: bool,
+    /// stderr is a terminal (whatever the flags): alerts first undo what the VM's output may
+    /// have left set there.
+    terminal: bool,
 }
+
+/// Puts a terminal back to plain, visible text: attributes (hidden, same colour as the
+/// background), the character set (line drawing), the scroll region, the alternate screen,
+/// a hidden cursor, insert and origin modes, synchronized output, an open hyperlink.
+pub const TERMINAL_RESET: &str =
+    "\x1b[0m\x1b(B\x1b[r\x1b[?1049l\x1b[?25h\x1b[?7h\x1b[4l\x1b[?6l\x1b[?2026l\x1b]8;;\x1b\\";
 
 /// The spinner currently drawn, so other output can step around it and nothing outlives a
 /// step into a command that owns the terminal.
 static ACTIVE: Mutex<Option<(u64, ProgressBar)>> = Mutex::new(None);
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Makes text that the guest, Lima or a release may have chosen safe to print: control
+/// characters (ESC, CR, backspace, C1 codes) and bidirectional overrides become visible
+/// escapes, so a file name cannot move the cursor, erase a line or reorder what follows.
+/// `keep_newlines` keeps `\n` and tabs (a multi-line message); single names escape them too.
+pub fn escape_text(text: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' if keep_newlines => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || is_bidi_control(c) => {
+                let n = u32::from(c);
+                if n < 0x100 {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{{{n:04x}}}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One name or value on one line.
+pub fn escape(text: &str) -> String {
+    escape_text(text, false)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
 
 /// Writes to stderr, ignoring failures (a closed terminal must not stop cleanup).
 pub fn raw_stderr(text: &str) {
@@ -52,20 +96,21 @@ impl Ui {
         Ui {
             quiet,
             live: terminal && !quiet && !verbose,
+            terminal,
             color: terminal && !no_color,
         }
     }
 
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            line(&format!("claude-vm: {msg}"));
+            line(&format!("claude-vm: {}", escape_text(msg, true)));
         }
     }
 
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
             let label = style("warning:").yellow().bold().for_stderr();
-            line(&format!("claude-vm: {label} {msg}"));
+            line(&format!("claude-vm: {label} {}", escape_text(msg, true)));
         }
     }
 
@@ -73,9 +118,11 @@ impl Ui {
     /// `--quiet`.
     pub fn alert(&self, headline: &str, lines: &[String]) {
         let label = style("WARNING:").red().bold().for_stderr();
-        let mut text = format!("claude-vm: {label} {headline}");
+        // A session's last output may have made the terminal hide or garble text.
+        let reset = if self.terminal { TERMINAL_RESET } else { "" };
+        let mut text = format!("{reset}claude-vm: {label} {}", escape_text(headline, true));
         for l in lines {
-            text.push_str(&format!("\n  {l}"));
+            text.push_str(&format!("\n  {}", escape_text(l, true)));
         }
         line(&text);
     }
@@ -89,7 +136,7 @@ impl Ui {
         } else if self.live {
             Some(spinner(&what))
         } else {
-            line(&format!("claude-vm: {what}..."));
+            line(&format!("claude-vm: {}...", escape_text(&what, true)));
             None
         };
         Step {
@@ -108,7 +155,10 @@ impl Ui {
         }
         release_terminal();
         let choices = if default { "[Y/n]" } else { "[y/N]" };
-        raw_stderr(&format!("claude-vm: {question} {choices} "));
+        raw_stderr(&format!(
+            "claude-vm: {} {choices} ",
+            escape_text(question, true)
+        ));
         let _ = io::stderr().flush();
         let mut line = String::new();
         match io::stdin().lock().read_line(&mut line) {
@@ -151,7 +201,7 @@ fn spinner(what: &str) -> (u64, ProgressBar) {
     if let Ok(style) = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}") {
         bar.set_style(style);
     }
-    bar.set_message(what.to_owned());
+    bar.set_message(escape(what));
     bar.enable_steady_tick(Duration::from_millis(100));
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     if let Some((_, previous)) = active().replace((id, bar.clone())) {
@@ -174,7 +224,11 @@ impl Step {
         if !self.ui.quiet {
             let mark = style("✓").green().for_stderr();
             let prefix = if self.ui.live { "" } else { "claude-vm: " };
-            line(&format!("{prefix}{mark} {} ({})", self.what, seconds(took)));
+            line(&format!(
+                "{prefix}{mark} {} ({})",
+                escape(&self.what),
+                seconds(took)
+            ));
         }
         took
     }
@@ -202,7 +256,7 @@ impl Drop for Step {
             let mark = style("✗").red().for_stderr();
             line(&format!(
                 "{mark} {} ({})",
-                self.what,
+                escape(&self.what),
                 seconds(self.started.elapsed())
             ));
         }
@@ -244,6 +298,21 @@ mod tests {
         assert!(Ui::decide(true, false, false, false).color);
         assert!(!Ui::decide(true, true, false, false).color, "NO_COLOR");
         assert!(!Ui::decide(false, false, false, false).color);
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape("hook\x1b[2K\x1b[1Aname"), "hook\\x1b[2K\\x1b[1Aname");
+        assert_eq!(escape("a\rb\x08c\x7fd"), "a\\rb\\x08c\\x7fd");
+        assert_eq!(escape("a\u{9b}2Kb"), "a\\x9b2Kb", "C1 CSI");
+        assert_eq!(
+            escape("x\u{202e}txt.sh"),
+            "x\\u{202e}txt.sh",
+            "bidi override"
+        );
+        assert_eq!(escape("one\ntwo\tz"), "one\\ntwo\\tz");
+        assert_eq!(escape_text("one\ntwo\x1b\t", true), "one\ntwo\\x1b\t");
+        assert_eq!(escape("plain ünïcode ✓"), "plain ünïcode ✓");
     }
 
     #[test]

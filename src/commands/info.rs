@@ -125,5 +125,20 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         println!("{label} {}", u.describe());
         label = "             ";
     }
+    let reports = crate::audit::record::of_project(&ctx.paths, &p.root);
+    if reports.is_empty() {
+        println!("audit:        no session changed files that run on your host");
+    } else {
+        println!(
+            "audit:        {} session(s) changed files that run on your host; review:",
+            reports.len()
+        );
+        for r in &reports {
+            println!(
+                "              {}",
+                crate::ui::escape(&r.display().to_string())
+            );
+        }
+    }
     Ok(0)
 }

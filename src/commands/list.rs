@@ -184,7 +184,8 @@ fn print_table(titles: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  ", w = widths[c]));
             }
         }
-        println!("{out}");
+        // Paths come from journal entries and manifests: shown, never obeyed.
+        println!("{}", crate::ui::escape(&out));
     };
     line(titles.to_vec());
     for r in rows {

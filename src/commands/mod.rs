@@ -173,6 +173,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let trusting = matches!(cli.command, Some(Command::Trust(_)));
     let ctx = Context::new(&cli.global, trusting)?;
+    if !ctx.dry_run {
+        crate::audit::point_at_unseen(&ctx.ui, &ctx.paths);
+    }
     let notice = update_notice(&ctx);
     let code = dispatch(&ctx, cli)?;
     if let Some(text) = notice {

@@ -103,7 +103,7 @@ fn run(
         template_lock: lock::template_lock(&ctx.paths, basis.template.as_str()),
         audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
     };
-    let result = crate::session::run(&ctx.lima, &ctx.ui, &plan, &guard, start);
+    let result = crate::session::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
     pool.forget(&plan.instance);
     result
 }
@@ -125,6 +125,9 @@ pub enum Purpose {
 }
 
 pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Basis> {
+    if !opts.allow_any_dir {
+        refuse_non_project(ctx, purpose)?;
+    }
     let loaded = ctx.load_config(&overrides(opts))?;
     let runtime_script: Vec<trust::Review> =
         trust::project_script(&ctx.project.runtime_script(), &ctx.project)
@@ -164,6 +167,28 @@ pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Ba
         template,
         manifest,
     })
+}
+
+/// A session mounts its project writable: never the home directory, `/` or a system
+/// directory by accident.
+fn refuse_non_project(ctx: &Context, purpose: Purpose) -> Result<()> {
+    let p = &ctx.project;
+    for dir in std::iter::once(&p.root).chain(&p.main_root) {
+        if let Some(why) = crate::workdir::not_a_project(dir, &ctx.paths.home) {
+            let go = "cd into a project (a git repository or a folder made for the agent, e.g. `mkdir ~/work && cd ~/work`) and run claude-vm there";
+            let hint = match purpose {
+                Purpose::Session => format!("{go};\nif you really mean to give the agent this whole directory, pass --allow-any-dir"),
+                // The pool has no such flag: its clones would mount the directory unasked.
+                Purpose::Pool => format!("{go}; the warm pool is not available for such a directory"),
+            };
+            return Err(Error::usage(format!(
+                "refusing to start a session in {}: {why}, and a session mounts its project writable into the VM",
+                dir.display()
+            ))
+            .with_hint(hint));
+        }
+    }
+    Ok(())
 }
 
 /// The session's plan for `instance`: its mounts, hand-over files and limactl calls.

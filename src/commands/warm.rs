@@ -232,7 +232,7 @@ pub fn keeper_if_asked() -> Option<i32> {
         Err(e) => {
             eprintln!(
                 "claude-vm pool keeper: {}{}",
-                e.message(),
+                crate::ui::escape_text(e.message(), true),
                 e.hint()
                     .map(|h| format!("\n  hint: {h}"))
                     .unwrap_or_default()
@@ -378,7 +378,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
         ctx.project.identity(),
     );
     for dir in &plan.host_dirs {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = crate::atomic::create_private_dir(dir);
     }
     if journal.record(&entry).is_err() || Handover::prepare_empty(&plan.handover_dir).is_err() {
         let _ = journal.remove(&instance);
@@ -409,7 +409,10 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
             pool.add(&ready).is_ok()
         }
         Err(e) => {
-            eprintln!("claude-vm pool keeper: cannot boot {instance}: {e}");
+            eprintln!(
+                "claude-vm pool keeper: cannot boot {instance}: {}",
+                crate::ui::escape_text(&e.to_string(), true)
+            );
             if ctx.lima.cleanup(&plan.delete, Some(&instance)).is_ok() {
                 let _ = journal.remove(&instance);
                 let _ = std::fs::remove_dir_all(&plan.handover_dir);

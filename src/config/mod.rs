@@ -288,13 +288,21 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
 /// `NAME=VALUE` pairs; names are shell identifiers so they can be exported as they are.
 pub fn parse_env_assignments(items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for item in items {
+    // A value may be a secret: messages name the argument and the variable, never the value.
+    for (i, item) in items.iter().enumerate() {
         let Some((name, value)) = item.split_once('=') else {
-            return Err(Error::usage(format!("invalid --env `{item}`: expected NAME=VALUE"))
-                .with_hint("write it as --env NAME=VALUE, or use --inherit-env NAME to copy a variable from your shell"));
+            return Err(Error::usage(format!(
+                "invalid --env (the {} one): expected NAME=VALUE, and there is no `=` (the text is not shown, it may be a secret)",
+                ordinal(i + 1)
+            ))
+            .with_hint("write it as --env NAME=VALUE, or use --inherit-env NAME to copy a variable from your shell"));
         };
-        values::env_name(name).map_err(|m| {
-            Error::usage(format!("invalid --env `{item}`: {m}")).with_hint("fix the variable name")
+        values::env_name(name).map_err(|_| {
+            Error::usage(format!(
+                "invalid --env (the {} one): the text before `=` is not a valid variable name (letters, digits and _, not starting with a digit; not shown, it may be a secret)",
+                ordinal(i + 1)
+            ))
+            .with_hint("write it as --env NAME=VALUE")
         })?;
         out.insert(name.to_owned(), value.to_owned());
     }
@@ -316,20 +324,39 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
                     .lines()
                     .position(|l| l.contains(line.trim()))
                     .map_or(0, |i| i + 1);
+                // The line is not quoted back: it may hold a secret.
                 fail(format!(
-                    "line {n} (`{}`) cannot be read at column {}; quote values with spaces",
-                    line.trim(),
+                    "line {n} cannot be read at column {}; quote values with spaces",
                     col + 1
                 ))
             }
             other => fail(other.to_string()),
         })?;
-        values::env_name(&name)
-            .and_then(|()| values::env_value(&name, &value))
-            .map_err(fail)?;
+        let line = || {
+            text.lines()
+                .position(|l| l.contains(&format!("{name}=")) || l.contains(&name))
+                .map_or(0, |i| i + 1)
+        };
+        if values::env_name(&name).is_err() {
+            return Err(fail(format!(
+                "line {} does not start with a valid variable name (letters, digits and _, not starting with a digit; not shown, it may be a secret)",
+                line()
+            )));
+        }
+        values::env_value(&name, &value).map_err(fail)?;
         out.insert(name, value);
     }
     Ok(out)
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, x) if x != 11 => "st",
+        (2, x) if x != 12 => "nd",
+        (3, x) if x != 13 => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 fn dedup_first(items: &mut Vec<String>) {

@@ -77,9 +77,10 @@ pub fn render(findings: &[Finding]) -> String {
             Level::Warn => style("!").yellow().bold(),
             Level::Fail => style("✗").red().bold(),
         };
-        let _ = writeln!(out, "{mark} {}", f.text);
+        // Findings quote Lima, instance names and failed checks: escaped like all output.
+        let _ = writeln!(out, "{mark} {}", crate::ui::escape_text(&f.text, true));
         if let Some(fix) = &f.fix {
-            for (i, line) in fix.lines().enumerate() {
+            for (i, line) in crate::ui::escape_text(fix, true).lines().enumerate() {
                 let label = if i == 0 { "fix:" } else { "    " };
                 let _ = writeln!(out, "    {label} {line}");
             }

@@ -159,7 +159,7 @@ impl Limactl {
             .seek(SeekFrom::Start(0))
             .and_then(|_| out.read_to_string(&mut text));
         if self.verbose {
-            crate::ui::raw_stderr(&text);
+            crate::ui::raw_stderr(&crate::ui::escape_text(&text, true));
         }
         self.outcome(call, instance, status, text)
     }

@@ -38,7 +38,9 @@ impl Collector {
             let mut line = Vec::new();
             while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
                 if echo {
-                    let _ = io::stderr().lock().write_all(&line);
+                    // Lima's output quotes the guest: shown, never obeyed by the terminal.
+                    let text = crate::ui::escape_text(&String::from_utf8_lossy(&line), true);
+                    let _ = io::stderr().lock().write_all(text.as_bytes());
                 }
                 if let Some(f) = log.as_mut() {
                     let _ = f.write_all(&line);

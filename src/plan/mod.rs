@@ -64,11 +64,21 @@ pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], files_headin
             }
         }
     }
-    s
+    // Scripts the agent may have written are shown, never obeyed by the terminal.
+    crate::ui::escape_text(&s, true)
 }
 
-/// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute.
+/// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute;
+/// escaped, since it is printed and a project may name its scripts.
 pub fn script_label(
+    path: &std::path::Path,
+    project_root: &std::path::Path,
+    home: &std::path::Path,
+) -> String {
+    crate::ui::escape(&raw_script_label(path, project_root, home))
+}
+
+fn raw_script_label(
     path: &std::path::Path,
     project_root: &std::path::Path,
     home: &std::path::Path,

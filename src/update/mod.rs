@@ -159,6 +159,7 @@ impl Source {
         self.builder()
             .release_tag(release.tag.clone())
             .bin_install_path(&exe)
+            .verify_archive(check_archive)
             .verify_binary(move |new| check_binary(new, &expected))
             .build()
             .and_then(|u| u.update())
@@ -191,6 +192,8 @@ impl Source {
             .with_hint("build from source with ./install.sh in a checkout"),
             E::InstallPathNotWritable { .. } => Error::failure(format!("cannot {action}: {err}"))
                 .with_hint("run the update as the user who owns the binary, or reinstall with install.sh --dir DIR"),
+            E::ArchiveVerificationRejected { .. } => Error::failure(format!("cannot {action}: {err}"))
+                .with_hint("the release is malformed or tampered with; report it to the release's maintainers"),
             E::VerificationRejected { .. } => Error::failure(format!(
                 "cannot {action}: {err}; the installed binary was not changed"
             ))
@@ -248,8 +251,61 @@ fn default_repo() -> (String, String) {
         .unwrap_or_else(|| ("claude-vm".to_owned(), "claude-vm".to_owned()))
 }
 
-/// The new binary must run here and say it is the release it claims to be.
+/// The archive's `claude-vm` entry must be a plain file: a link (symbolic or hard), a
+/// directory or a device would be extracted as such, run by the version check and installed
+/// in place of claude-vm. Checked before anything is extracted.
+fn check_archive(path: &Path) -> self_update::Result<()> {
+    let reject = |why: String| {
+        Err(self_update::Error::archive_verification_rejected(format!(
+            "the release archive {why}; nothing was installed"
+        )))
+    };
+    let file = std::fs::File::open(path).map_err(self_update::Error::Io)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let entries = archive.entries().map_err(self_update::Error::Io)?;
+    let mut found = false;
+    for entry in entries {
+        let entry = entry.map_err(self_update::Error::Io)?;
+        let Ok(name) = entry.path() else {
+            continue;
+        };
+        if name.strip_prefix(".").unwrap_or(&name) != Path::new(BIN) {
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if kind != tar::EntryType::Regular {
+            return reject(format!(
+                "holds `{BIN}` as a {} instead of a regular file",
+                entry_kind(kind)
+            ));
+        }
+        found = true;
+    }
+    if found {
+        Ok(())
+    } else {
+        reject(format!("has no `{BIN}` at its root"))
+    }
+}
+
+fn entry_kind(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Symlink => "symbolic link",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Directory => "directory",
+        tar::EntryType::Char | tar::EntryType::Block => "device",
+        tar::EntryType::Fifo => "FIFO",
+        _ => "special entry",
+    }
+}
+
+/// The new binary must be a regular file, run here and say it is the release it claims to be.
 fn check_binary(path: &Path, expected: &Version) -> self_update::Result<()> {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+        return Err(self_update::Error::verification_rejected(
+            "the new binary is not a regular file",
+        ));
+    }
     let out = Command::new(path).arg("--version").output().map_err(|e| {
         self_update::Error::verification_rejected(format!("the new binary does not run: {e}"))
     })?;

@@ -80,13 +80,9 @@ pub fn write_state(path: &Path, state: &State) {
     let Ok(text) = serde_json::to_string_pretty(state) else {
         return;
     };
-    if let Some(dir) = path.parent() {
-        let _ = fs::create_dir_all(dir);
-    }
     // Write then rename: a concurrent reader sees the old state or the new one.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if fs::write(&tmp, text).is_ok() && fs::rename(&tmp, path).is_err() {
-        let _ = fs::remove_file(&tmp);
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let _ = crate::atomic::write(dir, &name.to_string_lossy(), text.as_bytes());
     }
 }
 

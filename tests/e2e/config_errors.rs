@@ -210,3 +210,55 @@ fn a_long_lima_home_still_gets_names_that_fit() {
         );
     }
 }
+
+#[test]
+fn errors_quoting_a_name_escape_its_control_characters() {
+    let w = World::new();
+    w.setup();
+    // A mount path is echoed in the error; its escape sequences must not reach the terminal.
+    let r = w.run(&["--mount", "/nonexistent\u{1b}[2K\u{1b}[1A\r", "hi"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\r'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("/nonexistent\\x1b[2K\\x1b[1A\\r"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_dry_run_plan_escapes_what_it_quotes() {
+    let w = World::new();
+    w.setup();
+    let r = w.run(&[
+        "--dry-run",
+        "shell",
+        "--",
+        "echo",
+        "\u{1b}[2K\u{1b}[1Ahidden",
+    ]);
+    r.ok();
+    assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(r.stdout.contains("\\x1b[2K\\x1b[1Ahidden"), "{}", r.stdout);
+}
+
+#[test]
+fn lima_and_guest_output_streamed_with_verbose_is_escaped() {
+    let w = World::new();
+    w.write_project(
+        ".claude-vm.setup.sh",
+        "printf 'before\\033[2K\\033[1Aprovisioned\\n'\n",
+    );
+    let r = w.run(&["-v", "setup"]);
+    r.ok();
+    assert!(
+        r.stderr.contains("before\\x1b[2K\\x1b[1Aprovisioned"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
+}

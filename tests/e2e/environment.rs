@@ -504,3 +504,39 @@ fn the_guest_path_has_each_entry_once() {
         "{path}"
     );
 }
+
+#[test]
+fn an_invalid_env_line_never_echoes_its_value() {
+    let w = World::new();
+    w.setup();
+    const SECRET: &str = "sk-live-4f9a0c";
+    let bad_args = [
+        SECRET.to_owned(),
+        format!("{SECRET}=x"),
+        format!("BAD NAME={SECRET}"),
+        format!("1X={SECRET}"),
+    ];
+    for arg in &bad_args {
+        let r = w.run(&["--env", arg, "hello"]);
+        assert_eq!(r.code, 2, "{arg}: {}", r.stderr);
+        assert!(r.stderr.contains("--env"), "{}", r.stderr);
+        assert!(!r.stderr.contains("sk-live"), "{arg}: {}", r.stderr);
+    }
+    for text in [
+        format!("GOOD=1\n{SECRET}\n"),
+        format!("GOOD=1\nBAD NAME={SECRET}\n"),
+        format!("GOOD=1\nX='{SECRET}\n"),
+        format!("{SECRET}=1\n"),
+    ] {
+        let dotenv = w.write("bad.env", &text);
+        let r = w.run(&["--env-file", dotenv.to_str().unwrap(), "hello"]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(r.stderr.contains("bad.env"), "{}", r.stderr);
+        assert!(r.stderr.contains("line "), "{}", r.stderr);
+        assert!(!r.stderr.contains("sk-live"), "{text:?}: {}", r.stderr);
+    }
+    assert!(
+        w.logged().iter().all(|c| c[0] != "clone"),
+        "nothing was started"
+    );
+}

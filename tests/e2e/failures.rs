@@ -31,12 +31,46 @@ fn each_failing_session_step_leaves_nothing_and_says_what_happened() {
             "{step}: Lima's own message is shown:\n{}",
             r.stderr
         );
-        if step != "shell" {
-            assert!(r.stderr.contains("hint:"), "{step}: {}", r.stderr);
-        } else {
+        assert!(r.stderr.contains("hint:"), "{step}: {}", r.stderr);
+        if step == "shell" {
             assert!(r.stderr.contains("status 255"), "{}", r.stderr);
+            // After the cleanup's lines: the last thing the user reads.
+            let last = r.stderr.trim_end().lines().last().unwrap_or_default();
+            assert!(
+                last.contains("hint:") && last.contains("--verbose"),
+                "{}",
+                r.stderr
+            );
         }
     }
+}
+
+#[test]
+fn a_session_command_that_is_missing_or_not_executable_gets_a_hint() {
+    let w = World::new();
+    w.setup();
+    w.write_project("script.sh", "echo hi\n");
+    for (args, code, says) in [
+        (
+            &["shell", "--", "no-such-command-xyz"][..],
+            127,
+            "not found in the VM",
+        ),
+        (
+            &["shell", "--", "./script.sh"][..],
+            126,
+            "not executable in the VM",
+        ),
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert!(r.stderr.contains(says), "{}", r.stderr);
+        assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    }
+    // An ordinary failure of the command is its own business.
+    let r = w.run(&["shell", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, 3);
+    assert!(!r.stderr.contains("hint:"), "{}", r.stderr);
 }
 
 #[test]
@@ -108,6 +142,23 @@ fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() 
             "{}",
             r.stderr
         );
+        // The build VM was removed: no hint may send the user to it.
+        let removed = r
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("claude-vm: removing the unfinished VM "))
+            .and_then(|l| l.strip_suffix("..."))
+            .unwrap_or_else(|| panic!("{step}: no removal in {}", r.stderr));
+        let hint = r.stderr.split_once("hint:").map_or("", |(_, h)| h);
+        let advice: Vec<&str> = hint
+            .lines()
+            .filter(|l| !l.contains("full output of the build:"))
+            .collect();
+        assert!(
+            !advice.iter().any(|l| l.contains(removed)),
+            "{step}: {}",
+            r.stderr
+        );
     }
     w.setup();
     let template = w.templates();
@@ -122,5 +173,70 @@ fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() 
             assert_eq!(w.templates(), template, "{step}: the old template survives");
             w.run(&["shell", "--", "true"]).ok();
         }
+    }
+}
+
+/// Runs claude-vm as if the disk were full: every write to a file fails (EFBIG), creating
+/// an empty file still works, which is what a full disk leaves behind.
+fn run_on_a_full_disk(w: &World, args: &[&str]) -> std::process::Output {
+    let template = w.command(args, &w.project);
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" \"$@\"")
+        .arg(CLAUDE_VM)
+        .args(args)
+        .current_dir(&w.project)
+        .env_clear()
+        .stdin(std::process::Stdio::null());
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.output().expect("run claude-vm")
+}
+
+#[test]
+fn a_full_disk_leaves_no_empty_temporary_files() {
+    let w = World::new();
+    w.setup();
+    for args in [&["shell", "--", "true"][..], &["setup"][..], &["trust"][..]] {
+        if args == ["trust"] {
+            let data = w.root.join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            let toml = format!("[[mounts]]\nlocation = \"{}\"\n", data.display());
+            w.write_project(".claude-vm.toml", &toml);
+        }
+        let out = run_on_a_full_disk(&w, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{args:?} cannot succeed on a full disk"
+        );
+        assert!(
+            err.to_lowercase().contains("file too large"),
+            "{args:?} failed writing: {err}"
+        );
+        let mut left = Vec::new();
+        let mut stack = vec![w.data_dir()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    stack.push(p);
+                } else {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let is_lock = name.ends_with(".lock");
+                    let is_log = name.ends_with(".log");
+                    if name.contains(".tmp") || (meta.len() == 0 && !is_lock && !is_log) {
+                        left.push(p);
+                    }
+                }
+            }
+        }
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+        assert!(w.journal().is_empty(), "{args:?}: {:?}", w.journal());
     }
 }

@@ -32,3 +32,4 @@ mod terminal;
 mod tools;
 mod trust;
 mod update;
+mod workdir;

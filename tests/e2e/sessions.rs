@@ -380,3 +380,23 @@ fn verbose_streams_limas_output() {
     quiet.ok();
     assert!(!quiet.stderr.contains("level=info"), "{}", quiet.stderr);
 }
+
+#[test]
+fn conversation_folders_claude_vm_creates_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    w.setup();
+    let projects = w.home.join(".claude/projects");
+    assert!(!projects.exists(), "setup made no conversation folder");
+    w.run(&["shell", "--", "true"]).ok();
+    let folder = std::fs::read_dir(&projects)
+        .unwrap()
+        .next()
+        .expect("the project's conversation folder")
+        .unwrap()
+        .path();
+    for dir in [w.home.join(".claude"), projects.clone(), folder] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+}

@@ -296,3 +296,87 @@ fn an_unreachable_api_is_a_clear_failure() {
     );
     assert!(err.contains("CLAUDE_VM_UPDATE_API"), "{err}");
 }
+
+/// An archive whose `claude-vm` entry is built by `make` in a fresh stage directory.
+fn crafted_archive(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce(&Path) -> Vec<&'static str>,
+) -> Vec<u8> {
+    let stage = dir.join(format!("stage-{name}"));
+    std::fs::create_dir_all(&stage).unwrap();
+    let members = make(&stage);
+    let tarball = dir.join(format!("{name}.tar.gz"));
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&stage)
+        .args(&members)
+        .status()
+        .expect("run tar");
+    assert!(status.success());
+    std::fs::read(&tarball).unwrap()
+}
+
+#[test]
+fn a_release_whose_binary_is_a_link_or_not_a_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let i = Installed::new();
+    // What a link would point at: a program that passes the version check.
+    let elsewhere = i.dir().join("elsewhere.sh");
+    std::fs::write(&elsewhere, new_binary("9.9.9")).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = elsewhere.clone();
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "symbolic link",
+            crafted_archive(i.dir(), "symlink", |s| {
+                std::os::unix::fs::symlink(&target, s.join("claude-vm")).unwrap();
+                vec!["claude-vm"]
+            }),
+        ),
+        (
+            "hard link",
+            crafted_archive(i.dir(), "hardlink", |s| {
+                std::fs::write(s.join("a"), new_binary("9.9.9")).unwrap();
+                std::fs::set_permissions(s.join("a"), std::fs::Permissions::from_mode(0o755))
+                    .unwrap();
+                std::fs::hard_link(s.join("a"), s.join("claude-vm")).unwrap();
+                vec!["a", "claude-vm"]
+            }),
+        ),
+        (
+            "directory",
+            crafted_archive(i.dir(), "dir", |s| {
+                std::fs::create_dir(s.join("claude-vm")).unwrap();
+                vec!["claude-vm"]
+            }),
+        ),
+    ];
+    let name = asset_name();
+    for (kind, bytes) in variants {
+        let sum = sha256_line(&bytes, &name);
+        i.server.publish(
+            "v9.9.9",
+            &[(name.clone(), bytes), (format!("{name}.sha256"), sum)],
+            true,
+        );
+        let out = i.run(&["update", "-y"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {err}");
+        assert!(
+            err.contains(&format!("as a {kind} instead of a regular file")),
+            "{kind}: {err}"
+        );
+        assert!(i.unchanged(), "{kind}: the binary was replaced");
+        assert!(
+            std::fs::symlink_metadata(&i.exe)
+                .unwrap()
+                .file_type()
+                .is_file(),
+            "{kind}"
+        );
+        assert!(i.bin_dir_is_clean(), "{kind}");
+    }
+}
