@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::paths::HostPaths;
 use crate::project::Project;
 
@@ -87,16 +87,15 @@ fn read_record(file: &Path, worktree: &Path) -> Option<PathBuf> {
 }
 
 fn write_record(file: &Path, record: &Record) -> Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).io_context("create", dir)?;
     let text = serde_json::to_string_pretty(record)
         .map_err(|e| Error::failure(format!("cannot encode the worktree record: {e}")))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).io_context("create a file in", dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).io_context("write", file)?;
-    tmp.persist(file)
-        .map_err(|e| e.error)
-        .io_context("write", file)?;
-    Ok(())
+    let (dir, name) = (
+        file.parent().unwrap_or(Path::new(".")),
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    crate::atomic::write(dir, &name, text.as_bytes())
 }
 
 /// The git directory of the main repository (`<main>/.git`, or `main` itself when bare).
