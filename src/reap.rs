@@ -32,9 +32,10 @@ pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
         .into_iter()
         .filter(|e| !e.owner_may_be_alive())
         .collect();
+    let held = crate::swap::protected(paths);
     let doomed: Vec<String> = dead
         .iter()
-        .filter(|e| !is_finished_template(paths, e))
+        .filter(|e| !is_finished_template(paths, e) && !held.contains(&e.instance))
         .map(|e| e.instance.clone())
         .collect();
     if doomed.is_empty() || delete(lima, ui, &doomed, &describe(&dead))? {
@@ -62,6 +63,7 @@ fn describe(dead: &[Entry]) -> String {
                     Role::Run => "session",
                     Role::Build => "template build",
                     Role::Warm => "warm clone",
+                    Role::Old => "replaced template",
                 },
                 e.project.display(),
                 e.owner.pid
@@ -137,9 +139,11 @@ impl Census {
     /// claude-vm instances nobody owns: clones and builds without a live owner, and templates
     /// that never got their manifest.
     pub fn orphans(&self, paths: &HostPaths) -> Vec<String> {
+        // An unfinished swap's names hold the only complete template: never orphans.
+        let held = crate::swap::protected(paths);
         self.instances
             .iter()
-            .filter(|i| self.live_owner(&i.name).is_none())
+            .filter(|i| self.live_owner(&i.name).is_none() && !held.contains(&i.name))
             .filter(|i| match names::parse(&i.name) {
                 Some(Ours::Clone { .. }) => true,
                 Some(Ours::Template(t)) => {

@@ -11,6 +11,7 @@ pub fn run(ctx: &Context) -> Result<i32> {
         return Ok(0);
     }
     crate::lima::detect::ensure(&ctx.lima, &ctx.paths.lima_version_cache())?;
+    crate::swap::recover_all(&ctx.lima, &ctx.ui, &ctx.paths)?;
     let removed = crate::reap::sweep(&ctx.lima, &ctx.ui, &ctx.paths)?;
     if removed.is_empty() {
         ctx.ui

@@ -56,13 +56,15 @@ impl Context {
     }
 
     /// Before a command drives Lima (after its input is validated: bad input touches no VM):
-    /// Lima is there and new enough (cached), and VMs left by dead claude-vm processes are
-    /// reaped (no limactl call when there are none).
+    /// Lima is there and new enough (cached), rebuilds interrupted mid-swap are settled, and
+    /// VMs left by dead claude-vm processes are reaped (no limactl call when there are none).
     pub fn prepare_lima(&self) -> Result<()> {
         if self.dry_run {
             return Ok(());
         }
         lima::detect::ensure(&self.lima, &self.paths.lima_version_cache())?;
+        // A rebuild stopped mid-swap is settled before anything looks at templates.
+        crate::swap::recover_all(&self.lima, &self.ui, &self.paths)?;
         crate::reap::orphans(&self.lima, &self.ui, &self.paths)
     }
 

@@ -328,7 +328,7 @@ fn read_manifest(ctx: &Context, template: &TemplateName) -> Result<Option<Manife
     if ctx.dry_run {
         return template::read_manifest(&ctx.paths, template.as_str());
     }
-    let _shared = lock::acquire(
+    let shared = lock::acquire(
         &lock::template_lock(&ctx.paths, template.as_str()),
         Mode::Shared,
         |_| {
@@ -336,6 +336,17 @@ fn read_manifest(ctx: &Context, template: &TemplateName) -> Result<Option<Manife
                 .info("waiting for a rebuild to put the new template in place")
         },
     )?;
+    if crate::swap::pending(&ctx.paths, template.as_str()).is_some() {
+        // The rebuild that held the lock died mid-swap: settle it, then read.
+        drop(shared);
+        crate::swap::recover_all(&ctx.lima, &ctx.ui, &ctx.paths)?;
+        let _shared = lock::acquire(
+            &lock::template_lock(&ctx.paths, template.as_str()),
+            Mode::Shared,
+            |_| {},
+        )?;
+        return template::read_manifest(&ctx.paths, template.as_str());
+    }
     template::read_manifest(&ctx.paths, template.as_str())
 }
 

@@ -193,6 +193,9 @@ pub fn build_template(
         },
     )?;
     setup_lock.announce(&format!("pid {}", std::process::id()));
+    // A swap that a killed setup left half done is settled first: it decides which template
+    // exists (and which manifest describes it).
+    crate::swap::recover_locked(&ctx.lima, &ctx.ui, &ctx.paths, template.as_str())?;
     let fingerprint = current_fingerprint(ctx, config, template)?;
     let existing = template::read_manifest(&ctx.paths, template.as_str())?;
     let done = match (b.when, &existing) {

@@ -12,9 +12,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 
+#[cfg(test)]
+pub use call::Verb;
 pub use call::{
     clone, create, delete, list, rename, shell, start, stop, version, Call, CloneSpec, CreateSpec,
-    LimaMount, Resources, SetExpr, ShellSpec, Verb,
+    LimaMount, Resources, SetExpr, ShellSpec,
 };
 pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};

@@ -25,6 +25,7 @@ mod sessions;
 mod setup;
 mod signals;
 mod stale;
+mod swap;
 mod terminal;
 mod tools;
 mod trust;
