@@ -15,6 +15,7 @@ mod journal;
 mod lima;
 mod lock;
 mod names;
+mod owner;
 mod paths;
 mod plan;
 mod pool;

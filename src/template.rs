@@ -212,7 +212,7 @@ fn build_recorded(
     let log = File::create(log_path)
         .io_context("create", log_path)
         .map_err(early)?;
-    let result = run_steps(lima, ui, plan, &log, bundle)
+    let result = run_steps(lima, ui, paths, plan, &log, bundle)
         .map_err(Installed::Before)
         .and_then(|login| install(lima, ui, paths, plan, manifest).map(|()| login));
     let err = match result {
@@ -257,6 +257,7 @@ fn build_recorded(
 fn run_steps(
     lima: &Limactl,
     ui: &Ui,
+    paths: &HostPaths,
     plan: &SetupPlan,
     log: &File,
     bundle: String,
@@ -298,6 +299,10 @@ fn run_steps(
             lima.run(call, Some(&plan.build), log.try_clone().ok())
         };
         ran.map_err(signals::explain)?;
+        if call == &plan.create {
+            // Ours from the moment it exists (`owner.rs`); renames keep the mark.
+            crate::owner::mark(paths, &plan.build)?;
+        }
         step.done();
     }
     Ok(login)

@@ -216,9 +216,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",
         )),
-        Some(Command::Gc) => {
+        Some(Command::Gc(g)) => {
             only_session("gc")?;
-            gc::run(ctx)
+            gc::run(ctx, &g.force)
         }
         Some(Command::Trust(t)) => {
             only_session("trust")?;

@@ -96,6 +96,7 @@ fn run(
         ),
         template_lock: lock::template_lock(&ctx.paths, basis.template.as_str()),
         audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
+        paths: ctx.paths.clone(),
     };
     let result = crate::session::run(&ctx.lima, &ctx.ui, &plan, &guard, start);
     pool.forget(&plan.instance);

@@ -219,6 +219,7 @@ pub fn build_template(
         .filter(|i| matches!(names::parse(&i.name), Some(Ours::Clone { template: t, role: Role::Build, .. }) if &t == template))
         .map(|i| i.name.clone())
         .collect();
+    let leftovers = crate::owner::deletable(&ctx.paths, &ctx.ui, &leftovers, &[]);
     if !leftovers.is_empty() {
         let step = ctx.ui.step(format!(
             "removing unfinished builds: {}",

@@ -198,6 +198,8 @@ pub fn drain(
             names.push(r.instance);
         }
     }
+    // Pool records are ours, but the VMs they name must be too (`owner.rs`).
+    let names = crate::owner::deletable(&ctx.paths, &ctx.ui, &names, &[]);
     if names.is_empty() {
         return Ok(0);
     }
@@ -391,7 +393,10 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
             Mode::Shared,
             |_| {},
         );
-        ctx.lima.run(&plan.clone, Some(&instance), None)
+        ctx.lima
+            .run(&plan.clone, Some(&instance), None)
+            .map_err(crate::error::Error::from)
+            .and_then(|()| crate::owner::mark(&ctx.paths, &instance))
     };
     match cloned {
         Ok(()) => {

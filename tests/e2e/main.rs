@@ -17,6 +17,7 @@ mod install;
 mod journal;
 mod lima;
 mod notice;
+mod ownership;
 mod pool;
 mod progress;
 mod pty;
