@@ -49,7 +49,14 @@ impl Context {
             cwd,
             project,
             ui: Ui::new(global.quiet, global.verbose),
-            lima: Limactl::new(global.verbose),
+            lima: Limactl::new(
+                global.verbose,
+                lima::Timeouts::from_env().map_err(|e| {
+                    Error::usage(e).with_hint(
+                        "set it like CLAUDE_VM_LIMA_TIMEOUTS=\"start=1800,list=60\" (seconds, 0 = no limit)",
+                    )
+                })?,
+            ),
             dry_run: global.dry_run,
             allowed: Mutex::new(Vec::new()),
         })

@@ -120,3 +120,62 @@ fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() 
         w.run(&["shell", "--", "true"]).ok();
     }
 }
+
+#[test]
+fn a_hung_limactl_call_is_killed_and_the_error_says_which_step_hung() {
+    let w = World::new();
+    // A boot that never ends, during setup: killed after its limit, the build removed.
+    for verb in ["create", "start", "shell", "stop"] {
+        let started = std::time::Instant::now();
+        let r = w.run_with(
+            &["setup"],
+            &[
+                ("LIMA_SIM_DELAY", &format!("{verb}=300")),
+                ("CLAUDE_VM_LIMA_TIMEOUTS", &format!("{verb}=1")),
+            ],
+        );
+        assert_eq!(r.code, 1, "{verb}: {}", r.stderr);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{verb}: took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            r.stderr.contains(&format!(
+                "`limactl {verb}` hung: it did not finish within 1s"
+            )),
+            "{verb}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("CLAUDE_VM_LIMA_TIMEOUTS"), "{}", r.stderr);
+        assert!(w.instances().is_empty(), "{verb}: {:?}", w.instances());
+    }
+    w.setup();
+    // A clone that hangs: the session fails, its clone is deleted, the template stays.
+    let template = w.templates();
+    let r = w.run_with(
+        &["hello"],
+        &[
+            ("LIMA_SIM_DELAY", "clone=300"),
+            ("CLAUDE_VM_LIMA_TIMEOUTS", "clone=1"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`limactl clone` hung"), "{}", r.stderr);
+    assert_eq!(w.instances(), template);
+    // A hanging list.
+    let r = w.run_with(
+        &["list"],
+        &[
+            ("LIMA_SIM_DELAY", "list=300"),
+            ("CLAUDE_VM_LIMA_TIMEOUTS", "list=1"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`limactl list` hung"), "{}", r.stderr);
+    // A bad setting is refused before anything runs.
+    let r = w.run_with(&["list"], &[("CLAUDE_VM_LIMA_TIMEOUTS", "boot=1")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown limactl verb"), "{}", r.stderr);
+    assert!(r.calls.is_empty());
+}
