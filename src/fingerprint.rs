@@ -59,10 +59,11 @@ pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
     for f in &plan.files {
         let bytes = match &f.source {
             FileSource::Text(t) => t.as_bytes().to_vec(),
-            FileSource::Copy(path) => std::fs::read(path).map_err(|e| {
-                Error::failure(format!("cannot read {}: {e}", path.display()))
-                    .with_hint("check that the setup script exists and is readable")
-            })?,
+            FileSource::Copy(path) => crate::fsread::read_regular(path, crate::fsread::SCRIPT_MAX)
+                .map_err(|e| {
+                    Error::failure(format!("cannot read {}: {e}", path.display()))
+                        .with_hint("check that the setup script exists and is readable")
+                })?,
         };
         parts.insert(format!("file:{}", f.name), hex(&bytes));
     }

@@ -34,16 +34,44 @@ pub fn open_regular(path: &Path, max: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// The text of `path` if it is a regular file of at most `max` bytes (also if it grows
+/// The largest project configuration file read.
+pub const CONFIG_MAX: u64 = 1 << 20;
+/// The largest script (setup, runtime, packages) copied into a VM.
+pub const SCRIPT_MAX: u64 = 16 << 20;
+
+/// The bytes of `path` if it is a regular file of at most `max` bytes (also if it grows
 /// while being read: reading stops past the limit).
-pub fn small_regular_file(path: &Path, max: u64) -> io::Result<String> {
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let file = open_regular(path, max)?;
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(refused(format!("it grew beyond the {max} bytes allowed")));
     }
-    String::from_utf8(bytes).map_err(|_| refused("it is not UTF-8 text"))
+    Ok(bytes)
+}
+
+/// Like `read_regular`, as UTF-8 text.
+pub fn small_regular_file(path: &Path, max: u64) -> io::Result<String> {
+    String::from_utf8(read_regular(path, max)?).map_err(|_| refused("it is not UTF-8 text"))
+}
+
+/// Whether a project script at `path` is there: false if nothing is, true for a regular file
+/// (through links) of at most `max` bytes, an error for anything else, which must not be
+/// skipped silently nor read.
+pub fn present(path: &Path, max: u64) -> io::Result<bool> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+        Ok(m) if !m.is_file() => Err(refused(
+            "it is not a regular file (a FIFO, device, socket or directory)",
+        )),
+        Ok(m) if m.len() > max => Err(refused(format!(
+            "it is {} bytes, more than the {max} allowed",
+            m.len()
+        ))),
+        Ok(_) => Ok(true),
+    }
 }
 
 #[cfg(test)]

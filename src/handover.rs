@@ -70,7 +70,8 @@ impl Handover {
         let path = self.dir.join(&f.name);
         let contents = match &f.source {
             FileSource::Text(t) => t.as_bytes().to_vec(),
-            FileSource::Copy(src) => fs::read(src).io_context("read", src)?,
+            FileSource::Copy(src) => crate::fsread::read_regular(src, crate::fsread::SCRIPT_MAX)
+                .io_context("read", src)?,
         };
         let mut file = OpenOptions::new()
             .write(true)

@@ -359,7 +359,8 @@ fn provisioning_bundle(plan: &SetupPlan) -> Result<String> {
     for f in &plan.files {
         let bytes = match &f.source {
             FileSource::Text(t) => t.clone().into_bytes(),
-            FileSource::Copy(path) => fs::read(path).io_context("read", path)?,
+            FileSource::Copy(path) => crate::fsread::read_regular(path, crate::fsread::SCRIPT_MAX)
+                .io_context("read", path)?,
         };
         files.push((f.name.clone(), bytes));
     }

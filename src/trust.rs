@@ -103,7 +103,10 @@ pub fn project_script(script: &Path, project: &Project) -> Option<R> {
     }
     let mut bytes = target.as_os_str().as_encoded_bytes().to_vec();
     bytes.push(0);
-    bytes.extend(fs::read(&target).unwrap_or_default());
+    // Never to the end of a FIFO or a device (the session refuses those later).
+    bytes.extend(
+        crate::fsread::read_regular(&target, crate::fsread::SCRIPT_MAX).unwrap_or_default(),
+    );
     Some(R {
         path: script.to_path_buf(),
         digest: sha256_hex(&bytes),

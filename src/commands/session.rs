@@ -184,7 +184,7 @@ fn plan_with(
     let config = &basis.config;
     let mut runtime_scripts = Vec::new();
     let project_script = ctx.project.runtime_script();
-    if project_script.is_file() {
+    if script_present(&project_script)? {
         let path = std::fs::canonicalize(&project_script).unwrap_or(project_script);
         runtime_scripts.push(HostScript {
             label: "./.claude-vm.runtime.sh".into(),
@@ -434,5 +434,14 @@ fn offer_setup(ctx: &Context, opts: &SessionOpts, template: &TemplateName) -> Re
     read_manifest(ctx, template)?.ok_or_else(|| {
         Error::failure("the template was built but its record is missing")
             .with_hint("run `claude-vm setup` again")
+    })
+}
+
+/// Whether a project script (`.claude-vm.setup.sh`, `.claude-vm.runtime.sh`) is there; one
+/// that is a FIFO, a device or huge is refused, not skipped (and never read).
+pub fn script_present(path: &std::path::Path) -> Result<bool> {
+    crate::fsread::present(path, crate::fsread::SCRIPT_MAX).map_err(|e| {
+        Error::usage(format!("cannot use {}: {e}", path.display()))
+            .with_hint("make it a regular file, or remove it")
     })
 }

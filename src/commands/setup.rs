@@ -88,7 +88,7 @@ fn plan_for(
         template,
         build,
         config,
-        scripts: setup_scripts(ctx, config),
+        scripts: setup_scripts(ctx, config)?,
         login,
     })
     .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))
@@ -303,7 +303,7 @@ pub fn wait_for_running_setup(ctx: &Context, template: &TemplateName) -> Result<
 
 /// `~/.claude-vm.setup.sh`, `./.claude-vm.setup.sh`, `[setup] scripts`, `--setup-script`:
 /// in that order, each once.
-fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
+fn setup_scripts(ctx: &Context, config: &Config) -> Result<Vec<HostScript>> {
     let mut out: Vec<HostScript> = Vec::new();
     let mut add = |label: String, path: PathBuf| {
         let path = std::fs::canonicalize(&path).unwrap_or(path);
@@ -316,7 +316,7 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
         add("~/.claude-vm.setup.sh".into(), global);
     }
     let project = ctx.project.setup_script();
-    if project.is_file() {
+    if super::session::script_present(&project)? {
         add("./.claude-vm.setup.sh".into(), project);
     }
     for p in &config.setup.scripts {
@@ -325,5 +325,5 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
             p.clone(),
         );
     }
-    out
+    Ok(out)
 }

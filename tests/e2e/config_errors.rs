@@ -210,3 +210,47 @@ fn a_long_lima_home_still_gets_names_that_fit() {
         );
     }
 }
+
+/// Replaces `rel` in the project with a FIFO (nobody ever writes to it).
+fn fifo(w: &World, rel: &str) {
+    let path = w.project.join(rel);
+    let _ = std::fs::remove_file(&path);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn project_files_that_are_fifos_devices_or_huge_are_refused_without_being_read() {
+    let w = World::new();
+    w.setup();
+    let template = w.templates();
+    let refused = |args: &[&str], rel: &str, why: &str| {
+        let mut s = w.spawn(args);
+        // A read of the FIFO would block forever: `finish` would time out.
+        let code = s.finish();
+        let err = s.stderr();
+        assert_eq!(code, 2, "{rel}: {err}");
+        assert!(err.contains(rel) && err.contains(why), "{rel}: {err}");
+        assert_eq!(w.instances(), template, "{rel}: nothing was started");
+    };
+    // --yes: a link out of the project would otherwise be refused earlier, for trust.
+    let session = ["--yes", "shell", "--", "true"];
+    for rel in [".claude-vm.toml", ".claude-vm.runtime.sh"] {
+        fifo(&w, rel);
+        refused(&session, rel, "not a regular file");
+        std::fs::remove_file(w.project.join(rel)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", w.project.join(rel)).unwrap();
+        refused(&session, rel, "not a regular file");
+        std::fs::remove_file(w.project.join(rel)).unwrap();
+        // Huge (sparse: it costs no disk).
+        let f = std::fs::File::create(w.project.join(rel)).unwrap();
+        f.set_len(64 << 20).unwrap();
+        refused(&session, rel, "more than");
+        std::fs::remove_file(w.project.join(rel)).unwrap();
+    }
+    fifo(&w, ".claude-vm.setup.sh");
+    refused(&["setup"], ".claude-vm.setup.sh", "not a regular file");
+    std::fs::remove_file(w.project.join(".claude-vm.setup.sh")).unwrap();
+    w.run(&["shell", "--", "true"]).ok();
+}
