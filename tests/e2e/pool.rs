@@ -338,3 +338,19 @@ fn pool_size_in_the_config_keeps_clones_ready() {
     let r = w.run(&["warm", "99"]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn warm_returns_with_the_error_when_clones_fail_instead_of_waiting() {
+    let w = World::new();
+    let _drained = Drained(&w);
+    w.setup();
+    // The keeper inherits the failure: every clone it tries fails.
+    let mut s = w.spawn_with(&["warm", "2"], &[("LIMA_SIM_FAIL", "clone")]);
+    // `finish` would time out if `warm` waited for clones that never come.
+    assert_eq!(s.finish(), 1, "{}", s.stderr());
+    let err = s.stderr();
+    assert!(err.contains("could not be booted"), "{err}");
+    assert!(err.contains("simulated failure of \"clone\""), "{err}");
+    assert!(err.contains("pool.log"), "{err}");
+    assert!(running_warm(&w).is_empty(), "{:?}", w.instances());
+}
