@@ -314,6 +314,8 @@ fn pool_size_in_the_config_keeps_clones_ready() {
     let w = World::new();
     let _drained = Drained(&w);
     w.write_project(".claude-vm.toml", "[pool]\nsize = 1\n");
+    // Host ports and resources beyond the user's own configuration need approval.
+    w.run(&["trust"]).ok();
     w.setup();
     let first = w.run(&["shell", "--", "true"]);
     first.ok();
