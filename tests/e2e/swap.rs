@@ -190,3 +190,27 @@ fn a_hanging_delete_of_the_old_template_honours_ctrl_c_and_sigterm() {
         usable(&w, &template, "v2", &fp);
     }
 }
+
+#[test]
+fn ctrl_c_or_sigterm_in_the_middle_of_the_swap_leaves_it_to_the_next_command() {
+    for (sig, delay, n) in [
+        (libc::SIGINT, "rename@1=120", 1),
+        (libc::SIGTERM, "rename@2=120", 2),
+    ] {
+        let (w, template) = rebuilt_world();
+        let old = manifest(&w, &template)["fingerprint"].clone();
+        let mut s = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", delay)]);
+        nth_call(&w, s.pid(), "rename", n);
+        let new: Value =
+            serde_json::from_str(&std::fs::read_to_string(record(&w, &template)).unwrap()).unwrap();
+        s.signal(sig);
+        assert_eq!(s.finish(), 128 + sig, "{delay}: {}", s.stderr());
+        // Stopped before the old template moved: it stays; after: the new one goes in.
+        let want = if n == 1 {
+            old
+        } else {
+            new["manifest"]["fingerprint"].clone()
+        };
+        usable(&w, &template, if n == 1 { "v1" } else { "v2" }, &want);
+    }
+}

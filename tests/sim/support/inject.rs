@@ -245,4 +245,23 @@ mod tests {
         assert!(make().checkpoint("shell").is_ok());
         assert!(make().checkpoint("start").is_ok());
     }
+
+    #[test]
+    fn an_nth_delay_holds_only_that_call() {
+        let home = tempfile::tempdir().unwrap();
+        let make = || Injector {
+            delays: parse_delays("rename@2=0.4").unwrap(),
+            rules: Vec::new(),
+            counters: home.path().join("_sim").join("counters.json"),
+        };
+        let timed = || {
+            let t = std::time::Instant::now();
+            make().checkpoint("rename").unwrap();
+            t.elapsed()
+        };
+        assert!(timed() < Duration::from_millis(300));
+        assert!(timed() >= Duration::from_millis(400));
+        assert!(timed() < Duration::from_millis(300));
+        assert_eq!(make().delay_secs("rename"), 0.0);
+    }
 }
