@@ -60,7 +60,8 @@ fn record_path(paths: &HostPaths, template: &str) -> PathBuf {
     paths.templates_dir().join(format!("{template}.swap"))
 }
 
-fn write_record(paths: &HostPaths, swap: &Swap) -> Result<()> {
+/// Records the swap before its first step (a failure here leaves everything as it was).
+pub fn begin(paths: &HostPaths, swap: &Swap) -> Result<()> {
     let dir = paths.templates_dir();
     fs::create_dir_all(&dir).io_context("create", &dir)?;
     let text = serde_json::to_string_pretty(swap)
@@ -110,12 +111,11 @@ pub fn protected(paths: &HostPaths) -> Vec<String> {
         .collect()
 }
 
-/// Swaps the complete, stopped `swap.build` in for `swap.template`. The caller holds the
-/// template lock exclusively. On failure the old template is put back (or, once the new one
-/// is in, the swap is finished); whatever cannot be settled now stays recorded for the next
-/// command.
+/// Swaps the complete, stopped `swap.build` in for `swap.template`, recorded by `begin`. The
+/// caller holds the template lock exclusively. On failure the old template is put back (or,
+/// once the new one is in, the swap is finished); whatever cannot be settled now stays
+/// recorded for the next command.
 pub fn perform(lima: &Limactl, ui: &Ui, paths: &HostPaths, swap: &Swap) -> Result<()> {
-    write_record(paths, swap)?;
     // Work calls (a signal stops them): wherever a swap stops, it can be settled.
     let moved = lima
         .run(

@@ -348,6 +348,7 @@ fn install(
         aside: aside.clone(),
         manifest: manifest.clone(),
     };
+    crate::swap::begin(paths, &swap)?;
     crate::swap::perform(lima, ui, paths, &swap).map_err(Installed::Swap)?;
     step.done();
     Ok(())
