@@ -218,7 +218,7 @@ pub enum Command {
     },
     /// Delete every claude-vm VM that no running claude-vm owns (killed or crashed sessions
     /// and builds).
-    Gc,
+    Gc(GcArgs),
     /// Approve this project's .claude-vm.toml (and project scripts) as they are now.
     Trust(TrustArgs),
     /// Show the project, its template and the effective configuration.
@@ -367,6 +367,15 @@ pub struct TrustArgs {
     /// Withdraw the approval instead.
     #[arg(long)]
     pub revoke: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Also delete NAME (repeatable) if no running claude-vm uses it, although it is not
+    /// marked as this claude-vm's (made by hand, by an older claude-vm, or under another
+    /// data directory).
+    #[arg(long = "force", value_name = "NAME")]
+    pub force: Vec<String>,
 }
 
 #[derive(Debug, Args)]

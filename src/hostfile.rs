@@ -6,13 +6,9 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-
-/// Scripts larger than this are refused without being read to the end.
-pub const MAX_SCRIPT_BYTES: u64 = 4 << 20;
 
 /// A host file to copy, and what it may resolve to when it is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,42 +52,20 @@ impl HostCopy {
 }
 
 /// Opens `path` once and returns where it really is and its bytes: a regular file of at most
-/// [`MAX_SCRIPT_BYTES`], never a FIFO or a device (opened without blocking, never read).
+/// `fsread::SCRIPT_MAX` bytes, never a FIFO or a device (opened without blocking, never read).
 pub fn read_regular(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_block_device() || kind.is_char_device() {
-            "a device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
-        return Err(Error::usage(format!("{} is {what}", path.display()))
-            .with_hint("a script must be a regular file"));
-    }
-    if meta.len() > MAX_SCRIPT_BYTES {
-        return Err(Error::usage(format!(
-            "{} is {} bytes, more than a script may be ({MAX_SCRIPT_BYTES})",
-            path.display(),
-            meta.len()
-        ))
-        .with_hint("a setup or runtime script must be at most 4 MiB"));
-    }
+    let max = crate::fsread::SCRIPT_MAX;
+    let refused = |e: std::io::Error| {
+        Error::usage(format!("cannot use {}: {e}", path.display()))
+            .with_hint("a script must be a regular file")
+    };
+    let file = crate::fsread::open_regular(path, max).map_err(refused)?;
     let target = opened_path(&file).unwrap_or_else(|| path.to_path_buf());
     let mut bytes = Vec::new();
-    file.take(MAX_SCRIPT_BYTES + 1)
+    file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("read", path, e))?;
-    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+    if bytes.len() as u64 > max {
         return Err(Error::usage(format!(
             "{} grew while it was read",
             path.display()
@@ -207,17 +181,21 @@ mod tests {
         // SAFETY: a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let e = read_regular(&fifo).unwrap_err();
-        assert!(e.message().contains("is a FIFO"), "{}", e.message());
-        let e = read_regular(Path::new("/dev/zero")).unwrap_err();
-        assert!(e.message().contains("is a device"), "{}", e.message());
-        let big = tmp.path().join("big");
-        let f = File::create(&big).unwrap();
-        f.set_len(MAX_SCRIPT_BYTES + 1).unwrap();
-        let e = read_regular(&big).unwrap_err();
         assert!(
-            e.message().contains("more than a script may be"),
+            e.message().contains("not a regular file"),
             "{}",
             e.message()
         );
+        let e = read_regular(Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            e.message().contains("not a regular file"),
+            "{}",
+            e.message()
+        );
+        let big = tmp.path().join("big");
+        let f = File::create(&big).unwrap();
+        f.set_len(crate::fsread::SCRIPT_MAX + 1).unwrap();
+        let e = read_regular(&big).unwrap_err();
+        assert!(e.message().contains("more than the"), "{}", e.message());
     }
 }

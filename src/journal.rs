@@ -116,8 +116,16 @@ impl Journal {
                 let name = name.to_string_lossy();
                 !name.starts_with('.') && name.ends_with(".json")
             })
-            .filter_map(|e| fs::read_to_string(e.path()).ok())
-            .filter_map(|t| serde_json::from_str(&t).ok())
+            // Only regular files (no FIFO, device or link is opened), small, whose name is
+            // the instance they describe.
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| {
+                let text = crate::fsread::small_regular_file(&e.path(), 64 * 1024).ok()?;
+                let entry: Entry = serde_json::from_str(&text).ok()?;
+                (crate::names::is_valid_lima_name(&entry.instance)
+                    && e.file_name().to_string_lossy() == format!("{}.json", entry.instance))
+                .then_some(entry)
+            })
             .collect();
         out.sort_by(|a: &Entry, b: &Entry| {
             (a.started_at, &a.instance).cmp(&(b.started_at, &b.instance))
@@ -167,6 +175,24 @@ mod tests {
         j.record(&a).unwrap();
         fs::write(j.dir.join("t.run-zzzzzz.json"), "{not json").unwrap();
         fs::write(j.dir.join(".t.run-yyyyyy.tmp"), "{}").unwrap();
+        assert_eq!(j.entries(), vec![a]);
+    }
+
+    #[test]
+    fn fifos_links_and_misnamed_entries_are_skipped_without_blocking() {
+        let (_tmp, j) = journal();
+        let a = Entry::owned_here("t.run-aaaaaa", Role::Run, "t", Path::new("/p"));
+        j.record(&a).unwrap();
+        let text = fs::read_to_string(j.path(&a.instance)).unwrap();
+        // A FIFO would block a plain read forever.
+        let fifo =
+            std::ffi::CString::new(j.dir.join("t.run-ffffff.json").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink(j.path(&a.instance), j.dir.join("t.run-llllll.json")).unwrap();
+        // An entry whose file name is not its instance, or whose instance is a path.
+        fs::write(j.dir.join("t.run-mmmmmm.json"), &text).unwrap();
+        fs::write(j.dir.join("x.json"), text.replace("t.run-aaaaaa", "x/../y")).unwrap();
         assert_eq!(j.entries(), vec![a]);
     }
 

@@ -34,16 +34,19 @@ pub enum Role {
     Build,
     /// A pre-booted clone waiting for a session.
     Warm,
+    /// The template a rebuild replaced, moved aside until the new one is in (`swap.rs`).
+    Old,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Run, Role::Build, Role::Warm];
+    pub const ALL: [Role; 4] = [Role::Run, Role::Build, Role::Warm, Role::Old];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Run => "run",
             Role::Build => "build",
             Role::Warm => "warm",
+            Role::Old => "old",
         }
     }
 

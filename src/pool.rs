@@ -46,6 +46,14 @@ pub struct Pool {
     dir: PathBuf,
 }
 
+/// Why the keeper's last clone failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Seconds since the epoch.
+    pub at: u64,
+    pub message: String,
+}
+
 impl Pool {
     pub fn new(paths: &HostPaths, template: &str) -> Pool {
         Pool {
@@ -132,6 +140,27 @@ impl Pool {
     }
 
     /// Records that the pool was used now (a session took a clone, or `warm` ran).
+    /// Records why the keeper could not boot a clone, for `warm N` to report.
+    pub fn record_failure(&self, message: &str) {
+        let text = serde_json::to_string(&Failure {
+            at: now(),
+            message: message.to_owned(),
+        })
+        .unwrap_or_default();
+        let _ = write_atomically(&self.dir, "failure.json", &text);
+    }
+
+    /// The keeper's last failure to boot a clone, if it has not succeeded since.
+    pub fn last_failure(&self) -> Option<Failure> {
+        let path = self.dir.join("failure.json");
+        let text = crate::fsread::small_regular_file(&path, 1 << 20).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn clear_failure(&self) {
+        let _ = fs::remove_file(self.dir.join("failure.json"));
+    }
+
     pub fn touch(&self) -> Result<()> {
         let state = State {
             last_used: now(),

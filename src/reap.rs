@@ -34,12 +34,25 @@ pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
         .filter(|e| !e.owner_may_be_alive())
         .collect();
     audit_dead(ui, paths, &journal, &dead);
-    let doomed: Vec<String> = dead
+    let held = crate::swap::protected(paths);
+    let candidates: Vec<String> = dead
         .iter()
-        .filter(|e| !is_finished_template(paths, e))
+        .filter(|e| !is_finished_template(paths, e) && !held.contains(&e.instance))
         .map(|e| e.instance.clone())
         .collect();
-    if doomed.is_empty() || delete(lima, ui, &doomed, &describe(&dead))? {
+    // Only what is provably ours (name and mark) is deleted. An entry whose VM is gone is
+    // just forgotten; one naming a VM that is not ours is forgotten too, without a delete.
+    let present: Vec<String> = candidates
+        .into_iter()
+        .filter(|n| paths.lima_home.join(n).exists())
+        .collect();
+    let doomed = crate::owner::deletable(paths, ui, &present, &[]);
+    let deleted: Vec<Entry> = dead
+        .iter()
+        .filter(|e| doomed.contains(&e.instance))
+        .cloned()
+        .collect();
+    if doomed.is_empty() || delete(lima, ui, &doomed, &describe(&deleted))? {
         forget(paths, &journal, dead.iter().map(|e| e.instance.as_str()))?;
     }
     signals::check()
@@ -84,6 +97,7 @@ fn describe(dead: &[Entry]) -> String {
                     Role::Run => "session",
                     Role::Build => "template build",
                     Role::Warm => "warm clone",
+                    Role::Old => "replaced template",
                 },
                 e.project.display(),
                 e.owner.pid
@@ -122,6 +136,10 @@ fn forget<'a>(
     instances: impl Iterator<Item = &'a str>,
 ) -> Result<()> {
     for name in instances {
+        // Names come from entries' contents: never a path.
+        if !names::is_valid_lima_name(name) {
+            continue;
+        }
         journal.remove(name)?;
         let _ = fs::remove_dir_all(paths.handover_root().join(name));
         crate::pool::forget_anywhere(paths, name);
@@ -159,9 +177,11 @@ impl Census {
     /// claude-vm instances nobody owns: clones and builds without a live owner, and templates
     /// that never got their manifest.
     pub fn orphans(&self, paths: &HostPaths) -> Vec<String> {
+        // An unfinished swap's names hold the only complete template: never orphans.
+        let held = crate::swap::protected(paths);
         self.instances
             .iter()
-            .filter(|i| self.live_owner(&i.name).is_none())
+            .filter(|i| self.live_owner(&i.name).is_none() && !held.contains(&i.name))
             .filter(|i| match names::parse(&i.name) {
                 Some(Ours::Clone { .. }) => true,
                 Some(Ours::Template(t)) => {
@@ -174,14 +194,34 @@ impl Census {
     }
 }
 
-/// `claude-vm gc`: every claude-vm VM without a live owner, in one delete call; stale journal
-/// entries and hand-over directories too. Returns the deleted names.
-pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<Vec<String>> {
+/// `claude-vm gc`: every claude-vm VM without a live owner that is provably ours (name and
+/// mark, `owner.rs`) or named in `force`, in one delete call; stale journal entries and
+/// hand-over directories too. Returns the deleted names.
+pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths, force: &[String]) -> Result<Vec<String>> {
     let journal = Journal::new(paths);
     let _signals = signals::Scope::enter();
     let _lock = journal.reaper_lock()?;
     let census = Census::take(lima, paths)?;
-    let doomed = census.orphans(paths);
+    let mut candidates = census.orphans(paths);
+    for name in force {
+        let exists = census.instances.iter().any(|i| &i.name == name);
+        if !exists {
+            return Err(crate::error::Error::usage(format!(
+                "gc --force {name:?}: Lima has no instance of that name"
+            ))
+            .with_hint("`limactl list` shows the instances"));
+        }
+        if census.live_owner(name).is_some() {
+            return Err(crate::error::Error::usage(format!(
+                "gc --force {name}: a running claude-vm uses it"
+            ))
+            .with_hint("it is deleted when that session ends"));
+        }
+        if !candidates.contains(name) {
+            candidates.push(name.clone());
+        }
+    }
+    let doomed = crate::owner::deletable(paths, ui, &candidates, force);
     if !doomed.is_empty() {
         let what = format!(
             "removing {} VMs nobody owns: {}",

@@ -35,6 +35,8 @@ pub struct Guard {
     pub entry: Entry,
     pub template_lock: PathBuf,
     pub audit: audit::Watch,
+    /// Where the clone's owner mark goes (`owner.rs`).
+    pub paths: crate::paths::HostPaths,
 }
 
 /// Runs the session and returns the exit code of claude or the command.
@@ -181,6 +183,8 @@ fn work(
             *cloning = true;
             lima.run(&plan.clone, Some(&plan.instance), None)
                 .map_err(signals::explain)?;
+            // The clone carries the template's mark: it gets its own.
+            crate::owner::mark(&guard.paths, &plan.instance)?;
         }
         step.done();
     }

@@ -2,8 +2,8 @@
 //!
 //! A template counts as ready only once its manifest exists: setup writes it after the VM
 //! is provisioned and stopped, so a session never clones a half-built template. A rebuild
-//! swaps the new template in (delete old, rename new, write the manifest) while holding the
-//! template lock exclusively, and sessions read the manifest and clone under the same lock
+//! swaps the new template in (`swap.rs`: old aside, new in, manifest, old deleted, journaled)
+//! while holding the template lock exclusively, and sessions read the manifest and clone under the same lock
 //! shared: they get the old template or the new one, never the moment in between.
 
 use std::fs::{self, File};
@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fingerprint::Fingerprint;
 use crate::journal::{Entry, Journal};
-use crate::lima::{Limactl, Resources, Verb};
+use crate::lima::{Limactl, Resources};
 use crate::lock::{self, Mode};
 use crate::names::{Role, TemplateName};
 use crate::paths::HostPaths;
@@ -208,10 +208,19 @@ fn build_recorded(
     let log = File::create(log_path)
         .io_context("create", log_path)
         .map_err(early)?;
-    let result = run_steps(lima, ui, paths, plan, &log, manifest, bundle);
+    let result = run_steps(lima, ui, paths, plan, &log, bundle)
+        .map_err(Installed::Before)
+        .and_then(|login| install(lima, ui, paths, plan, manifest).map(|()| login));
     let err = match result {
         Ok(login) => return Ok(login),
-        Err(err) => err,
+        // The swap settles its own failures (the build is gone or recorded with the swap).
+        Err(Installed::Swap(error)) => {
+            return Err(Failed {
+                error,
+                cleaned: true,
+            })
+        }
+        Err(Installed::Before(err)) => err,
     };
     let cleaned = {
         let _cleaning = signals::CleaningUp::begin();
@@ -256,7 +265,6 @@ fn run_steps(
     paths: &HostPaths,
     plan: &SetupPlan,
     log: &File,
-    manifest: &Manifest,
     bundle: String,
 ) -> Result<Option<i32>> {
     let total = 4 + usize::from(plan.is_rebuild());
@@ -296,8 +304,37 @@ fn run_steps(
             lima.run(call, Some(&plan.build), log.try_clone().ok())
         };
         ran.map_err(signals::explain)?;
+        if call == &plan.create {
+            // Ours from the moment it exists (`owner.rs`); renames keep the mark.
+            crate::owner::mark(paths, &plan.build)?;
+        }
         step.done();
     }
+    Ok(login)
+}
+
+/// How putting the finished build in place failed.
+enum Installed {
+    /// Before anything moved: the build is still to be removed.
+    Before(Error),
+    /// During the swap, which settled (or recorded) the build itself.
+    Swap(Error),
+}
+
+impl From<Error> for Installed {
+    fn from(e: Error) -> Installed {
+        Installed::Before(e)
+    }
+}
+
+/// Puts the finished, stopped build in place as the template, under the template lock.
+fn install(
+    lima: &Limactl,
+    ui: &Ui,
+    paths: &HostPaths,
+    plan: &SetupPlan,
+    manifest: &Manifest,
+) -> Result<(), Installed> {
     signals::check()?;
     let _swap = lock::acquire(
         &lock::template_lock(paths, plan.template.as_str()),
@@ -305,20 +342,21 @@ fn run_steps(
         |_| ui.info("waiting for sessions that are cloning the old template"),
     )?;
     signals::check()?;
-    if plan.is_rebuild() {
-        let step = ui.step(format!("[{total}/{total}] replacing the old template"));
-        // Once started, the swap runs to its end: a signal now would leave no template.
-        for call in &plan.swap {
-            lima.cleanup(call, Some(plan.template.as_str()))?;
-            if call.verb == Verb::Delete {
-                // The old template is gone: its record must go too, whatever happens next.
-                remove_manifest(paths, plan.template.as_str())?;
-            }
-        }
-        step.done();
-    }
-    write_manifest(paths, manifest)?;
-    Ok(login)
+    let Some(aside) = &plan.aside else {
+        return Ok(write_manifest(paths, manifest)?);
+    };
+    let total = 5;
+    let step = ui.step(format!("[{total}/{total}] replacing the old template"));
+    let swap = crate::swap::Swap {
+        template: plan.template.to_string(),
+        build: plan.build.clone(),
+        aside: aside.clone(),
+        manifest: manifest.clone(),
+    };
+    crate::swap::begin(paths, &swap)?;
+    crate::swap::perform(lima, ui, paths, &swap).map_err(Installed::Swap)?;
+    step.done();
+    Ok(())
 }
 
 /// The plan's files (the provisioning script last) as one script for `bash -s`.

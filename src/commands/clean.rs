@@ -63,8 +63,14 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
             .filter(|i| census.live_owner(&i.name).is_none())
             .map(|i| i.name.clone())
             .collect();
+        doomed = crate::owner::deletable(&ctx.paths, &ctx.ui, &doomed, &[]);
         spare_live(ctx, census, |t| t == &template);
     }
+    // A template VM that is not provably ours stays, and so does its record.
+    let kept = census.as_ref().is_some_and(|c| {
+        c.instances.iter().any(|i| i.name == template.as_str())
+            && !doomed.contains(&template.to_string())
+    });
     if ctx.dry_run {
         doomed.push(template.to_string());
     }
@@ -84,12 +90,14 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
         return Ok(0);
     }
     let pools = [Pool::new(&ctx.paths, template.as_str())];
-    doomed.extend(claim_pooled(&pools, &doomed)?);
+    doomed.extend(claim_pooled(ctx, &pools, &doomed)?);
     // No session may clone the template while it goes.
     let lock = lock::template_lock(&ctx.paths, template.as_str());
     let _held = delete(ctx, &doomed, Some(&lock))?;
     forget_pooled(ctx, &pools, &doomed)?;
-    template::remove_manifest(&ctx.paths, template.as_str())?;
+    if !kept {
+        template::remove_manifest(&ctx.paths, template.as_str())?;
+    }
     Ok(0)
 }
 
@@ -104,11 +112,14 @@ fn in_pool(ctx: &Context, instance: &str) -> bool {
 
 /// Clones waiting in the warm pools: nobody uses them, so they go too. Claimed first, so no
 /// session takes one while it is being deleted.
-fn claim_pooled(pools: &[Pool], already: &[String]) -> Result<Vec<String>> {
+fn claim_pooled(ctx: &Context, pools: &[Pool], already: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for pool in pools {
         for r in pool.ready() {
-            if !already.contains(&r.instance) && pool.claim(&r.instance)? {
+            if !already.contains(&r.instance)
+                && crate::owner::refusal(&ctx.paths, &r.instance).is_none()
+                && pool.claim(&r.instance)?
+            {
                 out.push(r.instance);
             }
         }
@@ -151,9 +162,18 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
             .filter(|i| census.live_owner(&i.name).is_none())
             .map(|i| i.name.clone())
             .collect();
+        doomed = crate::owner::deletable(&ctx.paths, &ctx.ui, &doomed, &[]);
         spare_live(ctx, census, |_| true);
     }
-    let records = template::all_manifests(&ctx.paths);
+    // Records of template VMs that stay (not provably ours) stay too.
+    let present: Vec<String> = census
+        .as_ref()
+        .map(|c| c.instances.iter().map(|i| i.name.clone()).collect())
+        .unwrap_or_default();
+    let records: Vec<template::Manifest> = template::all_manifests(&ctx.paths)
+        .into_iter()
+        .filter(|r| doomed.contains(&r.template) || !present.contains(&r.template))
+        .collect();
     if doomed.is_empty() && records.is_empty() {
         ctx.ui.info("nothing to clean: no claude-vm VMs");
         return Ok(0);
@@ -170,7 +190,7 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
         .iter()
         .map(|r| Pool::new(&ctx.paths, &r.template))
         .collect();
-    doomed.extend(claim_pooled(&pools, &doomed)?);
+    doomed.extend(claim_pooled(ctx, &pools, &doomed)?);
     delete(ctx, &doomed, None)?;
     forget_pooled(ctx, &pools, &doomed)?;
     for r in &records {

@@ -3,7 +3,7 @@
 use super::Context;
 use crate::error::Result;
 
-pub fn run(ctx: &Context) -> Result<i32> {
+pub fn run(ctx: &Context, force: &[String]) -> Result<i32> {
     if ctx.dry_run {
         println!(
             "would delete every claude-vm VM without a running owner (`limactl list` decides)"
@@ -11,10 +11,12 @@ pub fn run(ctx: &Context) -> Result<i32> {
         return Ok(0);
     }
     crate::lima::detect::ensure(&ctx.lima, &ctx.paths.lima_version_cache())?;
-    let removed = crate::reap::sweep(&ctx.lima, &ctx.ui, &ctx.paths)?;
+    crate::swap::recover_all(&ctx.lima, &ctx.ui, &ctx.paths)?;
+    let removed = crate::reap::sweep(&ctx.lima, &ctx.ui, &ctx.paths, force)?;
     if removed.is_empty() {
-        ctx.ui
-            .info("nothing to clean up: every claude-vm VM has a running owner");
+        ctx.ui.info(
+            "nothing to clean up: every claude-vm VM of this data directory has a running owner",
+        );
     } else {
         ctx.ui.info(&format!("removed {} VMs", removed.len()));
     }

@@ -72,7 +72,14 @@ impl Context {
             cwd,
             project,
             ui: Ui::new(global.quiet, global.verbose),
-            lima: Limactl::new(global.verbose),
+            lima: Limactl::new(
+                global.verbose,
+                lima::Timeouts::from_env().map_err(|e| {
+                    Error::usage(e).with_hint(
+                        "set it like CLAUDE_VM_LIMA_TIMEOUTS=\"start=1800,list=60\" (seconds, 0 = no limit)",
+                    )
+                })?,
+            ),
             dry_run: global.dry_run,
             allowed: Mutex::new(Vec::new()),
             checked: Mutex::new(Vec::new()),
@@ -80,13 +87,15 @@ impl Context {
     }
 
     /// Before a command drives Lima (after its input is validated: bad input touches no VM):
-    /// Lima is there and new enough (cached), and VMs left by dead claude-vm processes are
-    /// reaped (no limactl call when there are none).
+    /// Lima is there and new enough (cached), rebuilds interrupted mid-swap are settled, and
+    /// VMs left by dead claude-vm processes are reaped (no limactl call when there are none).
     pub fn prepare_lima(&self) -> Result<()> {
         if self.dry_run {
             return Ok(());
         }
         lima::detect::ensure(&self.lima, &self.paths.lima_version_cache())?;
+        // A rebuild stopped mid-swap is settled before anything looks at templates.
+        crate::swap::recover_all(&self.lima, &self.ui, &self.paths)?;
         crate::reap::orphans(&self.lima, &self.ui, &self.paths)
     }
 
@@ -263,9 +272,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",
         )),
-        Some(Command::Gc) => {
+        Some(Command::Gc(g)) => {
             only_session("gc")?;
-            gc::run(ctx)
+            gc::run(ctx, &g.force)
         }
         Some(Command::Trust(t)) => {
             only_session("trust")?;

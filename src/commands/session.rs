@@ -102,6 +102,7 @@ fn run(
         ),
         template_lock: lock::template_lock(&ctx.paths, basis.template.as_str()),
         audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
+        paths: ctx.paths.clone(),
     };
     let result = crate::session::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
     pool.forget(&plan.instance);
@@ -215,7 +216,7 @@ fn plan_with(
     let writable = ctx.agent_writable(config);
     let mut runtime_scripts: Vec<HostScript> = Vec::new();
     let project_script = ctx.project.runtime_script();
-    if std::fs::symlink_metadata(&project_script).is_ok() {
+    if script_present(&project_script)? {
         // The path in the project, not where it leads now: the copy checks that again.
         runtime_scripts.push(HostScript {
             label: "./.claude-vm.runtime.sh".into(),
@@ -370,7 +371,7 @@ fn read_manifest(ctx: &Context, template: &TemplateName) -> Result<Option<Manife
     if ctx.dry_run {
         return template::read_manifest(&ctx.paths, template.as_str());
     }
-    let _shared = lock::acquire(
+    let shared = lock::acquire(
         &lock::template_lock(&ctx.paths, template.as_str()),
         Mode::Shared,
         |_| {
@@ -378,6 +379,17 @@ fn read_manifest(ctx: &Context, template: &TemplateName) -> Result<Option<Manife
                 .info("waiting for a rebuild to put the new template in place")
         },
     )?;
+    if crate::swap::pending(&ctx.paths, template.as_str()).is_some() {
+        // The rebuild that held the lock died mid-swap: settle it, then read.
+        drop(shared);
+        crate::swap::recover_all(&ctx.lima, &ctx.ui, &ctx.paths)?;
+        let _shared = lock::acquire(
+            &lock::template_lock(&ctx.paths, template.as_str()),
+            Mode::Shared,
+            |_| {},
+        )?;
+        return template::read_manifest(&ctx.paths, template.as_str());
+    }
     template::read_manifest(&ctx.paths, template.as_str())
 }
 
@@ -464,5 +476,14 @@ fn offer_setup(ctx: &Context, opts: &SessionOpts, template: &TemplateName) -> Re
     read_manifest(ctx, template)?.ok_or_else(|| {
         Error::failure("the template was built but its record is missing")
             .with_hint("run `claude-vm setup` again")
+    })
+}
+
+/// Whether a project script (`.claude-vm.setup.sh`, `.claude-vm.runtime.sh`) is there; one
+/// that is a FIFO, a device or huge is refused, not skipped (and never read).
+pub fn script_present(path: &std::path::Path) -> Result<bool> {
+    crate::fsread::present(path, crate::fsread::SCRIPT_MAX).map_err(|e| {
+        Error::usage(format!("cannot use {}: {e}", path.display()))
+            .with_hint("make it a regular file, or remove it")
     })
 }

@@ -86,7 +86,7 @@ fn plan_for(
         template,
         build,
         config,
-        scripts: setup_scripts(ctx, config),
+        scripts: setup_scripts(ctx, config)?,
         agent_writable: ctx.agent_writable(config),
         login,
     })
@@ -192,6 +192,9 @@ pub fn build_template(
         },
     )?;
     setup_lock.announce(&format!("pid {}", std::process::id()));
+    // A swap that a killed setup left half done is settled first: it decides which template
+    // exists (and which manifest describes it).
+    crate::swap::recover_locked(&ctx.lima, &ctx.ui, &ctx.paths, template.as_str())?;
     let fingerprint = current_fingerprint(ctx, config, template)?;
     let existing = template::read_manifest(&ctx.paths, template.as_str())?;
     let done = match (b.when, &existing) {
@@ -215,6 +218,7 @@ pub fn build_template(
         .filter(|i| matches!(names::parse(&i.name), Some(Ours::Clone { template: t, role: Role::Build, .. }) if &t == template))
         .map(|i| i.name.clone())
         .collect();
+    let leftovers = crate::owner::deletable(&ctx.paths, &ctx.ui, &leftovers, &[]);
     if !leftovers.is_empty() {
         let step = ctx.ui.step(format!(
             "removing unfinished builds: {}",
@@ -320,7 +324,7 @@ pub fn wait_for_running_setup(ctx: &Context, template: &TemplateName) -> Result<
 
 /// `~/.claude-vm.setup.sh`, `./.claude-vm.setup.sh`, `[setup] scripts`, `--setup-script`:
 /// in that order, each once.
-fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
+fn setup_scripts(ctx: &Context, config: &Config) -> Result<Vec<HostScript>> {
     let writable = ctx.agent_writable(config);
     let mut out: Vec<HostScript> = Vec::new();
     let mut add = |label: String, source: HostCopy| {
@@ -334,7 +338,7 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
         add("~/.claude-vm.setup.sh".into(), HostCopy::plain(path));
     }
     let project = ctx.project.setup_script();
-    if std::fs::symlink_metadata(&project).is_ok() {
+    if super::session::script_present(&project)? {
         // The path in the project, not where it leads now: the copy checks that again.
         let source = HostCopy {
             approved: ctx.checked_digest(&project),
@@ -354,7 +358,7 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Vec<HostScript> {
             source,
         );
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

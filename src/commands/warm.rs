@@ -69,6 +69,9 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
         ));
         return Ok(0);
     }
+    // A failure from before this `warm` is not this one's.
+    pool.clear_failure();
+    let began = now();
     ensure_keeper(ctx, &basis.config, basis.template.as_str());
     let fingerprint = basis
         .manifest
@@ -92,6 +95,18 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
             .count();
         if ready >= n as usize {
             break;
+        }
+        // The keeper retries later; `warm` does not wait for that.
+        if let Some(f) = pool.last_failure().filter(|f| f.at >= began) {
+            return Err(Error::failure(format!(
+                "a pre-booted VM could not be booted: {}",
+                f.message
+            ))
+            .with_hint(format!(
+                "the keeper tries again every {}s; its log: {}",
+                BACKOFF.as_secs(),
+                keeper_log(ctx, &basis.template).display()
+            )));
         }
         match keeper_running(&pool) {
             Some(true) => seen_keeper = true,
@@ -198,6 +213,8 @@ pub fn drain(
             names.push(r.instance);
         }
     }
+    // Pool records are ours, but the VMs they name must be too (`owner.rs`).
+    let names = crate::owner::deletable(&ctx.paths, &ctx.ui, &names, &[]);
     if names.is_empty() {
         return Ok(0);
     }
@@ -391,7 +408,10 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
             Mode::Shared,
             |_| {},
         );
-        ctx.lima.run(&plan.clone, Some(&instance), None)
+        ctx.lima
+            .run(&plan.clone, Some(&instance), None)
+            .map_err(crate::error::Error::from)
+            .and_then(|()| crate::owner::mark(&ctx.paths, &instance))
     };
     match cloned {
         Ok(()) => {
@@ -406,6 +426,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
                 instance,
             };
             eprintln!("claude-vm pool keeper: {} is ready", ready.instance);
+            pool.clear_failure();
             pool.add(&ready).is_ok()
         }
         Err(e) => {
@@ -413,6 +434,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
                 "claude-vm pool keeper: cannot boot {instance}: {}",
                 crate::ui::escape_text(&e.to_string(), true)
             );
+            pool.record_failure(&e.to_string());
             if ctx.lima.cleanup(&plan.delete, Some(&instance)).is_ok() {
                 let _ = journal.remove(&instance);
                 let _ = std::fs::remove_dir_all(&plan.handover_dir);

@@ -20,10 +20,14 @@ pub fn read(path: &Path, home: &Path) -> Result<Option<LayerData>> {
 
 /// Like `read`, with the sha256 of the exact text that was parsed (for trust decisions).
 pub fn read_with_digest(path: &Path, home: &Path) -> Result<Option<(LayerData, String)>> {
-    let text = match std::fs::read_to_string(path) {
+    // Never read to the end of a FIFO, a device or something huge.
+    let text = match crate::fsread::small_regular_file(path, crate::fsread::CONFIG_MAX) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::usage(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::usage(format!("cannot read {}: {e}", path.display()))
+                .with_hint("make it a regular text file (or remove it)"))
+        }
     };
     let digest = sha256_hex(text.as_bytes());
     parse(&text, path, home).map(|data| Some((data, digest)))

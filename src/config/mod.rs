@@ -130,6 +130,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
         candidates.push((main, Origin::MainRepoFile));
     }
     candidates.push((inputs.project.config_file(), Origin::ProjectFile));
+    let mut allowance = widening::Allowance::of(&Config::default());
     for (path, origin) in candidates {
         if files.contains(&path) {
             continue; // the project is the home directory: one file, read once
@@ -141,11 +142,15 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
             let agent_writable = matches!(origin, Origin::ProjectFile(_) | Origin::MainRepoFile(_))
                 || project_roots.iter().any(|r| path.starts_with(r));
             if agent_writable {
+                let mut widens = widening::widens(&data, &project_roots);
+                widens.extend(widening::widens_resources(&data, &allowance));
                 reviews.push(Review {
                     path: path.clone(),
                     digest,
-                    widens: widening::widens(&data, &project_roots),
+                    widens,
                 });
+            } else if matches!(origin, Origin::GlobalFile(_)) {
+                allowance.widen(&data);
             }
             layers.push(layer(origin, &data)?);
             files.push(path);

@@ -8,7 +8,8 @@
 //! scripts, a Lima template file or URL as the image (it can set host-facing options),
 //! variables copied from the user's environment, the user's SSH agent, and the gpg tool
 //! (which forwards the user's gpg-agent into every session). Extend it when a key can reach
-//! more of the host.
+//! more of the host. `widens_resources` adds host resources beyond what the user's own
+//! configuration allows (CPUs, memory, disk, pool size and idle time, host ports).
 
 use std::path::{Path, PathBuf};
 
@@ -96,6 +97,85 @@ pub fn widens(data: &LayerData, project_roots: &[&Path]) -> Vec<String> {
     why
 }
 
+/// What the user's own configuration (defaults, then the global file) allows a project to
+/// use: a project file asking for more needs approval like any other widening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowance {
+    pub cpus: u32,
+    pub memory: u32,
+    pub disk: u32,
+    pub pool_size: u32,
+    pub idle_minutes: u32,
+    /// Host ports the user's own configuration forwards.
+    pub host_ports: Vec<u16>,
+}
+
+impl Allowance {
+    pub fn of(config: &super::Config) -> Allowance {
+        Allowance {
+            cpus: config.vm.cpus,
+            memory: config.vm.memory,
+            disk: config.vm.disk,
+            pool_size: config.pool.size,
+            idle_minutes: config.pool.idle_minutes,
+            host_ports: config.ports.iter().map(|p| p.host).collect(),
+        }
+    }
+
+    /// Raised by a layer of the user's own (the global file).
+    pub fn widen(&mut self, data: &LayerData) {
+        let raise = |v: &mut u32, to: Option<u32>| *v = (*v).max(to.unwrap_or(0));
+        raise(&mut self.cpus, data.vm.cpus);
+        raise(&mut self.memory, data.vm.memory);
+        raise(&mut self.disk, data.vm.disk);
+        raise(&mut self.pool_size, data.pool.size);
+        raise(&mut self.idle_minutes, data.pool.idle_minutes);
+        self.host_ports.extend(data.ports.iter().map(|p| p.host));
+    }
+}
+
+/// The reasons `data` (a project layer) asks for more host resources than `allowed`: more
+/// CPUs, memory or disk per VM, more pre-booted VMs or a longer idle time (VMs that keep
+/// running), host ports the user's own configuration does not forward.
+pub fn widens_resources(data: &LayerData, allowed: &Allowance) -> Vec<String> {
+    let mut why = Vec::new();
+    let mut more = |key: &str, asked: Option<u32>, allowed: u32, unit: &str| {
+        if let Some(n) = asked.filter(|n| *n > allowed) {
+            why.push(format!(
+                "asks for {key} = {n}{unit}, more than your own configuration allows ({allowed}{unit})"
+            ));
+        }
+    };
+    more("vm.cpus", data.vm.cpus, allowed.cpus, "");
+    more("vm.memory", data.vm.memory, allowed.memory, " GiB");
+    more("vm.disk", data.vm.disk, allowed.disk, " GiB");
+    more(
+        "pool.size",
+        data.pool.size,
+        allowed.pool_size,
+        " pre-booted VMs",
+    );
+    more(
+        "pool.idle_minutes",
+        data.pool.idle_minutes,
+        allowed.idle_minutes,
+        " minutes",
+    );
+    let ports: Vec<String> = data
+        .ports
+        .iter()
+        .filter(|p| !allowed.host_ports.contains(&p.host))
+        .map(|p| format!("{} (guest {})", p.host, p.guest))
+        .collect();
+    if !ports.is_empty() {
+        why.push(format!(
+            "listens on host ports your own configuration does not forward: {}",
+            ports.join(", ")
+        ));
+    }
+    why
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +236,30 @@ mod tests {
         let mut main = LayerData::default();
         main.mounts.push(mount(root.join("outside")));
         assert!(widens(&main, &[&project, &root.join("outside")]).is_empty());
+    }
+
+    #[test]
+    fn resources_beyond_the_users_own_configuration_widen() {
+        let mut allowed = Allowance::of(&crate::config::Config::default());
+        let mut within = LayerData::default();
+        within.vm.cpus = Some(allowed.cpus);
+        within.vm.memory = Some(1);
+        assert!(widens_resources(&within, &allowed).is_empty());
+        let mut more = LayerData::default();
+        more.vm.cpus = Some(allowed.cpus + 1);
+        more.vm.memory = Some(allowed.memory + 1);
+        more.vm.disk = Some(allowed.disk + 1);
+        more.pool.size = Some(allowed.pool_size + 1);
+        more.pool.idle_minutes = Some(allowed.idle_minutes + 1);
+        more.ports.push(crate::config::schema::PortForward {
+            guest: 80,
+            host: 8080,
+        });
+        let why = widens_resources(&more, &allowed);
+        assert_eq!(why.len(), 6, "{why:?}");
+        assert!(why.iter().any(|w| w.contains("8080 (guest 80)")));
+        // The user's own global file raises the allowance.
+        allowed.widen(&more);
+        assert!(widens_resources(&more, &allowed).is_empty());
     }
 }

@@ -128,6 +128,7 @@ pub fn sessions(inv: &Inventory) -> Vec<Finding> {
             Role::Run => "session",
             Role::Build => "template build",
             Role::Warm => "pre-booted clone",
+            Role::Old => "replaced template",
         };
         out.push(match inv.owners.owner(name) {
             Owner::InUse(pid) => Finding::ok(format!("{kind} {name}: in use (pid {pid}), {state}")),

@@ -27,6 +27,8 @@ pub enum LimaErrorKind {
     BadOutput(String),
     /// A cleanup call we stopped waiting for (the user asked twice); it runs on by itself.
     GaveUp,
+    /// It ran past its time limit (`timeout.rs`) and was killed.
+    TimedOut(std::time::Duration),
 }
 
 impl LimaError {
@@ -52,6 +54,11 @@ impl LimaError {
                 "install Lima 2.0 or later (https://lima-vm.io/docs/installation/, e.g. `brew install lima`) and make sure `limactl` is on PATH".into()
             }
             (LimaErrorKind::Spawn(_), _) => "check that `limactl` on PATH is executable".into(),
+            (LimaErrorKind::TimedOut(_), _) => format!(
+                "if the step is only slow here, raise its limit, e.g. {}=\"{}=SECONDS\"; otherwise Lima is stuck: `limactl list` shows the VM's state and its logs are in its Lima directory",
+                super::timeout::ENV,
+                self.verb.as_str().trim_start_matches('-')
+            ),
             (LimaErrorKind::GaveUp, _) => format!("it goes on in the background; if {inst} is still there, the next claude-vm command deletes it (or run `claude-vm gc`)"),
             (_, Verb::Clone) if reason.contains("not found") || reason.contains("does not exist") => {
                 "the template VM is gone: rebuild it with `claude-vm setup`".into()
@@ -88,6 +95,12 @@ impl fmt::Display for LimaError {
             LimaErrorKind::BadOutput(what) => write!(
                 f,
                 "`limactl {verb}` printed output claude-vm cannot read: {what}"
+            ),
+            LimaErrorKind::TimedOut(limit) => write!(
+                f,
+                "`limactl {verb}` hung: it did not finish within {}s and was killed\n  command: {}",
+                limit.as_secs(),
+                self.command
             ),
             LimaErrorKind::GaveUp => write!(
                 f,

@@ -5,6 +5,7 @@ pub mod detect;
 mod error;
 mod instance;
 mod run;
+pub mod timeout;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -12,13 +13,16 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 
+#[cfg(test)]
+pub use call::Verb;
 pub use call::{
     clone, create, delete, list, rename, shell, start, stop, version, Call, CloneSpec, CreateSpec,
-    LimaMount, Resources, SetExpr, ShellSpec, Verb,
+    LimaMount, Resources, SetExpr, ShellSpec,
 };
 pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};
 pub use run::exit_code;
+pub use timeout::Timeouts;
 
 use run::{Collector, Waited, Waiting};
 
@@ -27,13 +31,33 @@ pub struct Limactl {
     program: OsString,
     /// Stream Lima's own output live instead of keeping it for errors only.
     verbose: bool,
+    /// When a call counts as hung (`timeout.rs`).
+    timeouts: Timeouts,
 }
 
 impl Limactl {
-    pub fn new(verbose: bool) -> Limactl {
+    pub fn new(verbose: bool, timeouts: Timeouts) -> Limactl {
         Limactl {
             program: OsString::from("limactl"),
             verbose,
+            timeouts,
+        }
+    }
+
+    /// The child's exit status, or the error of a call that hung and was killed.
+    fn exited(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+        waited: std::io::Result<Waited>,
+    ) -> Result<ExitStatus, LimaError> {
+        match waited {
+            Ok(Waited::Exited(status)) => Ok(status),
+            Ok(Waited::TimedOut(limit)) => {
+                Err(self.error(call, instance, LimaErrorKind::TimedOut(limit)))
+            }
+            Ok(Waited::GaveUp) => Err(self.error(call, instance, LimaErrorKind::GaveUp)),
+            Err(e) => Err(self.error(call, instance, LimaErrorKind::Spawn(e))),
         }
     }
 
@@ -95,8 +119,11 @@ impl Limactl {
             .stderr
             .take()
             .map(|s| Collector::start(s, self.verbose, None, false));
-        let status = run::wait_work(&child)
-            .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+        let status = self.exited(
+            call,
+            instance,
+            run::wait_work(&child, self.timeouts.limit(call.verb)),
+        )?;
         let stdout = out.map(Collector::finish).unwrap_or_default();
         let stderr = err.map(Collector::finish).unwrap_or_default();
         if status.success() {
@@ -149,11 +176,12 @@ impl Limactl {
             .process_group(0)
             .spawn()
             .map_err(|e| self.spawn_error(call, instance, e))?;
-        let waited = run::wait(&child, Waiting::Shield).map_err(spawn_err)?;
-        let status = match waited {
-            Waited::Exited(status) => status,
-            Waited::GaveUp => return Err(self.error(call, instance, LimaErrorKind::GaveUp)),
-        };
+        let limit = self.timeouts.limit(call.verb);
+        let status = self.exited(
+            call,
+            instance,
+            run::wait(&child, Waiting::Shield, limit, true),
+        )?;
         let mut text = String::new();
         let _ = out
             .seek(SeekFrom::Start(0))
@@ -201,8 +229,11 @@ impl Limactl {
                 let _ = stdin.write_all(&bytes);
             });
         }
-        let status = run::wait_work(&child)
-            .map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))?;
+        let status = self.exited(
+            call,
+            instance,
+            run::wait_work(&child, self.timeouts.limit(call.verb)),
+        )?;
         let text = output.finish();
         self.outcome(call, instance, status, text)
     }
@@ -222,11 +253,12 @@ impl Limactl {
             .args(&call.args)
             .spawn()
             .map_err(|e| self.spawn_error(call, instance, e))?;
-        let status = run::wait_work(&child);
+        // No time limit: an attached shell lasts as long as the person or claude in it.
+        let status = run::wait_work(&child, None);
         if let Some(t) = &terminal {
             t.restore();
         }
-        status.map_err(|e| self.error(call, instance, LimaErrorKind::Spawn(e)))
+        self.exited(call, instance, status)
     }
 
     /// `limactl --version`'s version number.

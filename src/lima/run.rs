@@ -4,10 +4,11 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::signals;
 
@@ -84,10 +85,76 @@ pub enum Waited {
     Exited(ExitStatus),
     /// We stopped waiting (cleanup, asked twice); the child runs on by itself.
     GaveUp,
+    /// It ran past its time limit and was killed (and reaped).
+    TimedOut(Duration),
 }
 
-pub fn wait(child: &Child, how: Waiting) -> io::Result<Waited> {
+/// After the time limit, SIGTERM; this long later, SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Kills a child that outlives its time limit. The waiter marks the child done *before*
+/// reaping it, under the same lock the watchdog kills under, so a pid is never signalled
+/// after it was reaped (and possibly reused).
+struct Watchdog {
+    state: Arc<(Mutex<bool>, Condvar)>,
+    fired: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(pid: libc::pid_t, group: bool, limit: Duration) -> Watchdog {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let fired = Arc::new(AtomicBool::new(false));
+        let (s, f) = (Arc::clone(&state), Arc::clone(&fired));
+        thread::spawn(move || {
+            let (lock, cv) = &*s;
+            let Ok(mut done) = lock.lock() else { return };
+            let target = if group { -pid } else { pid };
+            for (after, sig) in [(limit, libc::SIGTERM), (KILL_GRACE, libc::SIGKILL)] {
+                let deadline = Instant::now() + after;
+                while !*done {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    done = match cv.wait_timeout(done, deadline - now) {
+                        Ok((d, _)) => d,
+                        Err(_) => return,
+                    };
+                }
+                if *done {
+                    return;
+                }
+                f.store(true, Ordering::SeqCst);
+                // SAFETY: the child is not reaped yet (done is false under the lock).
+                unsafe {
+                    libc::kill(target, sig);
+                }
+            }
+        });
+        Watchdog { state, fired }
+    }
+
+    /// Marks the child done (it exited and is about to be reaped); true if it was killed.
+    fn finish(&self) -> bool {
+        let (lock, cv) = &*self.state;
+        if let Ok(mut done) = lock.lock() {
+            *done = true;
+        }
+        cv.notify_all();
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// Waits for `child`; with `limit`, kills it (its process group if `group`) once that has
+/// passed.
+pub fn wait(
+    child: &Child,
+    how: Waiting,
+    limit: Option<Duration>,
+    group: bool,
+) -> io::Result<Waited> {
     let pid = child.id() as libc::pid_t;
+    let watchdog = limit.map(|l| Watchdog::start(pid, group, l));
     let mut forwarded = 0;
     loop {
         match how {
@@ -106,28 +173,50 @@ pub fn wait(child: &Child, how: Waiting) -> io::Result<Waited> {
             }
             Waiting::Shield => {
                 if signals::gave_up_cleanup() {
+                    if let Some(w) = &watchdog {
+                        w.finish();
+                    }
                     return Ok(Waited::GaveUp);
                 }
             }
         }
-        let mut status: libc::c_int = 0;
-        // SAFETY: waitpid on our own child with a valid status pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return Ok(Waited::Exited(ExitStatus::from_raw(status)));
+        // Wait for the exit without reaping (WNOWAIT), so the watchdog can still signal it.
+        // SAFETY: waitid on our own child with a zeroed siginfo to fill.
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            break;
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
     }
+    let killed = watchdog.as_ref().is_some_and(Watchdog::finish);
+    let mut status: libc::c_int = 0;
+    // SAFETY: reaping our own child, which has exited, with a valid status pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    if r != pid {
+        return Err(io::Error::last_os_error());
+    }
+    match (killed, limit) {
+        (true, Some(l)) => Ok(Waited::TimedOut(l)),
+        _ => Ok(Waited::Exited(ExitStatus::from_raw(status))),
+    }
 }
 
 /// Waits for a child of the work, which is never given up on.
-pub fn wait_work(child: &Child) -> io::Result<ExitStatus> {
-    match wait(child, Waiting::Forward)? {
-        Waited::Exited(status) => Ok(status),
+pub fn wait_work(child: &Child, limit: Option<Duration>) -> io::Result<Waited> {
+    match wait(child, Waiting::Forward, limit, false)? {
         Waited::GaveUp => Err(io::Error::other("stopped waiting")),
+        w => Ok(w),
     }
 }
 

@@ -5,7 +5,7 @@ use super::mounts::to_lima;
 use super::{FileSource, HandoverFile, HostCopy, HostScript};
 use crate::config::{Config, InstallMethod};
 use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
-use crate::names::TemplateName;
+use crate::names::{Role, TemplateName};
 use crate::script::{self, ClaudeInstall, GuestScript, ProvisionInput, BUNDLE_DIR};
 use crate::tools::{self, Tool};
 
@@ -35,7 +35,10 @@ pub struct SetupPlan {
     /// `claude auth login`, attached to the terminal, when asked for.
     pub login: Option<Call>,
     pub stop: Call,
-    /// Replacing an old template: delete it, rename the new one (empty on a first build).
+    /// Where a rebuild moves the old template until the new one is in (none on a first build).
+    pub aside: Option<String>,
+    /// Replacing an old template (`swap.rs`): rename it aside, rename the new one in, delete
+    /// the old one (empty on a first build).
     pub swap: Vec<Call>,
     /// Run on failure: removes the half-built instance.
     pub cleanup: Call,
@@ -133,13 +136,10 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         workdir: None,
         command: &command,
     });
-    let swap = if i.build == i.template.as_str() {
-        Vec::new()
-    } else {
-        vec![
-            lima::delete(&[i.template.as_str().to_owned()]),
-            lima::rename(&i.build, i.template.as_str()),
-        ]
+    let aside = (i.build != i.template.as_str()).then(|| i.template.instance(Role::Old));
+    let swap = match &aside {
+        None => Vec::new(),
+        Some(aside) => crate::swap::calls(i.template.as_str(), &i.build, aside),
     };
     Ok(SetupPlan {
         login: i.login.then(|| login_call(&i.build)),
@@ -151,6 +151,7 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         files,
         create,
         provision,
+        aside,
         swap,
     })
 }
@@ -250,13 +251,20 @@ mod tests {
         let build = t.instance_with_id(Role::Build, "zzz999");
         let p = plan(build.clone(), &c, &t);
         assert!(p.is_rebuild());
-        assert_eq!(
-            p.swap[0].args,
-            ["delete", "--tty=false", "--force", t.as_str()]
+        let aside = p.aside.clone().unwrap();
+        assert!(
+            matches!(crate::names::parse(&aside), Some(crate::names::Ours::Clone { role: Role::Old, template, .. }) if template == t),
+            "{aside}"
         );
+        // Never a moment without a complete template: old aside, new in, then old deleted.
+        let args: Vec<&[String]> = p.swap.iter().map(|c| c.args.as_slice()).collect();
         assert_eq!(
-            p.swap[1].args,
-            ["rename", "--tty=false", build.as_str(), t.as_str()]
+            args,
+            [
+                &["rename", "--tty=false", t.as_str(), aside.as_str()].map(String::from)[..],
+                &["rename", "--tty=false", build.as_str(), t.as_str()].map(String::from)[..],
+                &["delete", "--tty=false", "--force", aside.as_str()].map(String::from)[..],
+            ]
         );
         assert_eq!(
             p.cleanup.args,

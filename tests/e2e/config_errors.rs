@@ -127,6 +127,8 @@ fn precedence_cli_over_env_over_project_over_global() {
     )
     .unwrap();
     w.write_project(".claude-vm.toml", "[vm]\ndisk = 31\nmemory = 10\n");
+    // Host ports and resources beyond the user's own configuration need approval.
+    w.run(&["trust"]).ok();
     w.set_env("CLAUDE_VM_MEMORY", "11");
     let r = w.run(&["setup", "--disk", "41"]);
     r.ok();
@@ -261,4 +263,87 @@ fn lima_and_guest_output_streamed_with_verbose_is_escaped() {
         r.stderr
     );
     assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
+}
+
+/// Replaces `rel` in the project with a FIFO (nobody ever writes to it).
+fn fifo(w: &World, rel: &str) {
+    let path = w.project.join(rel);
+    let _ = std::fs::remove_file(&path);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn project_files_that_are_fifos_devices_or_huge_are_refused_without_being_read() {
+    let w = World::new();
+    w.setup();
+    let template = w.templates();
+    let refused = |args: &[&str], rel: &str, why: &str| {
+        let mut s = w.spawn(args);
+        // A read of the FIFO would block forever: `finish` would time out.
+        let code = s.finish();
+        let err = s.stderr();
+        assert_eq!(code, 2, "{rel}: {err}");
+        assert!(err.contains(rel) && err.contains(why), "{rel}: {err}");
+        assert_eq!(w.instances(), template, "{rel}: nothing was started");
+    };
+    // --yes: a link out of the project would otherwise be refused earlier, for trust.
+    let session = ["--yes", "shell", "--", "true"];
+    for rel in [".claude-vm.toml", ".claude-vm.runtime.sh"] {
+        fifo(&w, rel);
+        refused(&session, rel, "not a regular file");
+        std::fs::remove_file(w.project.join(rel)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", w.project.join(rel)).unwrap();
+        refused(&session, rel, "not a regular file");
+        std::fs::remove_file(w.project.join(rel)).unwrap();
+        // Huge (sparse: it costs no disk).
+        let f = std::fs::File::create(w.project.join(rel)).unwrap();
+        f.set_len(64 << 20).unwrap();
+        refused(&session, rel, "more than");
+        std::fs::remove_file(w.project.join(rel)).unwrap();
+    }
+    fifo(&w, ".claude-vm.setup.sh");
+    refused(&["setup"], ".claude-vm.setup.sh", "not a regular file");
+    std::fs::remove_file(w.project.join(".claude-vm.setup.sh")).unwrap();
+    w.run(&["shell", "--", "true"]).ok();
+}
+
+#[test]
+fn resources_a_project_asks_beyond_the_users_own_configuration_need_approval() {
+    let w = World::new();
+    w.setup();
+    // Each key alone: refused until approved, naming the key and the user's limit.
+    for (toml, key) in [
+        ("[vm]\ncpus = 64\n", "vm.cpus = 64"),
+        ("[vm]\nmemory = 64\n", "vm.memory = 64"),
+        ("[vm]\ndisk = 1000\n", "vm.disk = 1000"),
+        ("[pool]\nsize = 8\n", "pool.size = 8"),
+        (
+            "[pool]\nidle_minutes = 10080\n",
+            "pool.idle_minutes = 10080",
+        ),
+        ("[[ports]]\nguest = 22\nhost = 2222\n", "2222 (guest 22)"),
+    ] {
+        w.write_project(".claude-vm.toml", toml);
+        let r = w.run(&["shell", "--", "true"]);
+        refused(&r, &[key, "widens the sandbox", "claude-vm trust"]);
+    }
+    // Within the user's own limits: no approval needed.
+    w.write_project(".claude-vm.toml", "[vm]\ncpus = 2\nmemory = 4\n");
+    w.run(&["shell", "--", "true"]).ok();
+    // The user's own global file raises the limit.
+    std::fs::write(w.home.join(".claude-vm.toml"), "[vm]\ncpus = 64\n").unwrap();
+    w.write_project(".claude-vm.toml", "[vm]\ncpus = 64\n");
+    w.run(&["shell", "--", "true"]).ok();
+    // Approved: used.
+    w.write_project(".claude-vm.toml", "[vm]\nmemory = 12\n");
+    w.run(&["trust"]).ok();
+    let r = w.run(&["shell", "--", "true"]);
+    r.ok();
+    let clone = r.call("clone");
+    assert_eq!(
+        clone[clone.iter().position(|a| a == "--memory").unwrap() + 1],
+        "12"
+    );
 }

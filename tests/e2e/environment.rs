@@ -235,6 +235,8 @@ fn ports_become_lima_port_forwards_on_the_clone() {
         ".claude-vm.toml",
         "[[ports]]\nguest = 3000\nhost = 13000\n\n[[ports]]\nguest = 5432\n",
     );
+    // Host ports and resources beyond the user's own configuration need approval.
+    w.run(&["trust"]).ok();
     w.setup();
     let r = w.run(&["shell", "--", "true"]);
     r.ok();
@@ -362,6 +364,8 @@ fn gpg_signing_in_the_guest_uses_the_host_agent() {
 fn the_running_clone_carries_agent_and_port_settings_in_its_lima_yaml() {
     let mut w = World::new();
     w.write_project(".claude-vm.toml", "[[ports]]\nguest = 8080\nhost = 18080\n");
+    // Host ports and resources beyond the user's own configuration need approval.
+    w.run(&["trust"]).ok();
     w.setup();
     w.set_env("SSH_AUTH_SOCK", "/nonexistent/agent.sock");
     // A session that waits until the test has looked at its clone.

@@ -314,6 +314,8 @@ fn pool_size_in_the_config_keeps_clones_ready() {
     let w = World::new();
     let _drained = Drained(&w);
     w.write_project(".claude-vm.toml", "[pool]\nsize = 1\n");
+    // Host ports and resources beyond the user's own configuration need approval.
+    w.run(&["trust"]).ok();
     w.setup();
     let first = w.run(&["shell", "--", "true"]);
     first.ok();
@@ -337,4 +339,20 @@ fn pool_size_in_the_config_keeps_clones_ready() {
     );
     let r = w.run(&["warm", "99"]);
     assert_eq!(r.code, 2);
+}
+
+#[test]
+fn warm_returns_with_the_error_when_clones_fail_instead_of_waiting() {
+    let w = World::new();
+    let _drained = Drained(&w);
+    w.setup();
+    // The keeper inherits the failure: every clone it tries fails.
+    let mut s = w.spawn_with(&["warm", "2"], &[("LIMA_SIM_FAIL", "clone")]);
+    // `finish` would time out if `warm` waited for clones that never come.
+    assert_eq!(s.finish(), 1, "{}", s.stderr());
+    let err = s.stderr();
+    assert!(err.contains("could not be booted"), "{err}");
+    assert!(err.contains("simulated failure of \"clone\""), "{err}");
+    assert!(err.contains("pool.log"), "{err}");
+    assert!(running_warm(&w).is_empty(), "{:?}", w.instances());
 }

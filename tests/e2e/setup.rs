@@ -135,7 +135,7 @@ fn rebuild_keeps_the_old_template_until_the_new_one_is_complete() {
     r.ok();
     assert_eq!(
         r.verbs(),
-        ["list", "create", "start", "shell", "stop", "delete", "rename"]
+        ["list", "create", "start", "shell", "stop", "rename", "rename", "delete"]
     );
     assert_ne!(
         r.call("create")[r.call("create").iter().position(|a| a == "--name").unwrap() + 1],

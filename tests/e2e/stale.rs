@@ -4,8 +4,8 @@
 use crate::support::*;
 
 const STALE: &str = "is out of date";
-const REBUILD: [&str; 7] = [
-    "list", "create", "start", "shell", "stop", "delete", "rename",
+const REBUILD: [&str; 8] = [
+    "list", "create", "start", "shell", "stop", "rename", "rename", "delete",
 ];
 
 fn version(w: &World, args: &[&str]) -> Run {
@@ -82,7 +82,7 @@ fn auto_rebuild_rebuilds_only_when_stale() {
     w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/version\"\n");
     let r = version(&w, &[]);
     assert_eq!(r.stdout, "v2\n");
-    assert_eq!(&r.verbs()[..7], REBUILD, "{}", r.stderr);
+    assert_eq!(&r.verbs()[..8], REBUILD, "{}", r.stderr);
     assert!(r.stderr.contains("rebuilding it first"), "{}", r.stderr);
     // A new tool in the provisioning counts too (here: an extra setup script in the file).
     w.write_project("extra.sh", "echo extra >> \"$HOME/version\"\n");

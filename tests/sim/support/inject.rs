@@ -1,5 +1,7 @@
 //! Test hooks: `LIMA_SIM_DELAY` (slow commands) and `LIMA_SIM_FAIL`
-//! (failing commands), applied at each command's effect point.
+//! (failing commands), applied at each command's effect point. Both take `CMD` (every call)
+//! or `CMD@N` (only the N-th call of CMD, counted across processes), so a test can stop or
+//! fail one particular step of a sequence (the second `rename` of a template swap).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
@@ -40,7 +42,8 @@ enum Rule {
 
 #[derive(Debug)]
 pub struct Injector {
-    delays: HashMap<String, f64>,
+    /// By command; `None` applies to every call, `Some(n)` to the n-th only.
+    delays: HashMap<(String, Option<u64>), f64>,
     rules: Vec<Rule>,
     counters: PathBuf,
 }
@@ -56,19 +59,28 @@ fn known(op: &str, var: &str) -> Result<(), String> {
     }
 }
 
-fn parse_delays(spec: &str) -> Result<HashMap<String, f64>, String> {
+fn parse_delays(spec: &str) -> Result<HashMap<(String, Option<u64>), f64>, String> {
     let mut delays = HashMap::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (op, secs) = item
-            .split_once('=')
-            .ok_or_else(|| format!("LIMA_SIM_DELAY: expected CMD=SECONDS, got {item:?}"))?;
+        let (target, secs) = item.split_once('=').ok_or_else(|| {
+            format!("LIMA_SIM_DELAY: expected CMD=SECONDS or CMD@N=SECONDS, got {item:?}")
+        })?;
+        let (op, nth) = match target.split_once('@') {
+            None => (target, None),
+            Some((op, n)) => {
+                let n: u64 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    format!("LIMA_SIM_DELAY: invalid call number {n:?} for {op:?}")
+                })?;
+                (op, Some(n))
+            }
+        };
         known(op, "LIMA_SIM_DELAY")?;
         let secs: f64 = secs
             .parse()
             .ok()
             .filter(|s: &f64| s.is_finite() && *s >= 0.0)
             .ok_or_else(|| format!("LIMA_SIM_DELAY: invalid seconds {secs:?} for {op:?}"))?;
-        delays.insert(op.to_string(), secs);
+        delays.insert((op.to_string(), nth), secs);
     }
     Ok(delays)
 }
@@ -103,24 +115,44 @@ impl Injector {
         })
     }
 
-    /// Seconds `op` is slowed down by.
+    /// Seconds every call of `op` is slowed down by (not counting `CMD@N` delays).
     pub fn delay_secs(&self, op: &str) -> f64 {
-        self.delays.get(op).copied().unwrap_or(0.0)
+        self.delays
+            .get(&(op.to_string(), None))
+            .copied()
+            .unwrap_or(0.0)
     }
 
-    /// The effect point of `op`: delay, count the call, fail if told to.
+    fn counts(&self) -> bool {
+        !self.rules.is_empty() || self.delays.keys().any(|(_, n)| n.is_some())
+    }
+
+    /// The effect point of `op`: count the call, delay, fail if told to.
     /// Sleeps keep the default signal actions (a signal ends the process).
     pub fn checkpoint(&self, op: &str) -> Res<()> {
-        sleep(self.delay_secs(op));
-        self.fail_point(op)
+        let call = self.call_number(op)?;
+        let nth = call.and_then(|n| self.delays.get(&(op.to_string(), Some(n))).copied());
+        sleep(nth.unwrap_or_else(|| self.delay_secs(op)));
+        self.fail(op, call)
     }
 
     /// Counts a call of `op` and fails it if `LIMA_SIM_FAIL` says so.
     pub fn fail_point(&self, op: &str) -> Res<()> {
-        if self.rules.is_empty() {
-            return Ok(());
+        let call = self.call_number(op)?;
+        self.fail(op, call)
+    }
+
+    fn call_number(&self, op: &str) -> Res<Option<u64>> {
+        if !self.counts() {
+            return Ok(None);
         }
-        let call = self.count(op).map_err(Fail::fatal)?;
+        self.count(op).map(Some).map_err(Fail::fatal)
+    }
+
+    fn fail(&self, op: &str, call: Option<u64>) -> Res<()> {
+        let Some(call) = call else {
+            return Ok(());
+        };
         let hit = self.rules.iter().any(|rule| match rule {
             Rule::Always(o) => o == op,
             Rule::Nth(o, n) => o == op && *n == call,
@@ -176,9 +208,11 @@ mod tests {
 
     #[test]
     fn parses_specs_and_rejects_typos() {
-        let delays = parse_delays("start=15, clone=0.5,").unwrap();
-        assert_eq!(delays.get("start"), Some(&15.0));
-        assert_eq!(delays.get("clone"), Some(&0.5));
+        let delays = parse_delays("start=15, clone=0.5,rename@2=9").unwrap();
+        assert_eq!(delays.get(&("start".into(), None)), Some(&15.0));
+        assert_eq!(delays.get(&("clone".into(), None)), Some(&0.5));
+        assert_eq!(delays.get(&("rename".into(), Some(2))), Some(&9.0));
+        assert!(parse_delays("rename@0=1").is_err());
         assert!(parse_delays("strat=1")
             .unwrap_err()
             .contains("unknown command"));
@@ -210,5 +244,24 @@ mod tests {
         );
         assert!(make().checkpoint("shell").is_ok());
         assert!(make().checkpoint("start").is_ok());
+    }
+
+    #[test]
+    fn an_nth_delay_holds_only_that_call() {
+        let home = tempfile::tempdir().unwrap();
+        let make = || Injector {
+            delays: parse_delays("rename@2=0.4").unwrap(),
+            rules: Vec::new(),
+            counters: home.path().join("_sim").join("counters.json"),
+        };
+        let timed = || {
+            let t = std::time::Instant::now();
+            make().checkpoint("rename").unwrap();
+            t.elapsed()
+        };
+        assert!(timed() < Duration::from_millis(300));
+        assert!(timed() >= Duration::from_millis(400));
+        assert!(timed() < Duration::from_millis(300));
+        assert_eq!(make().delay_secs("rename"), 0.0);
     }
 }
