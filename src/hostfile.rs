@@ -102,6 +102,11 @@ pub fn dir_identity(path: &Path) -> Result<(u64, u64)> {
     }
 }
 
+/// [`dir_identity`] of each folder, in order.
+pub fn dir_identities(dirs: &[PathBuf]) -> Result<Vec<(u64, u64)>> {
+    dirs.iter().map(|d| dir_identity(d)).collect()
+}
+
 /// The path of the file behind an open descriptor.
 #[cfg(target_os = "linux")]
 fn opened_path(file: &File) -> Option<PathBuf> {

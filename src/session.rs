@@ -145,10 +145,7 @@ pub fn run(
 }
 
 fn mount_identities(plan: &SessionPlan) -> Result<Vec<(u64, u64)>> {
-    plan.mounted_dirs
-        .iter()
-        .map(|d| crate::hostfile::dir_identity(d))
-        .collect()
+    crate::hostfile::dir_identities(&plan.mounted_dirs)
 }
 
 /// What a failed session shell most likely means, and what to do.

@@ -278,8 +278,20 @@ fn run_steps(
         ("stopping the VM", &plan.stop),
     ];
     let mut login = None;
+    // The setup mounts must be what was checked when Lima mounts them at boot: no link in
+    // their paths before the create, and the same folders once the VM has booted.
+    let mounted = crate::hostfile::dir_identities(&plan.mounted_dirs)?;
     for (n, (what, call)) in steps.into_iter().enumerate() {
         signals::check()?;
+        if call == &plan.provision
+            && crate::hostfile::dir_identities(&plan.mounted_dirs)? != mounted
+        {
+            return Err(Error::failure(format!(
+                "a setup mount of {} changed while it booted (possibly from inside a VM of this project): nothing was provisioned",
+                plan.build
+            ))
+            .with_hint("look at the setup mounts' folders for a replaced directory, then run `claude-vm setup` again"));
+        }
         if call == &plan.stop {
             if let Some(call) = &plan.login {
                 ui.info(

@@ -118,6 +118,42 @@ fn split_nested(all: Vec<Mount>) -> (Vec<Mount>, Vec<GuestLink>) {
     (lima, links)
 }
 
+/// The mounts of a template build. A setup mount inside a folder a VM can write (the
+/// project, say) could be a link to any host folder by the time the build boots; the build
+/// mounts that folder itself instead (read-only, unless the setup mount is writable) and the
+/// provisioning links the mount point to the path inside it, in the guest.
+pub fn setup_mounts(setup: &[Mount], agent_writable: &[PathBuf]) -> (Vec<Mount>, Vec<GuestLink>) {
+    let mut lima: Vec<Mount> = Vec::new();
+    let mut links = Vec::new();
+    for m in setup {
+        let Some(root) = agent_writable.iter().find(|r| m.location.starts_with(r)) else {
+            lima.push(m.clone());
+            continue;
+        };
+        match lima.iter_mut().find(|l| &l.location == root) {
+            Some(l) => l.writable |= m.writable,
+            None => lima.push(Mount {
+                location: root.clone(),
+                mount_point: None,
+                writable: m.writable,
+            }),
+        }
+        let rel = m.location.strip_prefix(root).unwrap_or(Path::new(""));
+        let target = if rel.as_os_str().is_empty() {
+            root.display().to_string()
+        } else {
+            format!("{}/{}", root.display(), rel.display())
+        };
+        if target != m.guest_path() {
+            links.push(GuestLink {
+                target,
+                at: m.guest_path(),
+            });
+        }
+    }
+    (lima, links)
+}
+
 /// Mounts as Lima spells them. Locations are UTF-8: config and project checks guarantee it.
 pub fn to_lima(mounts: &[Mount]) -> Vec<LimaMount> {
     mounts

@@ -1,7 +1,7 @@
 //! Building a template: create (setup mounts only) → start → one provisioning shell → stop.
 //! A rebuild builds under a temporary name and swaps it in only once it is complete.
 
-use super::mounts::to_lima;
+use super::mounts::{setup_mounts, to_lima};
 use super::{FileSource, HandoverFile, HostCopy, HostScript};
 use crate::config::{Config, InstallMethod};
 use crate::lima::{self, Call, CreateSpec, Resources, ShellSpec};
@@ -40,6 +40,8 @@ pub struct SetupPlan {
     /// Replacing an old template (`swap.rs`): rename it aside, rename the new one in, delete
     /// the old one (empty on a first build).
     pub swap: Vec<Call>,
+    /// The host folders the build mounts (its setup mounts), checked before and after boot.
+    pub mounted_dirs: Vec<std::path::PathBuf>,
     /// Run on failure: removes the half-built instance.
     pub cleanup: Call,
 }
@@ -100,7 +102,10 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         source: FileSource::Text(script::CLAUDE_STATE_PROGRAM.to_owned()),
         printable: true,
     });
+    let (build_mounts, links) = setup_mounts(&i.config.setup.mounts, &i.agent_writable);
+    let links: Vec<(String, String)> = links.into_iter().map(|l| (l.target, l.at)).collect();
     let text = script::provision(&ProvisionInput {
+        links: &links,
         tools: &tools,
         system_packages: &i.config.packages.system,
         packages_setup: packages_setup.as_ref(),
@@ -116,7 +121,7 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
 
     // Only the setup mounts: Lima's default template would share the whole home directory,
     // and the scripts travel on stdin, so nothing of claude-vm's stays mounted.
-    let lima_mounts = to_lima(&i.config.setup.mounts);
+    let lima_mounts = to_lima(&build_mounts);
     let vm = &i.config.vm;
     let create = lima::create(&CreateSpec {
         name: &i.build,
@@ -147,6 +152,7 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
         start: lima::start(&i.build),
         stop: lima::stop(&i.build),
         cleanup: lima::delete(std::slice::from_ref(&i.build)),
+        mounted_dirs: build_mounts.iter().map(|m| m.location.clone()).collect(),
         build: i.build,
         files,
         create,

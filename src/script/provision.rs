@@ -38,6 +38,8 @@ pub struct ProvisionInput<'a> {
     pub scripts: &'a [GuestScript],
     /// The guest path of [`super::CLAUDE_STATE_PROGRAM`].
     pub claude_state: &'a str,
+    /// Setup mounts shown at their mount point by a link (target, link), made first.
+    pub links: &'a [(String, String)],
 }
 
 /// Fails fast (`set -e`, and each user script checked), numbering its steps so the output
@@ -65,6 +67,7 @@ pub fn provision(input: &ProvisionInput) -> String {
          cvm_step() { printf '==> [%s/%s] %s\\n' \"$1\" \"$2\" \"$3\"; }\n\
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; exit 1; }\n",
     );
+    s.push_str(&super::session::link_lines(input.links));
 
     // One update and one install for everything: apt is the slow part of a build.
     step(&mut s, "installing packages");
@@ -204,6 +207,7 @@ mod tests {
             claude,
             scripts,
             claude_state: "/tmp/claude-vm-setup/claude-state.py",
+            links: &[],
         })
     }
 

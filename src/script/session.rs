@@ -54,21 +54,7 @@ pub fn session(input: &SessionInput) -> String {
             quote(env)
         );
     }
-    if !input.links.is_empty() {
-        // Where a mount point cannot be made by the guest user, sudo makes it (before the
-        // agent runs; ordinary Lima guests allow it).
-        s.push_str(
-            "cvm_link() {\n\
-             \x20 if [ -e \"$2\" ] && [ ! -L \"$2\" ]; then rmdir \"$2\" 2>/dev/null || sudo -n rmdir \"$2\" 2>/dev/null || cvm_fail \"cannot show $1 at $2: something else is there\"; fi\n\
-             \x20 cvm_up=${2%/*}; cvm_up=${cvm_up:-/}\n\
-             \x20 mkdir -p \"$cvm_up\" 2>/dev/null || sudo -n mkdir -p \"$cvm_up\" || cvm_fail \"cannot make $cvm_up\"\n\
-             \x20 ln -sfn \"$1\" \"$2\" 2>/dev/null || sudo -n ln -sfn \"$1\" \"$2\" || cvm_fail \"cannot show $1 at $2\"\n\
-             }\n",
-        );
-        for (target, at) in input.links {
-            let _ = writeln!(s, "cvm_link {} {}", guest_word(target), guest_word(at));
-        }
-    }
+    s.push_str(&link_lines(input.links));
     for script in input.runtime {
         let label = quote(&script.label);
         let _ = writeln!(s, "cvm_script={label}");
@@ -103,6 +89,26 @@ pub fn session(input: &SessionInput) -> String {
         Final::Command(argv) => {
             let _ = writeln!(s, "exec {}", quote_words(argv));
         }
+    }
+    s
+}
+
+/// Shell lines that link each (target, link) pair, with sudo where the guest user cannot
+/// (before the agent runs; ordinary Lima guests allow it). Empty for no links.
+pub(super) fn link_lines(links: &[(String, String)]) -> String {
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "cvm_link() {\n\
+         \x20 if [ -e \"$2\" ] && [ ! -L \"$2\" ]; then rmdir \"$2\" 2>/dev/null || sudo -n rmdir \"$2\" 2>/dev/null || cvm_fail \"cannot show $1 at $2: something else is there\"; fi\n\
+         \x20 cvm_up=${2%/*}; cvm_up=${cvm_up:-/}\n\
+         \x20 mkdir -p \"$cvm_up\" 2>/dev/null || sudo -n mkdir -p \"$cvm_up\" || cvm_fail \"cannot make $cvm_up\"\n\
+         \x20 ln -sfn \"$1\" \"$2\" 2>/dev/null || sudo -n ln -sfn \"$1\" \"$2\" || cvm_fail \"cannot show $1 at $2\"\n\
+         }\n",
+    );
+    for (target, at) in links {
+        let _ = writeln!(s, "cvm_link {} {}", guest_word(target), guest_word(at));
     }
     s
 }

@@ -153,16 +153,42 @@ fn a_main_repository_the_user_moved_is_accepted_with_trust() {
     r.ok();
 }
 
-/// A session whose agent keeps running `to_real` and `to_link` in turn (each swaps a path in
-/// the project) until the file `stop` appears in the project.
-fn start_swapping_agent(w: &World, to_real: &str, to_link: &str) -> std::process::Child {
+/// A session whose agent keeps running `first` and `then` in turn (each swaps a path in the
+/// project) until the file `stop` appears in the project.
+fn start_swapping_agent(w: &World, first: &str, then: &str) -> std::process::Child {
     let script = format!(
-        "i=0; while [ ! -e stop ] && [ $i -lt 200000 ]; do i=$((i+1)); {to_real}; {to_link}; done"
+        "i=0; while [ ! -e stop ] && [ $i -lt 200000 ]; do i=$((i+1)); {first}; {then}; done; true"
     );
     let mut cmd = w.command(&["shell", "--", "sh", "-c", &script], &w.project);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let child = cmd.spawn().expect("start the swapping agent");
+    w.background.lock().expect("background").push(child.id());
+    child
+}
+
+/// An agent that swaps the folder `name` and a link to `target` with one atomic exchange
+/// (renameat2 RENAME_EXCHANGE, through python3's ctypes) again and again: the path is always
+/// there, a folder or a link, never missing.
+fn start_exchanging_agent(w: &World, name: &str, target: &Path) -> std::process::Child {
+    let program = format!(
+        "import ctypes, os\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         os.symlink({target:?}, '.swap-link')\n\
+         n = 0\n\
+         while not os.path.exists('stop') and n < 2000000:\n\
+         \x20   n += 1\n\
+         \x20   if libc.renameat2(-100, b'{name}', -100, b'.swap-link', 2) != 0:\n\
+         \x20       raise OSError(ctypes.get_errno(), 'renameat2')\n\
+         if os.path.islink('{name}'):\n\
+         \x20   libc.renameat2(-100, b'{name}', -100, b'.swap-link', 2)\n\
+         os.unlink('.swap-link')\n",
+        target = target.display().to_string()
+    );
+    let mut cmd = w.command(&["shell", "--", "python3", "-c", &program], &w.project);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = cmd.spawn().expect("start the exchanging agent");
     w.background.lock().expect("background").push(child.id());
     child
 }
@@ -253,11 +279,7 @@ fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
         r.stdout, "project data\n",
         "the folder is at its mount point"
     );
-    let agent = start_swapping_agent(
-        &w,
-        "rm -f data; mkdir data; printf 'project data\\n' > data/inside",
-        &format!("rm -rf data; ln -sfn {} data", w.home.display()),
-    );
+    let agent = start_exchanging_agent(&w, "data", &w.home);
     wait_for_link(&w.project.join("data"));
     let home = w.home.to_str().unwrap().to_owned();
     let mut booted = 0;
@@ -285,4 +307,63 @@ fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
     }
     stop_agent(&w, agent);
     assert!(booted > 0, "no session ran during the race");
+}
+
+#[test]
+fn a_setup_mount_swapped_for_a_link_to_home_never_reaches_the_build() {
+    let w = World::new();
+    std::fs::write(w.home.join("HOME-MARKER"), "home\n").unwrap();
+    std::fs::create_dir_all(w.project.join("vendor")).unwrap();
+    std::fs::write(w.project.join("vendor/dep"), "vendored\n").unwrap();
+    w.write_project(
+        ".claude-vm.toml",
+        &format!(
+            "[[setup.mounts]]\nlocation = \"{}\"\nmount_point = \"/vendor\"\n",
+            w.project.join("vendor").display()
+        ),
+    );
+    // What the build saw at its mount point is kept in the template.
+    w.write_project(
+        ".claude-vm.setup.sh",
+        "ls -a /vendor/ > \"$HOME/seen-at-setup\" 2>&1 || true\n",
+    );
+    w.setup();
+    let r = w.run(&["shell", "--", "sh", "-c", "cat ~/seen-at-setup"]);
+    r.ok();
+    assert!(
+        r.stdout.contains("dep"),
+        "the build sees the folder: {}",
+        r.stdout
+    );
+    let agent = start_exchanging_agent(&w, "vendor", &w.home);
+    wait_for_link(&w.project.join("vendor"));
+    let home = w.home.to_str().unwrap().to_owned();
+    let mut built = 0;
+    for _ in 0..30 {
+        let r = w.run(&["setup"]);
+        built += usize::from(r.code == 0);
+        for call in &r.calls {
+            if call[0] == "create" {
+                let mounts = call
+                    .iter()
+                    .find(|a| a.starts_with(".mounts"))
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(
+                    !mounts.contains(&format!("\"location\":\"{home}\"")),
+                    "the home directory went to Lima: {mounts}"
+                );
+            }
+        }
+        if r.code == 0 {
+            let seen = w.run(&["shell", "--", "sh", "-c", "cat ~/seen-at-setup"]);
+            assert!(
+                !seen.stdout.contains("HOME-MARKER"),
+                "the build saw the home directory:\n{}",
+                seen.stdout
+            );
+        }
+    }
+    stop_agent(&w, agent);
+    assert!(built > 0, "no build ran during the race");
 }
