@@ -962,6 +962,13 @@ pub fn report(
     if changes.is_empty() {
         return;
     }
+    for c in changes {
+        ui.event(crate::events::Event::AuditFinding {
+            change: c.how.to_string().trim().to_owned(),
+            what: c.what.clone(),
+            reason: c.why.clone(),
+        });
+    }
     let mut shown = lines(changes);
     let project = watch.project().unwrap_or(Path::new("/"));
     match record::keep(paths, session, project, headline, &shown) {

@@ -52,6 +52,11 @@ pub struct GlobalOpts {
     /// Print the plan (each limactl call and the guest scripts) and run nothing.
     #[arg(long, global = true)]
     pub dry_run: bool,
+
+    /// Write claude-vm's own messages to stderr as JSON lines (docs/events.md); stdout stays
+    /// claude's (or the command's; `list --json` prints one JSON document there).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -201,8 +206,9 @@ pub enum Command {
     Shell(ShellArgs),
     /// Build (or rebuild) this repository's template VM.
     Setup(SetupArgs),
-    /// List claude-vm's templates and running sessions.
-    List(ListArgs),
+    /// List claude-vm's templates and running sessions (with --json: one JSON document,
+    /// {"templates": [...], "sessions": [...]}, on stdout).
+    List,
     /// Delete this repository's template VM and the VMs its killed sessions left behind.
     Clean(ConfirmArgs),
     /// Delete every claude-vm template and every claude-vm VM no running claude-vm uses.
@@ -353,13 +359,6 @@ impl ToolFlags {
             .map(|(n, _)| (*n).to_owned())
             .collect()
     }
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Print one JSON document: {"templates": [...], "sessions": [...]}.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]

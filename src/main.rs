@@ -8,6 +8,7 @@ mod config;
 mod detach;
 mod doctor;
 mod error;
+mod events;
 mod fingerprint;
 mod fsread;
 mod handover;
@@ -62,6 +63,19 @@ fn main() {
 /// Prints an error and its hint; no backtrace, no debug formatting.
 /// Never panics: stderr may be a terminal that was closed.
 pub fn report(err: &error::Error) {
+    if ui::json_mode() {
+        return ui::emit(&events::Event::Error {
+            message: err.message().to_owned(),
+            hint: err.hint().map(str::to_owned),
+            kind: if err.exit_code() == 2 {
+                "usage"
+            } else {
+                "failure"
+            }
+            .to_owned(),
+            exit_code: err.exit_code(),
+        });
+    }
     // Errors quote Lima's messages, release tags and file names: escaped like every message.
     let message = ui::escape_text(err.message(), true);
     let mut text = format!("claude-vm: error: {message}\n");

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::audit;
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::handover::Handover;
 use crate::journal::{Entry, Journal};
 use crate::lima::{exit_code, Limactl};
@@ -50,6 +51,7 @@ pub fn run(
 ) -> Result<i32> {
     signals::install();
     signals::check()?;
+    let began = std::time::Instant::now();
     // Claude's conversation folders hold transcripts: the owner's only.
     for dir in &plan.host_dirs {
         crate::atomic::create_private_dir(dir)?;
@@ -113,6 +115,14 @@ pub fn run(
         let _ = guard.journal.record(&guard.entry);
     }
 
+    ui.event(Event::SessionEnded {
+        exit_status: match &work {
+            Ok(code) => *code,
+            Err(e) => e.exit_code(),
+        },
+        duration_ms: began.elapsed().as_millis() as u64,
+        vm_deleted: cloning && deleted.is_ok(),
+    });
     if let (Ok(code), None) = (&work, signals::received()) {
         // Last, after the cleanup's lines, so it is what the user reads.
         if let Some(hint) = shell_hint(*code) {
@@ -193,6 +203,25 @@ fn work(
         .with_hint("look at the project's folders for a replaced directory, then run claude-vm again"));
     }
     signals::check()?;
-    let status = lima.run_attached(&plan.shell, Some(&plan.instance))?;
+    ui.event(Event::SessionStarted {
+        project: guard.entry.project.display().to_string(),
+        template: guard.entry.template.clone(),
+        vm: plan.instance.clone(),
+        policy: "open".to_owned(),
+        warm: start == Start::Warm,
+    });
+    let status = if ui.is_json() {
+        let on_line = |line: &str| {
+            if let Some((script, status)) = crate::events::runtime_script_failure(line) {
+                ui.event(Event::RuntimeScriptFailed { script, status });
+            }
+            ui.event(Event::GuestStderr {
+                line: line.to_owned(),
+            });
+        };
+        lima.run_attached_lines(&plan.shell, Some(&plan.instance), &on_line)?
+    } else {
+        lima.run_attached(&plan.shell, Some(&plan.instance))?
+    };
     Ok(exit_code(status))
 }

@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use console::style;
+
+use crate::events::Event;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How messages are drawn, decided once from the terminal, the environment and the flags.
@@ -27,6 +29,21 @@ pub struct Ui {
     /// stderr is a terminal (whatever the flags): alerts first undo what the VM's output may
     /// have left set there.
     terminal: bool,
+    /// `--json`: every message is an event line (`events.rs`), nothing else is drawn.
+    json: bool,
+}
+
+/// `--json` is on for this process (errors printed by `main` follow it too).
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn json_mode() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Writes one event line on stderr (JSON text is escaped by serde: nothing raw reaches a
+/// terminal).
+pub fn emit(event: &Event) {
+    line(&event.to_json_line());
 }
 
 /// Puts a terminal back to plain, visible text: attributes (hidden, same colour as the
@@ -82,10 +99,17 @@ pub fn raw_stderr(text: &str) {
 
 impl Ui {
     /// Looks at stderr and the environment (`TERM`, `NO_COLOR`).
-    pub fn new(quiet: bool, verbose: bool) -> Ui {
+    pub fn new(quiet: bool, verbose: bool, json: bool) -> Ui {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let terminal = io::stderr().is_terminal() && env("TERM").is_none_or(|t| t != "dumb");
-        let ui = Ui::decide(terminal, env("NO_COLOR").is_some(), quiet, verbose);
+        let mut ui = Ui::decide(terminal, env("NO_COLOR").is_some(), quiet, verbose);
+        if json {
+            JSON.store(true, Ordering::Relaxed);
+            ui.json = true;
+            ui.live = false;
+            ui.color = false;
+            ui.terminal = false;
+        }
         // Spinners and marks on stderr are styled through console's switch for stderr.
         console::set_colors_enabled_stderr(ui.color);
         ui
@@ -98,16 +122,39 @@ impl Ui {
             live: terminal && !quiet && !verbose,
             terminal,
             color: terminal && !no_color,
+            json: false,
         }
     }
 
+    /// A typed event: a line of its own under `--json`; on a terminal the plain messages
+    /// around it already say the same.
+    pub fn event(&self, event: Event) {
+        if self.json {
+            emit(&event);
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     pub fn info(&self, msg: &str) {
+        if self.json {
+            return emit(&Event::Info {
+                message: msg.to_owned(),
+            });
+        }
         if !self.quiet {
             line(&format!("claude-vm: {}", escape_text(msg, true)));
         }
     }
 
     pub fn warn(&self, msg: &str) {
+        if self.json {
+            return emit(&Event::Warning {
+                message: msg.to_owned(),
+            });
+        }
         if !self.quiet {
             let label = style("warning:").yellow().bold().for_stderr();
             line(&format!("claude-vm: {label} {}", escape_text(msg, true)));
@@ -117,6 +164,12 @@ impl Ui {
     /// A warning that must stand out: a headline and indented detail lines, never hidden by
     /// `--quiet`.
     pub fn alert(&self, headline: &str, lines: &[String]) {
+        if self.json {
+            return emit(&Event::Alert {
+                message: headline.to_owned(),
+                lines: lines.to_vec(),
+            });
+        }
         let label = style("WARNING:").red().bold().for_stderr();
         // A session's last output may have made the terminal hide or garble text.
         let reset = if self.terminal { TERMINAL_RESET } else { "" };
@@ -131,7 +184,10 @@ impl Ui {
     /// `done` (an error on the way) is reported as failed on a terminal.
     pub fn step(&self, what: impl Into<String>) -> Step {
         let what = what.into();
-        let bar = if self.quiet {
+        if self.json {
+            emit(&Event::StepStarted { step: what.clone() });
+        }
+        let bar = if self.quiet || self.json {
             None
         } else if self.live {
             Some(spinner(&what))
@@ -144,6 +200,7 @@ impl Ui {
             what,
             started: Instant::now(),
             bar,
+            finished: false,
         }
     }
 
@@ -215,13 +272,21 @@ pub struct Step {
     what: String,
     started: Instant,
     bar: Option<(u64, ProgressBar)>,
+    /// Reported as finished (so dropping it reports nothing more).
+    finished: bool,
 }
 
 impl Step {
     pub fn done(mut self) -> Duration {
         let took = self.started.elapsed();
         self.close();
-        if !self.ui.quiet {
+        if self.ui.json {
+            self.finished = true;
+            emit(&Event::StepFinished {
+                step: self.what.clone(),
+                duration_ms: took.as_millis() as u64,
+            });
+        } else if !self.ui.quiet {
             let mark = style("✓").green().for_stderr();
             let prefix = if self.ui.live { "" } else { "claude-vm: " };
             line(&format!(
@@ -252,6 +317,12 @@ impl Step {
 
 impl Drop for Step {
     fn drop(&mut self) {
+        if self.ui.json && !self.finished {
+            emit(&Event::StepFailed {
+                step: self.what.clone(),
+                duration_ms: self.started.elapsed().as_millis() as u64,
+            });
+        }
         if self.close() {
             let mark = style("✗").red().for_stderr();
             line(&format!(

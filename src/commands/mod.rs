@@ -71,7 +71,7 @@ impl Context {
             paths,
             cwd,
             project,
-            ui: Ui::new(global.quiet, global.verbose),
+            ui: Ui::new(global.quiet, global.verbose, global.json),
             lima: Limactl::new(
                 global.verbose,
                 lima::Timeouts::from_env().map_err(|e| {
@@ -174,7 +174,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Some(Command::Completions { shell }) => return completions::run(*shell),
         Some(Command::Update(u)) => {
-            let ui = Ui::new(cli.global.quiet, cli.global.verbose);
+            let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
             let data_dir = HostPaths::from_env().ok().map(|p| p.data_dir);
             return update::run(&ui, u, cli.global.dry_run, data_dir.as_deref());
         }
@@ -242,9 +242,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             }
             setup::run(ctx, &s, &top.resources)
         }
-        Some(Command::List(l)) => {
+        Some(Command::List) => {
             only_session("list")?;
-            list::run(ctx, l.json)
+            list::run(ctx, ctx.ui.is_json())
         }
         Some(Command::Clean(c)) => {
             only_session("clean")?;

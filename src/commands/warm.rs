@@ -243,6 +243,7 @@ pub fn keeper_if_asked() -> Option<i32> {
         verbose: false,
         quiet: true,
         dry_run: false,
+        json: false,
     };
     let code = match Context::new(&global, false).and_then(|ctx| keep(&ctx)) {
         Ok(()) => 0,

@@ -261,6 +261,46 @@ impl Limactl {
         self.exited(call, instance, status)
     }
 
+    /// Like [`Limactl::run_attached`], but the child's stderr comes back line by line to
+    /// `on_line` (for `--json`, where every line on our stderr must be an event).
+    pub fn run_attached_lines(
+        &self,
+        call: &Call,
+        instance: Option<&str>,
+        on_line: &(dyn Fn(&str) + Sync),
+    ) -> Result<ExitStatus, LimaError> {
+        crate::ui::release_terminal();
+        let terminal = crate::tty::save_stdin();
+        let mut child = Command::new(&self.program)
+            .args(&call.args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(call, instance, e))?;
+        let stderr = child.stderr.take();
+        let status = std::thread::scope(|scope| {
+            if let Some(stderr) = stderr {
+                scope.spawn(move || {
+                    use std::io::BufRead;
+                    let mut reader = std::io::BufReader::new(stderr);
+                    let mut buf = Vec::new();
+                    while let Ok(n) = reader.read_until(b'\n', &mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let text = String::from_utf8_lossy(&buf);
+                        on_line(text.trim_end_matches(['\n', '\r']));
+                        buf.clear();
+                    }
+                });
+            }
+            run::wait_work(&child, None)
+        });
+        if let Some(t) = &terminal {
+            t.restore();
+        }
+        self.exited(call, instance, status)
+    }
+
     /// `limactl --version`'s version number.
     pub fn version(&self) -> Result<String, LimaError> {
         let call = version();

@@ -12,6 +12,7 @@ mod config_errors;
 mod config_show;
 mod doctor;
 mod environment;
+mod events;
 mod failures;
 mod housekeeping;
 mod install;
