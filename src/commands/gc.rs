@@ -5,7 +5,7 @@ use crate::error::Result;
 
 pub fn run(ctx: &Context) -> Result<i32> {
     if ctx.dry_run {
-        println!(
+        crate::outln!(
             "would delete every claude-vm VM without a running owner (`limactl list` decides)"
         );
         return Ok(0);
@@ -14,9 +14,12 @@ pub fn run(ctx: &Context) -> Result<i32> {
     let removed = crate::reap::sweep(&ctx.lima, &ctx.ui, &ctx.paths)?;
     if removed.is_empty() {
         ctx.ui
-            .info("nothing to clean up: every claude-vm VM has a running owner");
+            .info("nothing to clean up: no claude-vm VM is left without a running owner");
     } else {
-        ctx.ui.info(&format!("removed {} VMs", removed.len()));
+        ctx.ui.info(&format!(
+            "removed {}",
+            super::clean::count(removed.len(), "VM")
+        ));
     }
     Ok(0)
 }

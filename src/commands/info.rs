@@ -11,33 +11,33 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     let template = ctx.template()?;
     let manifest = template::read_manifest(&ctx.paths, template.as_str())?;
     let p = &ctx.project;
-    println!("project:      {}", p.root.display());
+    crate::outln!("project:      {}", p.root.display());
     if let Some(main) = &p.main_root {
-        println!("main repo:    {} (worktree)", main.display());
+        crate::outln!("main repo:    {} (worktree)", main.display());
     }
     if !p.in_git {
-        println!("              (not a git repository)");
+        crate::outln!("              (not a git repository)");
     }
-    println!("template:     {template}");
+    crate::outln!("template:     {template}");
     match &manifest {
         Some(m) => {
-            println!(
+            crate::outln!(
                 "  built:      by claude-vm {} ({} GB disk, {} GB memory, {} CPUs, {})",
                 m.claude_vm_version, m.disk, m.memory, m.cpus, m.image
             );
             let (_, _, reasons) = super::setup::staleness(ctx, &template, m)?;
             if reasons.is_empty() {
-                println!("  up to date: yes");
+                crate::outln!("  up to date: yes");
             } else {
-                println!(
+                crate::outln!(
                     "  up to date: no: {} (rebuild with `claude-vm setup` or --rebuild)",
                     reasons.join("; ")
                 );
             }
         }
-        None => println!("  built:      no (run `claude-vm setup`)"),
+        None => crate::outln!("  built:      no (run `claude-vm setup`)"),
     }
-    println!("lima home:    {}", ctx.paths.lima_home.display());
+    crate::outln!("lima home:    {}", ctx.paths.lima_home.display());
     let store = crate::trust::Store::new(&ctx.paths);
     for r in &loaded.reviews {
         let state = if r.widens.is_empty() {
@@ -53,15 +53,15 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                 }
             }
         };
-        println!("trust:        {}: {state}", r.path.display());
+        crate::outln!("trust:        {}: {state}", r.path.display());
     }
-    println!("config files: {}", loaded.files_display());
-    println!(
+    crate::outln!("config files: {}", loaded.files_display());
+    crate::outln!(
         "vm:           {} GB disk, {} GB memory, {} CPUs, image {}",
         c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image
     );
     let tools = c.enabled_tools();
-    println!(
+    crate::outln!(
         "tools:        {}",
         if tools.is_empty() {
             "none".into()
@@ -69,9 +69,9 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
             tools.join(", ")
         }
     );
-    println!("mounts:       {} (writable)", p.root.display());
+    crate::outln!("mounts:       {} (writable)", p.root.display());
     if let Some(main) = &p.main_root {
-        println!(
+        crate::outln!(
             "              {} (writable, main repository)",
             main.display()
         );
@@ -82,20 +82,20 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         .and_then(crate::project::claude_project_folder)
     {
         let host = ctx.paths.claude_dir().join("projects").join(&folder);
-        println!(
+        crate::outln!(
             "              {} -> ~/.claude/projects/{folder} in the VM (writable, conversations)",
             host.display()
         );
     }
     for m in &c.mounts {
-        println!(
+        crate::outln!(
             "              {} -> {} ({})",
             m.location.display(),
             m.guest_path(),
             if m.writable { "writable" } else { "read-only" }
         );
     }
-    println!(
+    crate::outln!(
         "              a hand-over directory -> {} (read-only)",
         crate::script::HANDOVER_MOUNT
     );
@@ -103,9 +103,12 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     let wanted = super::warm::wanted_size(c, &pool);
     let ready = pool.ready().len();
     if wanted > 0 || ready > 0 {
-        println!("pool:         {ready} pre-booted VM(s) ready of {wanted} wanted");
+        crate::outln!(
+            "pool:         {} ready of {wanted} wanted",
+            super::clean::count(ready, "pre-booted VM")
+        );
     } else {
-        println!("pool:         none (`claude-vm warm N` or [pool] size keeps VMs booted)");
+        crate::outln!("pool:         none (`claude-vm warm N` or [pool] size keeps VMs booted)");
     }
     let list = |v: &[std::path::PathBuf]| {
         if v.is_empty() {
@@ -117,24 +120,24 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                 .join(", ")
         }
     };
-    println!("setup:        {}", list(&c.setup.scripts));
-    println!("runtime:      {}", list(&c.runtime.scripts));
+    crate::outln!("setup:        {}", list(&c.setup.scripts));
+    crate::outln!("runtime:      {}", list(&c.runtime.scripts));
     let env = crate::plan::environment::session_env(c, &|name| std::env::var(name).ok());
     let mut label = "host urls:   ";
     for u in &env.host_urls {
-        println!("{label} {}", u.describe());
+        crate::outln!("{label} {}", u.describe());
         label = "             ";
     }
     let reports = crate::audit::record::of_project(&ctx.paths, &p.root);
     if reports.is_empty() {
-        println!("audit:        no session changed files that run on your host");
+        crate::outln!("audit:        no session changed files that run on your host");
     } else {
-        println!(
+        crate::outln!(
             "audit:        {} session(s) changed files that run on your host; review:",
             reports.len()
         );
         for r in &reports {
-            println!(
+            crate::outln!(
                 "              {}",
                 crate::ui::escape(&r.display().to_string())
             );

@@ -67,14 +67,14 @@ fn run(
             plan.handover_dir.display(),
             crate::script::HANDOVER_MOUNT
         );
-        print!(
+        crate::out!(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
         if !plan.host_urls.is_empty() {
-            println!("\nURLs on the host's loopback, as the VM reaches them:");
+            crate::outln!("\nURLs on the host's loopback, as the VM reaches them:");
             for u in &plan.host_urls {
-                println!("  {}", u.describe());
+                crate::outln!("  {}", u.describe());
             }
         }
         return Ok(0);
@@ -337,12 +337,16 @@ fn guest_inputs(
     let tools = tools::resolve(&manifest.tools);
     let uses = |i: Integration| tools.iter().any(|t| t.integrations.contains(&i));
     let git = uses(Integration::GitIdentity).then(|| integrations::git_identity(&ctx.paths.home));
-    let gpg = if uses(Integration::GpgAgent) {
+    let gpg = if uses(Integration::GpgAgent) && ctx.dry_run {
+        // A dry run runs nothing on the host either: gpgconf is asked when a session starts.
+        ctx.ui.info("the gpg tool is on: a session asks the host's gpgconf for the agent to forward (not asked in a dry run)");
+        None
+    } else if uses(Integration::GpgAgent) {
         match integrations::gpg_forward() {
             Ok(g) => Some(g),
             Err(why) => {
                 ctx.ui.warn(&format!(
-                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded: {why}"
+                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded ({why}), so this session has no gpg: install GnuPG on the host and start its agent with `gpgconf --launch gpg-agent`, or drop the tool with `claude-vm setup --no-gpg`"
                 ));
                 None
             }

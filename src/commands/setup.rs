@@ -168,7 +168,7 @@ pub fn build_template(
             "sent on the provisioning shell's stdin, unpacked in {}",
             crate::script::BUNDLE_DIR
         );
-        print!(
+        crate::out!(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
         );

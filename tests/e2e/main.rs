@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod boundary;
+mod closed_stdout;
 mod completions;
 mod concurrency;
 mod config_errors;

@@ -58,7 +58,7 @@ fn a_session_takes_a_booted_clone_with_one_shell_call_and_the_pool_refills() {
     let r = w.run(&["warm", "2"]);
     r.ok();
     assert!(
-        r.stderr.contains("2 pre-booted VM(s) ready"),
+        r.stderr.contains("2 pre-booted VMs ready"),
         "{}",
         r.stderr
     );
