@@ -307,6 +307,16 @@ pub struct SetupArgs {
     #[command(flatten)]
     pub tools: ToolFlags,
 
+    /// Drop a tool remembered from an earlier `setup --TOOL` (e.g. `--without gpg`).
+    /// Repeatable.
+    #[arg(long = "without", value_name = "TOOL", help_heading = "Tools")]
+    pub without: Vec<String>,
+
+    /// Forget every flag remembered from earlier setups: build from the configuration files
+    /// and the flags given now only.
+    #[arg(long)]
+    pub fresh: bool,
+
     /// Log in to Claude Code in the template once it is built (needs a terminal).
     #[arg(long)]
     pub login: bool,
@@ -572,7 +582,12 @@ mod tests {
                 if ["mounts", "rebuild", "env", "cpus", "allow_any_dir"].contains(&id)
                     && matches!(cmd.get_name(), "claude-vm" | "agent" | "shell")
                 {
-                    assert_eq!(arg.get_help_heading(), Some(SESSION), "{id} of {}", cmd.get_name());
+                    assert_eq!(
+                        arg.get_help_heading(),
+                        Some(SESSION),
+                        "{id} of {}",
+                        cmd.get_name()
+                    );
                     seen += 1;
                 }
             }

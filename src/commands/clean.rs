@@ -182,7 +182,12 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
         template::remove_manifest(&ctx.paths, &r.template)?;
     }
     let mut gone: Vec<String> = records.iter().map(|r| r.template.clone()).collect();
-    gone.extend(doomed.iter().filter_map(|n| template_of(n)).map(|t| t.to_string()));
+    gone.extend(
+        doomed
+            .iter()
+            .filter_map(|n| template_of(n))
+            .map(|t| t.to_string()),
+    );
     gone.sort();
     gone.dedup();
     for t in &gone {

@@ -6,10 +6,14 @@ use crate::error::Result;
 use crate::template;
 
 pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
-    let loaded = ctx.load_config(&overrides(opts))?;
-    let c = &loaded.config;
+    let mut loaded = ctx.load_config(&overrides(opts))?;
     let template = ctx.template()?;
     let manifest = template::read_manifest(&ctx.paths, template.as_str())?;
+    if let Some(m) = &manifest {
+        // What a session would use: the template's remembered resources, unless asked.
+        super::session::remembered_resources(&mut loaded.config, &m.setup_flags, &opts.resources);
+    }
+    let c = &loaded.config;
     let p = &ctx.project;
     crate::outln!("project:      {}", p.root.display());
     if let Some(main) = &p.main_root {
@@ -23,8 +27,18 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         Some(m) => {
             crate::outln!(
                 "  built:      by claude-vm {} ({} GB disk, {} GB memory, {} CPUs, {})",
-                m.claude_vm_version, m.disk, m.memory, m.cpus, m.image
+                m.claude_vm_version,
+                m.disk,
+                m.memory,
+                m.cpus,
+                m.image
             );
+            let flags = super::setup::describe_flags(&m.setup_flags);
+            if !flags.is_empty() {
+                crate::outln!(
+                    "  flags:      {flags} (remembered: a plain `claude-vm setup` uses them again)"
+                );
+            }
             let (_, _, reasons) = super::setup::staleness(ctx, &template, m)?;
             if reasons.is_empty() {
                 crate::outln!("  up to date: yes");
@@ -58,11 +72,21 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     crate::outln!("config files: {}", loaded.files_display());
     crate::outln!(
         "vm:           {} GB disk, {} GB memory, {} CPUs, image {}",
-        c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image
+        c.vm.disk,
+        c.vm.memory,
+        c.vm.cpus,
+        c.vm.image
     );
-    let tools = c.enabled_tools();
+    // A built template's tools are what sessions get; before a build, what setup would add.
+    let (tools, whose) = match &manifest {
+        Some(m) => (m.tools.clone(), " (in the template)"),
+        None => (
+            c.enabled_tools().into_iter().map(str::to_owned).collect(),
+            "",
+        ),
+    };
     crate::outln!(
-        "tools:        {}",
+        "tools:        {}{whose}",
         if tools.is_empty() {
             "none".into()
         } else {
@@ -133,8 +157,8 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         crate::outln!("audit:        no session changed files that run on your host");
     } else {
         crate::outln!(
-            "audit:        {} session(s) changed files that run on your host; review:",
-            reports.len()
+            "audit:        {} changed files that run on your host; review:",
+            super::clean::count(reports.len(), "session")
         );
         for r in &reports {
             crate::outln!(

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use super::setup::{self, When};
 use super::{overrides, utf8_args, warm, Context};
 use crate::audit;
-use crate::cli::SessionOpts;
+use crate::cli::{ResourceOpts, SessionOpts};
 use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::integrations;
@@ -53,6 +53,7 @@ fn run(
     last: impl FnOnce(&crate::config::Config) -> Final,
 ) -> Result<i32> {
     let basis = prepare(ctx, opts, Purpose::Session)?;
+    warn_small_disk(ctx, &basis);
     let last = last(&basis.config);
     if ctx.dry_run {
         let instance = basis.template.instance(Role::Run);
@@ -162,11 +163,38 @@ pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Ba
         }
         None => offer_setup(ctx, opts, &template)?,
     };
+    let mut config = config;
+    remembered_resources(&mut config, &manifest.setup_flags, &opts.resources);
     Ok(Basis {
         config,
         template,
         manifest,
     })
+}
+
+/// The resources `claude-vm setup` was given (`--cpus 2`) are the template's: its sessions
+/// use them too, over the configuration files, unless the session's own flags say otherwise.
+pub fn remembered_resources(config: &mut Config, setup: &SetupFlags, session: &ResourceOpts) {
+    let vm = &mut config.vm;
+    for (value, remembered, asked) in [
+        (&mut vm.cpus, setup.cpus, session.cpus),
+        (&mut vm.memory, setup.memory, session.memory),
+        (&mut vm.disk, setup.disk, session.disk),
+    ] {
+        if let (Some(r), None) = (remembered, asked) {
+            *value = r;
+        }
+    }
+}
+
+/// A clone's disk can grow, never shrink: a smaller size is not applied, and says so.
+fn warn_small_disk(ctx: &Context, basis: &Basis) {
+    let (asked, has) = (basis.config.vm.disk, basis.manifest.disk);
+    if asked < has {
+        ctx.ui.warn(&format!(
+            "a disk of {asked} GB is smaller than the template's {has} GB, and a clone's disk cannot shrink: this session gets {has} GB"
+        ));
+    }
 }
 
 /// A session mounts its project writable: never the home directory, `/` or a system
@@ -346,7 +374,7 @@ fn guest_inputs(
             Ok(g) => Some(g),
             Err(why) => {
                 ctx.ui.warn(&format!(
-                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded ({why}), so this session has no gpg: install GnuPG on the host and start its agent with `gpgconf --launch gpg-agent`, or drop the tool with `claude-vm setup --no-gpg`"
+                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded ({why}), so this session has no gpg: install GnuPG on the host and start its agent with `gpgconf --launch gpg-agent`, or drop the tool with `claude-vm setup --without gpg`"
                 ));
                 None
             }

@@ -37,7 +37,9 @@ pub fn run(ui: &Ui, args: &UpdateArgs, dry_run: bool, data_dir: Option<&Path>) -
     if args.check {
         let latest = latest.unwrap_or_else(|| current.clone());
         if latest > current {
-            crate::outln!("claude-vm {latest} is available (this is {current}): run `claude-vm update`");
+            crate::outln!(
+                "claude-vm {latest} is available (this is {current}): run `claude-vm update`"
+            );
         } else {
             crate::outln!("claude-vm {current} is up to date (latest release: {latest})");
         }

@@ -476,7 +476,10 @@ mod tests {
             boot: format!("{}-before", me.boot),
             ..me.clone()
         };
-        assert_eq!(live_keeper(&serde_json::to_string(&rebooted).unwrap()), None);
+        assert_eq!(
+            live_keeper(&serde_json::to_string(&rebooted).unwrap()),
+            None
+        );
         // An exited process.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();

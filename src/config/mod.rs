@@ -10,7 +10,7 @@ mod layer;
 pub mod mounts;
 mod schema;
 pub mod show;
-mod suggest;
+pub mod suggest;
 mod values;
 mod widening;
 

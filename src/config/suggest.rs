@@ -23,7 +23,9 @@ pub fn for_unknown_field(message: &str) -> Option<String> {
 /// "sequence" says "a list", "map" says "a table".
 pub fn plain_words(message: &str) -> String {
     let mut out = message.to_owned();
-    for int in ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"] {
+    for int in [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ] {
         out = out.replace(&format!("expected {int}"), "expected a whole number");
     }
     for (serde, plain) in [

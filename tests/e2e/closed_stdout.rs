@@ -69,7 +69,8 @@ fn a_failure_to_write_other_than_a_closed_pipe_is_an_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("claude-vm: error: cannot write the output") && !stderr.contains("panicked"),
+        stderr.contains("claude-vm: error: cannot write the output")
+            && !stderr.contains("panicked"),
         "{stderr}"
     );
 }

@@ -230,7 +230,11 @@ fn clean_removes_the_locks_logs_and_pool_of_the_deleted_template_only() {
     let leftovers = |t: &str| -> Vec<String> {
         let mut found = Vec::new();
         for dir in ["locks", "logs", "pool"] {
-            for e in std::fs::read_dir(data.join(dir)).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(data.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name == t || name.starts_with(&format!("{t}.")) {
                     found.push(format!("{dir}/{name}"));

@@ -25,6 +25,7 @@ mod progress;
 mod pty;
 mod real_claude;
 mod release_server;
+mod remembered;
 mod sessions;
 mod setup;
 mod signals;

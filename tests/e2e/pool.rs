@@ -57,11 +57,7 @@ fn a_session_takes_a_booted_clone_with_one_shell_call_and_the_pool_refills() {
     w.setup();
     let r = w.run(&["warm", "2"]);
     r.ok();
-    assert!(
-        r.stderr.contains("2 pre-booted VMs ready"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("2 pre-booted VMs ready"), "{}", r.stderr);
     let pooled = w.pooled();
     assert_eq!(pooled.len(), 2, "{pooled:?}");
     assert_eq!(
