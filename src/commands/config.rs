@@ -35,6 +35,14 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
         ConfigCommand::Validate { file: None } => {
             let loaded = ctx.load_config(&overrides(opts))?;
             check_plans(ctx, &loaded.config)?;
+            // What a session or setup would refuse: project files that widen the sandbox
+            // without an approval (never approved here, never with --yes).
+            let mut scripts = super::setup::setup_script_review(ctx);
+            scripts.extend(crate::trust::project_script(
+                &ctx.project.runtime_script(),
+                &ctx.project,
+            ));
+            ctx.enforce_trust(&loaded, &scripts, false)?;
             for f in &loaded.files {
                 crate::outln!("{} is valid", f.display());
             }
@@ -92,6 +100,7 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
             crate::template::SetupFlags::default(),
         )
         .resources(),
+        workdir: ctx.project.root.clone(),
         guest: GuestInputs {
             ports: config.ports.clone(),
             forward_agent: config.ssh.forward_agent,

@@ -268,11 +268,13 @@ fn plan_with(
         }
     }
 
-    let root = crate::error::utf8_path(&ctx.project.root, "the project path")?;
+    let workdir = start_dir(ctx);
+    let start = crate::error::utf8_path(&workdir, "the current directory")?;
     let conversations = if opts.no_conversations {
         None
     } else {
-        match claude_project_folder(root) {
+        // Claude Code keys conversations by the directory it runs in.
+        match claude_project_folder(start) {
             Some(folder) => Some((
                 ctx.paths.claude_dir().join("projects").join(&folder),
                 folder,
@@ -295,10 +297,26 @@ fn plan_with(
         conversations,
         template_resources: basis.manifest.resources(),
         guest,
+        workdir,
     })
     .map_err(|m| {
         Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
     })
+}
+
+/// Where the session starts: the user's directory when it is inside the project (or a
+/// worktree's main repository, both mounted at their host paths), else the project root.
+fn start_dir(ctx: &Context) -> std::path::PathBuf {
+    let here = std::fs::canonicalize(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
+    let p = &ctx.project;
+    let inside = std::iter::once(&p.root)
+        .chain(&p.main_root)
+        .any(|root| here.starts_with(root));
+    if inside {
+        here
+    } else {
+        p.root.clone()
+    }
 }
 
 /// Takes a pre-booted clone that fits this session, if the pool has one. Says why not when

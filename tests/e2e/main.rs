@@ -30,6 +30,7 @@ mod sessions;
 mod setup;
 mod signals;
 mod stale;
+mod subdirectory;
 mod terminal;
 mod tools;
 mod trust;
