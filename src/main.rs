@@ -29,6 +29,7 @@ mod template;
 mod tools;
 mod trust;
 mod tty;
+mod typos;
 mod ui;
 mod update;
 mod workdir;

@@ -28,12 +28,39 @@ pub const SKIP_PERMISSIONS: &str = "--dangerously-skip-permissions";
 
 pub fn agent(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Result<i32> {
     let user_args = utf8_args(args, "argument")?;
+    refuse_mistyped(&user_args)?;
     run(ctx, &opts, |config| {
         let mut args = vec![SKIP_PERMISSIONS.to_owned()];
         args.extend(config.defaults.claude_args.iter().cloned());
         args.extend(user_args);
         Final::Claude(args)
     })
+}
+
+/// `--dry-rn` before the prompt is a typo of ours, not a flag for claude: stop before a VM
+/// boots. After `--` everything is claude's.
+fn refuse_mistyped(args: &[String]) -> Result<()> {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let ours: Vec<&str> = cli.get_arguments().filter_map(|a| a.get_long()).collect();
+    let Some((typed, meant)) = crate::typos::mistyped(args, &ours) else {
+        return Ok(());
+    };
+    let escaped = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a.to_str() != Some(typed.as_str()))
+        .any(|a| a == "--");
+    if escaped {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "`{}` is neither a claude-vm flag nor one of Claude Code's: did you mean `--{meant}`?",
+        crate::ui::escape(&typed)
+    ))
+    .with_hint(format!(
+        "to pass it to claude as it is, put `--` before it: `claude-vm -- {} ...`",
+        crate::ui::escape(&typed)
+    )))
 }
 
 pub fn shell(ctx: &Context, opts: SessionOpts, command: Vec<OsString>) -> Result<i32> {

@@ -34,5 +34,6 @@ mod subdirectory;
 mod terminal;
 mod tools;
 mod trust;
+mod typos;
 mod update;
 mod workdir;
