@@ -18,6 +18,7 @@ mod housekeeping;
 mod install;
 mod journal;
 mod lima;
+mod messages;
 mod messages_api;
 mod notice;
 mod pool;
