@@ -276,3 +276,35 @@ fn sessions_find_claude_codes_first_run_questions_answered() {
         "no key this time, and the last session's approval went with its clone: {config}"
     );
 }
+
+#[test]
+fn a_failing_setup_script_is_named_with_its_step_not_lima() {
+    let w = World::new();
+    w.write_project(".claude-vm.setup.sh", "echo preparing\nexit 3\n");
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(
+            "claude-vm: error: the template's provisioning failed at \"running setup script ./.claude-vm.setup.sh\": setup script ./.claude-vm.setup.sh failed with status 3"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hint: fix the setup script ./.claude-vm.setup.sh"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("Lima could not run the command"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("preparing"),
+        "its output stays: {}",
+        r.stderr
+    );
+    assert!(w.instances().is_empty(), "nothing left behind");
+}
