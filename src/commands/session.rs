@@ -166,7 +166,7 @@ pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Ba
     let template = ctx.template()?;
     ctx.prepare_lima()?;
     let manifest = match read_manifest(ctx, &template)? {
-        Some(m) if ctx.dry_run || purpose == Purpose::Pool => m,
+        Some(m) if purpose == Purpose::Pool => m,
         None if purpose == Purpose::Pool => {
             return Err(Error::usage(format!(
                 "there is no template VM for {} yet",
