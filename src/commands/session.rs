@@ -368,14 +368,23 @@ fn take_warm(
         .fingerprint
         .as_ref()
         .map(|f| f.digest.clone());
-    let mut why = "";
+    let wanted = pool::settings(&cold.clone, &cold.instance, &cold.handover_dir);
+    let mut why = String::new();
     for r in ready {
         if r.fingerprint != fingerprint {
-            why = "the pre-booted VMs were made from an older template";
+            why = "the pre-booted VMs were made from an older template".to_owned();
             continue;
         }
         if r.key != key {
-            why = "the pre-booted VMs were made for other mounts or settings";
+            let differ = pool::differences(&r.settings, &wanted);
+            why = if r.settings.is_empty() || differ.is_empty() {
+                "the pre-booted VMs were made for other mounts or settings".to_owned()
+            } else {
+                format!(
+                    "the pre-booted VMs were made with other settings ({} differ)",
+                    differ.join(", ")
+                )
+            };
             continue;
         }
         if pool.claim(&r.instance)? {

@@ -431,6 +431,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
         Ok(()) => {
             let ready = Ready {
                 key: pool::key(&plan.clone, &plan.instance, &plan.handover_dir),
+                settings: pool::settings(&plan.clone, &plan.instance, &plan.handover_dir),
                 fingerprint: basis
                     .manifest
                     .fingerprint
