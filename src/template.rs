@@ -374,6 +374,9 @@ fn guest_step_failed(e: crate::lima::LimaError) -> Error {
         Some(label) => format!(
             "fix the setup script {label} (it must exit 0) and run `claude-vm setup` again"
         ),
+        None if said.contains("setup script") => {
+            "fix that script (it must exit 0) and run `claude-vm setup` again".to_owned()
+        }
         None => "the step's output is above; run `claude-vm setup` again (a download that failed may pass), with --verbose to watch it".to_owned(),
     };
     let detail: Vec<String> = e.to_string().lines().skip(1).map(str::to_owned).collect();
