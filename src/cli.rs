@@ -42,15 +42,21 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
     /// Stream Lima's and the guest's output.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
 
     /// Print only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = GLOBAL
+    )]
     pub quiet: bool,
 
     /// Print the plan (each limactl call and the guest scripts) and run nothing.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub dry_run: bool,
 
     /// Write claude-vm's own messages to stderr as JSON lines (docs/events.md); stdout stays
@@ -89,18 +95,24 @@ impl ResourceOpts {
     }
 }
 
+/// The help headings that keep claude-vm's global flags apart from a command's own.
+const GLOBAL: &str = "Global options";
+const SESSION: &str = "Session options";
+
 /// Flags of a session (`claude-vm [PROMPT]`, `agent`, `shell`).
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = SESSION)]
 pub struct SessionOpts {
     #[command(flatten)]
     pub resources: ResourceOpts,
 
     /// Share a host directory: /host, /host:ro, /host:/guest, /host:/guest:ro (~ expands).
+    /// Repeatable.
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
 
-    /// Source this script in the VM before claude starts (after .claude-vm.runtime.sh and
-    /// [runtime] scripts).
+    /// Source this script in the VM at the start of the session, before claude, the shell or
+    /// the command (after .claude-vm.runtime.sh and [runtime] scripts). Repeatable.
     #[arg(long = "runtime-script", value_name = "PATH")]
     pub runtime_scripts: Vec<PathBuf>,
 
@@ -109,6 +121,7 @@ pub struct SessionOpts {
     pub no_conversations: bool,
 
     /// Set an environment variable in the VM (the value never appears on a command line).
+    /// Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
 
@@ -288,16 +301,27 @@ pub struct SetupArgs {
     pub resources: ResourceOpts,
 
     /// An extra setup script, run after ~/.claude-vm.setup.sh, ./.claude-vm.setup.sh and
-    /// [setup] scripts.
+    /// [setup] scripts. Repeatable.
     #[arg(long = "setup-script", value_name = "PATH")]
     pub setup_scripts: Vec<PathBuf>,
 
     /// A directory shared only while the template is built (same SPEC as a session's --mount).
+    /// Repeatable.
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
 
     #[command(flatten)]
     pub tools: ToolFlags,
+
+    /// Drop a tool remembered from an earlier `setup --TOOL` (e.g. `--without gpg`).
+    /// Repeatable.
+    #[arg(long = "without", value_name = "TOOL", help_heading = "Tools")]
+    pub without: Vec<String>,
+
+    /// Forget every flag remembered from earlier setups: build from the configuration files
+    /// and the flags given now only.
+    #[arg(long)]
+    pub fresh: bool,
 
     /// Log in to Claude Code in the template once it is built (needs a terminal).
     #[arg(long)]
@@ -370,9 +394,9 @@ pub struct TrustArgs {
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Also delete NAME (repeatable) if no running claude-vm uses it, although it is not
-    /// marked as this claude-vm's (made by hand, by an older claude-vm, or under another
-    /// data directory).
+    /// Also delete NAME if no running claude-vm uses it, although it is not marked as this
+    /// claude-vm's (made by hand, by an older claude-vm, or under another data directory).
+    /// Repeatable.
     #[arg(long = "force", value_name = "NAME")]
     pub force: Vec<String>,
 }
@@ -524,5 +548,71 @@ mod tests {
         assert!(cli.session.forward_agent);
         assert_eq!(cli.session.env_files, [PathBuf::from(".env")]);
         assert_eq!(cli.session.inherit_env, ["AWS_PROFILE"]);
+    }
+
+    fn every_command(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+        out.push(cmd.clone());
+        for sub in cmd.get_subcommands() {
+            every_command(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_repeatable_flag_says_so_and_only_those() {
+        let mut all = Vec::new();
+        every_command(&Cli::command(), &mut all);
+        for cmd in &all {
+            for arg in cmd.get_arguments().filter(|a| !a.is_positional()) {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
+                assert_eq!(
+                    help.contains("Repeatable"),
+                    repeatable,
+                    "{} --{}: {help}",
+                    cmd.get_name(),
+                    arg.get_long().unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn global_and_session_flags_have_their_own_headings() {
+        let mut all = Vec::new();
+        every_command(&Cli::command(), &mut all);
+        let mut seen = 0;
+        for cmd in &all {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if ["verbose", "quiet", "dry_run"].contains(&id) {
+                    assert_eq!(arg.get_help_heading(), Some(GLOBAL), "{id}");
+                }
+                if ["mounts", "rebuild", "env", "cpus", "allow_any_dir"].contains(&id)
+                    && matches!(cmd.get_name(), "claude-vm" | "agent" | "shell")
+                {
+                    assert_eq!(
+                        arg.get_help_heading(),
+                        Some(SESSION),
+                        "{id} of {}",
+                        cmd.get_name()
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 15, "five session flags in three commands");
+        let mut cli = Cli::command();
+        cli.build();
+        let shell = cli
+            .find_subcommand_mut("shell")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!shell.contains("before claude starts"), "{shell}");
+        let (session, global) = (
+            shell.find("Session options:").unwrap(),
+            shell.find("Global options:").unwrap(),
+        );
+        assert!(session < global, "{shell}");
     }
 }

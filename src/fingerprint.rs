@@ -25,6 +25,9 @@ pub struct Fingerprint {
 }
 
 const VERSION_PART: &str = "claude-vm";
+const PROVISION_FILE: &str = "file:provision.sh";
+/// One part per step of the provisioning script, so a stale template can name the step.
+const STEP_PART: &str = "provision step:";
 const VM_PART: &str = "vm";
 const INSTANCE: &str = "<instance>";
 const RESOURCE_FLAGS: [&str; 3] = ["--cpus", "--memory", "--disk"];
@@ -61,7 +64,13 @@ pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
             FileSource::Text(t) => t.as_bytes().to_vec(),
             FileSource::Copy(copy) => copy.read()?,
         };
-        parts.insert(format!("file:{}", f.name), hex(&bytes));
+        let key = format!("file:{}", f.name);
+        if key == PROVISION_FILE {
+            for (step, body) in steps(&String::from_utf8_lossy(&bytes)) {
+                parts.insert(format!("{STEP_PART}{step}"), hex(body.as_bytes()));
+            }
+        }
+        parts.insert(key, hex(&bytes));
     }
     let canonical = serde_json::to_vec(&parts)
         .map_err(|e| Error::failure(format!("cannot encode the fingerprint: {e}")))?;
@@ -71,13 +80,59 @@ pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
     })
 }
 
+/// The provisioning script's steps (`cvm_step N TOTAL 'what'` starts one) and their text
+/// without the numbering, which shifts when a step is added; the lines before the first step
+/// are "the preamble".
+fn steps(script: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = vec![("the preamble".to_owned(), String::new())];
+    for line in script.lines() {
+        let started = line.strip_prefix("cvm_step ").and_then(|rest| {
+            let mut words = rest.splitn(3, ' ');
+            let (_, _, what) = (words.next()?, words.next()?, words.next()?);
+            Some(what.trim_matches('\'').to_owned())
+        });
+        match started {
+            Some(what) => {
+                let mut name = what.clone();
+                let mut n = 1;
+                while out.iter().any(|(s, _)| *s == name) {
+                    n += 1;
+                    name = format!("{what} ({n})");
+                }
+                out.push((name, String::new()));
+            }
+            None => {
+                if let Some((_, body)) = out.last_mut() {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What differs between the fingerprint a template was built with and the current one, in
 /// words.
 pub fn changes(built: &Fingerprint, now: &Fingerprint) -> Vec<String> {
     let mut keys: Vec<&String> = built.parts.keys().chain(now.parts.keys()).collect();
     keys.sort();
     keys.dedup();
+    // The steps say what changed in the provisioning; the whole script only when they cannot.
+    let step_changed = keys
+        .iter()
+        .any(|k| k.starts_with(STEP_PART) && built.parts.get(*k) != now.parts.get(*k));
+    let both_have_steps = [built, now]
+        .iter()
+        .all(|f| f.parts.keys().any(|k| k.starts_with(STEP_PART)));
     keys.into_iter()
+        .filter(|k| {
+            if k.starts_with(STEP_PART) {
+                both_have_steps
+            } else {
+                !(k.as_str() == PROVISION_FILE && both_have_steps && step_changed)
+            }
+        })
         .filter_map(|k| {
             let (old, new) = (built.parts.get(k), now.parts.get(k));
             if old == new {
@@ -99,6 +154,9 @@ pub fn changes(built: &Fingerprint, now: &Fingerprint) -> Vec<String> {
 fn describe(part: &str) -> String {
     match part {
         VM_PART => "the VM definition (image, setup mounts)".to_owned(),
+        _ if part.starts_with(STEP_PART) => {
+            format!("the provisioning step \"{}\"", &part[STEP_PART.len()..])
+        }
         "file:provision.sh" => {
             "the provisioning (packages, tools, Claude Code install, setup script list)".to_owned()
         }
@@ -188,6 +246,42 @@ mod tests {
             changes(&edited, &upgraded),
             ["claude-vm was upgraded (1.0.0 -> 1.1.0)"]
         );
+    }
+
+    #[test]
+    fn a_provisioning_change_names_the_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = tmp.path().join("s.sh");
+        std::fs::write(&script, "echo 1").unwrap();
+        let t = template();
+        let t = t.as_str();
+        let base = of_setup(&plan(&Config::default(), t, &script), "1.0.0").unwrap();
+        let mut packages = Config::default();
+        packages.packages.system = vec!["jq".into()];
+        let more = of_setup(&plan(&packages, t, &script), "1.0.0").unwrap();
+        assert_eq!(
+            changes(&base, &more),
+            ["the provisioning step \"installing packages\" changed"]
+        );
+        let mut rust = Config::default();
+        rust.tools.insert("rust".into(), true);
+        let tool = of_setup(&plan(&rust, t, &script), "1.0.0").unwrap();
+        let said = changes(&base, &tool);
+        assert!(
+            said.contains(&"the provisioning step \"setting up rust\" was added".to_owned()),
+            "{said:?}"
+        );
+        assert!(
+            said.iter().all(|s| !s.contains("(packages, tools")),
+            "{said:?}"
+        );
+        // A template recorded before the steps were: the whole provisioning, as before.
+        let mut old = base.clone();
+        old.parts.retain(|k, _| !k.starts_with(STEP_PART));
+        old.parts.insert(PROVISION_FILE.into(), "x".into());
+        let said = changes(&old, &more);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("the provisioning ("), "{said:?}");
     }
 
     #[test]

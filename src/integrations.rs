@@ -79,11 +79,14 @@ pub fn gpg_forward() -> Result<GpgForward, String> {
             .output()
             .map_err(|e| format!("cannot run `{program}` on the host: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "`{program} {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            // One line: the first thing it said is the cause, the rest repeats it.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said = stderr
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no message");
+            return Err(format!("`{program} {}` failed: {said}", args.join(" ")));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };

@@ -33,6 +33,7 @@ mod template;
 mod tools;
 mod trust;
 mod tty;
+mod typos;
 mod ui;
 mod update;
 mod workdir;
@@ -47,7 +48,10 @@ fn main() {
     if let Some(code) = commands::warm::keeper_if_asked() {
         std::process::exit(code);
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(clap_failed(&e)),
+    };
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -55,9 +59,36 @@ fn main() {
             err.exit_code()
         }
     };
+    let code = match ui::stdout_failure() {
+        Some(why) if code == 0 => {
+            let err = error::Error::failure(format!("cannot write the output: {why}"));
+            report(&err);
+            err.exit_code()
+        }
+        _ => code,
+    };
     // A termination signal decides the exit status, once cleanup is done.
     let code = signals::received().map_or(code, signals::exit_code);
     std::process::exit(code);
+}
+
+/// Prints clap's help or version as it is, and its errors like ours (`claude-vm: error:`).
+/// Returns the exit code.
+fn clap_failed(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // Into a closed pipe (`claude-vm --help | head`): nothing to say.
+        let _ = e.print();
+        return 0;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        ui::raw_stderr(&e.render().to_string());
+        return 2;
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    ui::raw_stderr(&format!("claude-vm: error: {text}"));
+    2
 }
 
 /// Prints an error and its hint; no backtrace, no debug formatting.

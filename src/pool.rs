@@ -31,6 +31,9 @@ pub struct Ready {
     pub fingerprint: Option<String>,
     /// Seconds since the epoch.
     pub created_at: u64,
+    /// The settings behind `key` (see [`settings`]), so a mismatch can say what differs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -181,16 +184,70 @@ pub fn forget_anywhere(paths: &HostPaths, instance: &str) {
 /// settings), without its own instance name and hand-over directory. Equal keys mean the
 /// session would have made exactly this clone.
 pub fn key(clone: &Call, instance: &str, handover_dir: &Path) -> String {
-    let handover = handover_dir.to_string_lossy();
     let mut hash = Sha256::new();
-    for arg in &clone.args {
-        let arg = arg
-            .replace(handover.as_ref(), "<handover>")
-            .replace(instance, "<instance>");
+    for arg in settings(clone, instance, handover_dir) {
         hash.update(arg.as_bytes());
         hash.update([0]);
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The clone call's arguments without what differs per clone (its name, its hand-over
+/// directory): what [`key`] digests.
+pub fn settings(clone: &Call, instance: &str, handover_dir: &Path) -> Vec<String> {
+    let handover = handover_dir.to_string_lossy();
+    clone
+        .args
+        .iter()
+        .map(|arg| {
+            arg.replace(handover.as_ref(), "<handover>")
+                .replace(instance, "<instance>")
+        })
+        .collect()
+}
+
+/// Which settings differ between two [`settings`] lists, by name: a flag (`--cpus`) or the
+/// Lima field a `--set` assigns (`.mounts`).
+pub fn differences(made: &[String], wanted: &[String]) -> Vec<String> {
+    fn named(args: &[String]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            // The clone call's flags that take a value (`lima::clone`).
+            let takes_value = ["--cpus", "--memory", "--disk", "--set"].contains(&a.as_str());
+            match (takes_value, args.get(i + 1)) {
+                (true, Some(v)) => {
+                    let name = if a == "--set" {
+                        v.split_once(" = ")
+                            .map_or(v.as_str(), |(p, _)| p)
+                            .to_owned()
+                    } else {
+                        a.clone()
+                    };
+                    out.push((name, v.clone()));
+                    i += 2;
+                }
+                _ => {
+                    out.push((a.clone(), String::new()));
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+    let (a, b) = (named(made), named(wanted));
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in a
+        .iter()
+        .filter(|x| !b.contains(x))
+        .chain(b.iter().filter(|x| !a.contains(x)))
+    {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<()> {
@@ -200,7 +257,44 @@ fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::lima::{self, CloneSpec, LimaMount, Resources};
+
+    #[test]
+    fn differences_name_the_settings() {
+        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let made = v(&[
+            "clone",
+            "--start",
+            "--cpus",
+            "2",
+            "--set",
+            ".mounts = [1]",
+            "--set",
+            ".ssh.forwardAgent = false",
+            "t",
+            "<instance>",
+        ]);
+        let wanted = v(&[
+            "clone",
+            "--start",
+            "--cpus",
+            "3",
+            "--set",
+            ".mounts = [2]",
+            "--set",
+            ".ssh.forwardAgent = false",
+            "t",
+            "<instance>",
+        ]);
+        assert_eq!(differences(&made, &wanted), ["--cpus", ".mounts"]);
+        assert!(differences(&made, &made).is_empty());
+        let fewer = v(&["clone", "--start", "t", "<instance>"]);
+        assert_eq!(
+            differences(&made, &fewer),
+            ["--cpus", ".mounts", ".ssh.forwardAgent"]
+        );
+    }
 
     fn paths(root: &Path) -> HostPaths {
         HostPaths {
@@ -263,6 +357,7 @@ mod tests {
             key: "k".into(),
             fingerprint: None,
             created_at: 1,
+            settings: Vec::new(),
         };
         pool.add(&r).unwrap();
         assert_eq!(pool.ready(), vec![r.clone()]);

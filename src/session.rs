@@ -131,7 +131,15 @@ pub fn run(
     }
 
     match deleted {
-        Ok(()) => work,
+        // Like an interrupted setup: the line says why the session ended.
+        Ok(()) => match (work, signals::received()) {
+            (Ok(_), Some(sig)) => Err(Error::failure(format!(
+                "the session was interrupted by {}; its VM {} is deleted",
+                signals::name(sig),
+                plan.instance
+            ))),
+            (work, _) => work,
+        },
         Err(e) => {
             let leak = Error::failure(format!(
                 "the VM {} could not be deleted and may still be running: {e}",

@@ -315,7 +315,11 @@ fn run_steps(
         } else {
             lima.run(call, Some(&plan.build), log.try_clone().ok())
         };
-        ran.map_err(signals::explain)?;
+        if call == &plan.provision {
+            ran.map_err(|e| signals::explain(guest_step_failed(e)))?;
+        } else {
+            ran.map_err(signals::explain)?;
+        }
         if call == &plan.create {
             // Ours from the moment it exists (`owner.rs`); renames keep the mark.
             crate::owner::mark(paths, &plan.build)?;
@@ -387,4 +391,104 @@ fn provisioning_bundle(plan: &SetupPlan) -> Result<String> {
         .map(|f| f.name.as_str())
         .unwrap_or("provision.sh");
     Ok(crate::script::bundle(&files, entry))
+}
+
+/// A provisioning step that failed in the guest is named, with what the script said
+/// (`cvm_fail`), instead of Lima's hint; Lima's own failure (ssh's 255, no step begun) keeps
+/// Lima's hint.
+fn guest_step_failed(e: crate::lima::LimaError) -> Error {
+    let crate::lima::LimaErrorKind::Failed {
+        code: Some(code),
+        stderr,
+    } = &e.kind
+    else {
+        return e.into();
+    };
+    let step = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("==> ["))
+        .and_then(|l| l.split_once("] "))
+        .map(|(_, what)| what.to_owned());
+    let (true, Some(step)) = (*code != 255, step) else {
+        return e.into();
+    };
+    let said = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("claude-vm: "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("a command exited with status {code}"));
+    let script = step.strip_prefix("running setup script ");
+    let hint = match script {
+        Some(label) => format!(
+            "fix the setup script {label} (it must exit 0) and run `claude-vm setup` again"
+        ),
+        None if said.contains("setup script") => {
+            "fix that script (it must exit 0) and run `claude-vm setup` again".to_owned()
+        }
+        None => "the step's output is above; run `claude-vm setup` again (a download that failed may pass), with --verbose to watch it".to_owned(),
+    };
+    let detail: Vec<String> = e.to_string().lines().skip(1).map(str::to_owned).collect();
+    Error::failure(format!(
+        "the template's provisioning failed at \"{step}\": {said}\n{}",
+        detail.join("\n")
+    ))
+    .with_hint(hint)
+}
+
+#[cfg(test)]
+mod guest_step_tests {
+    use super::*;
+    use crate::lima::{LimaError, LimaErrorKind, Verb};
+
+    fn failed(code: i32, stderr: &str) -> Error {
+        guest_step_failed(LimaError {
+            verb: Verb::Shell,
+            instance: Some("b".into()),
+            command: "limactl shell b bash -s".into(),
+            kind: LimaErrorKind::Failed {
+                code: Some(code),
+                stderr: stderr.into(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_failing_step_is_named_and_lima_keeps_its_own_failures() {
+        let e = failed(
+            1,
+            "==> [1/3] installing packages\n==> [3/3] running setup script ./s.sh\nclaude-vm: setup script ./s.sh failed with status 3\n",
+        );
+        assert!(e.message().starts_with("the template's provisioning failed at \"running setup script ./s.sh\": setup script ./s.sh failed with status 3"), "{}", e.message());
+        assert!(
+            e.message().contains("limactl said"),
+            "the output stays: {}",
+            e.message()
+        );
+        assert!(e.hint().unwrap().contains("fix the setup script ./s.sh"));
+        assert!(!e.hint().unwrap().contains("Lima could not"));
+        let e = failed(
+            100,
+            "==> [2/4] setting up rust\ncurl: (6) Could not resolve host\n",
+        );
+        assert!(
+            e.message()
+                .contains("at \"setting up rust\": a command exited with status 100"),
+            "{}",
+            e.message()
+        );
+        assert!(e.hint().unwrap().contains("run `claude-vm setup` again"));
+        // ssh failed, or nothing ran: Lima's words.
+        for (code, out) in [
+            (255, "==> [1/3] installing packages\n"),
+            (1, "ssh: connect refused\n"),
+        ] {
+            let e = failed(code, out);
+            assert!(
+                e.hint().unwrap().contains("Lima could not run the command"),
+                "{code}"
+            );
+        }
+    }
 }

@@ -92,6 +92,46 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
+/// The first failure to write command output other than a closed pipe (`main` reports it).
+static STDOUT_FAILED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Writes command output (a listing, JSON, a plan) to stdout. A reader that went away
+/// (`claude-vm list | head`) is no error: the rest is dropped quietly. Any other failure (a
+/// full disk) is remembered for `stdout_failure`.
+pub fn out(args: std::fmt::Arguments) {
+    if let Err(e) = io::stdout().lock().write_fmt(args) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            if let Ok(mut first) = STDOUT_FAILED.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// Flushes stdout; why the output could not be written, if it could not (a closed pipe does
+/// not count).
+pub fn stdout_failure() -> Option<String> {
+    if let Err(e) = io::stdout().lock().flush() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Some(e.to_string());
+        }
+    }
+    STDOUT_FAILED.lock().ok().and_then(|f| f.clone())
+}
+
+/// `print!` for command output: never panics (see `ui::out`).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::ui::out(format_args!($($arg)*)) };
+}
+
+/// `println!` for command output: never panics (see `ui::out`).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::ui::out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::ui::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Writes to stderr, ignoring failures (a closed terminal must not stop cleanup).
 pub fn raw_stderr(text: &str) {
     let _ = io::stderr().lock().write_all(text.as_bytes());

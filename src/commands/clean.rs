@@ -31,19 +31,25 @@ fn spare_live(ctx: &Context, census: &Census, ours: impl Fn(&TemplateName) -> bo
         .collect();
     if !live.is_empty() {
         ctx.ui.info(&format!(
-            "leaving {} VMs of running claude-vm processes alone (they are deleted when those end): {}",
-            live.len(),
+            "leaving {} of running claude-vm processes alone (they are deleted when those end): {}",
+            count(live.len(), "VM"),
             live.join(", ")
         ));
     }
 }
 
-/// Lima's instances and the journal; none in a dry run, which calls no limactl.
+/// Lima's instances and the journal. A dry run asks too: `limactl list` changes nothing,
+/// and which VMs would go is what a dry run is for.
 fn census(ctx: &Context) -> Result<Option<Census>> {
-    if ctx.dry_run {
-        Ok(None)
+    Census::take(&ctx.lima, &ctx.paths).map(Some)
+}
+
+/// "1 VM", "2 VMs".
+pub fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
     } else {
-        Census::take(&ctx.lima, &ctx.paths).map(Some)
+        format!("{n} {thing}s")
     }
 }
 
@@ -71,9 +77,6 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
         c.instances.iter().any(|i| i.name == template.as_str())
             && !doomed.contains(&template.to_string())
     });
-    if ctx.dry_run {
-        doomed.push(template.to_string());
-    }
     let has_record = template::read_manifest(&ctx.paths, template.as_str())?.is_some();
     if doomed.is_empty() && !has_record {
         ctx.ui.info(&format!(
@@ -97,6 +100,8 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     forget_pooled(ctx, &pools, &doomed)?;
     if !kept {
         template::remove_manifest(&ctx.paths, template.as_str())?;
+        drop(_held);
+        forget_files(ctx, template.as_str());
     }
     Ok(0)
 }
@@ -178,12 +183,12 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
         ctx.ui.info("nothing to clean: no claude-vm VMs");
         return Ok(0);
     }
-    if !confirm(
-        ctx,
-        &format!("all {} claude-vm VMs", doomed.len()),
-        &doomed,
-        yes,
-    )? {
+    let what = match doomed.len() {
+        0 => "the records of claude-vm templates that no longer exist".to_owned(),
+        1 => "the only claude-vm VM".to_owned(),
+        n => format!("all {n} claude-vm VMs"),
+    };
+    if !confirm(ctx, &what, &doomed, yes)? {
         return Ok(0);
     }
     let pools: Vec<Pool> = records
@@ -196,17 +201,36 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
     for r in &records {
         template::remove_manifest(&ctx.paths, &r.template)?;
     }
+    let mut gone: Vec<String> = records.iter().map(|r| r.template.clone()).collect();
+    gone.extend(
+        doomed
+            .iter()
+            .filter_map(|n| template_of(n))
+            .map(|t| t.to_string()),
+    );
+    gone.sort();
+    gone.dedup();
+    for t in &gone {
+        forget_files(ctx, t);
+    }
     Ok(0)
 }
 
 /// Asks (or requires --yes). `Ok(false)`: a dry run, which printed what it would do.
 fn confirm(ctx: &Context, what: &str, names: &[String], yes: bool) -> Result<bool> {
     if ctx.dry_run {
-        println!("would delete {what}:\n  {}", lima::delete(names));
+        if names.is_empty() {
+            crate::outln!("would delete {what} (no VM: no limactl call)");
+        } else {
+            crate::outln!("would delete {what}:\n  {}", lima::delete(names));
+        }
         return Ok(false);
     }
     if yes {
         return Ok(true);
+    }
+    if !names.is_empty() {
+        ctx.ui.info(&format!("to be deleted: {}", names.join(", ")));
     }
     match ctx.ui.confirm(&format!("Delete {what}?"), false) {
         Some(true) => Ok(true),
@@ -241,4 +265,26 @@ fn delete(
         }
     }
     Ok(exclusive)
+}
+
+/// A deleted template's files: its locks, logs and pool folder. A lock still held (a setup,
+/// session or keeper that is running) stays: deleting it would let a second holder take a
+/// new file beside the one held.
+fn forget_files(ctx: &Context, template: &str) {
+    for path in [
+        lock::setup_lock(&ctx.paths, template),
+        lock::template_lock(&ctx.paths, template),
+    ] {
+        if let Ok(Some(_held)) = lock::try_acquire(&path, Mode::Exclusive) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let pool = Pool::new(&ctx.paths, template);
+    if let Ok(Some(_keeper)) = lock::try_acquire(&pool.keeper_lock(), Mode::Exclusive) {
+        let _ = std::fs::remove_dir_all(ctx.paths.data_dir.join("pool").join(template));
+    }
+    let logs = ctx.paths.data_dir.join("logs");
+    for log in ["setup", "pool"] {
+        let _ = std::fs::remove_file(logs.join(format!("{template}.{log}.log")));
+    }
 }

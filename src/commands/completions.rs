@@ -17,10 +17,13 @@ pub fn run(shell: Shell) -> Result<i32> {
     if shell == Shell::Bash {
         script = fix_bash(&script);
     }
-    std::io::stdout()
-        .write_all(&script)
-        .map_err(|e| Error::failure(format!("cannot write the completion script: {e}")))?;
-    Ok(0)
+    match std::io::stdout().write_all(&script) {
+        // `claude-vm completions bash | head` closed the pipe: not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::failure(format!(
+            "cannot write the completion script: {e}"
+        ))),
+        _ => Ok(0),
+    }
 }
 
 /// clap_complete names bash's per-subcommand cases after the binary with its `-` turned

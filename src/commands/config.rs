@@ -14,39 +14,47 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
     match cmd {
         ConfigCommand::Show => {
             let loaded = ctx.load_config(&overrides(opts))?;
-            println!(
+            crate::outln!(
                 "# effective configuration for {}",
                 ctx.project.root.display()
             );
             let files = loaded.files_display();
-            println!(
+            crate::outln!(
                 "# files (lowest precedence first): {files}
 "
             );
-            print!("{}", config::show::render(&loaded.entries()));
+            crate::out!("{}", config::show::render(&loaded.entries()));
             Ok(0)
         }
         ConfigCommand::Validate { file: Some(file) } => {
             let file = ctx.cwd.join(file);
             config::validate_file(&file, &ctx.paths.home)?;
-            println!("{} is valid", file.display());
+            crate::outln!("{} is valid", file.display());
             Ok(0)
         }
         ConfigCommand::Validate { file: None } => {
             let loaded = ctx.load_config(&overrides(opts))?;
             check_plans(ctx, &loaded.config)?;
+            // What a session or setup would refuse: project files that widen the sandbox
+            // without an approval (never approved here, never with --yes).
+            let mut scripts = super::setup::setup_script_review(ctx);
+            scripts.extend(crate::trust::project_script(
+                &ctx.project.runtime_script(),
+                &ctx.project,
+            ));
+            ctx.enforce_trust(&loaded, &scripts, false)?;
             for f in &loaded.files {
-                println!("{} is valid", f.display());
+                crate::outln!("{} is valid", f.display());
             }
             for (var, _) in config::ENV_VARS {
                 if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
-                    println!("environment variable {var} is valid");
+                    crate::outln!("environment variable {var} is valid");
                 }
             }
             if loaded.files.is_empty() {
-                println!("no configuration files; the defaults are valid");
+                crate::outln!("no configuration files; the defaults are valid");
             } else {
-                println!("the merged configuration is valid for setup and sessions");
+                crate::outln!("the merged configuration is valid for setup and sessions");
             }
             Ok(0)
         }
@@ -92,6 +100,7 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
             crate::template::SetupFlags::default(),
         )
         .resources(),
+        workdir: ctx.project.root.clone(),
         guest: GuestInputs {
             ports: config.ports.clone(),
             forward_agent: config.ssh.forward_agent,

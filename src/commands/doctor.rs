@@ -89,6 +89,6 @@ pub fn run(ctx: &Context) -> Result<i32> {
         ));
     }
 
-    print!("{}", doctor::render(&findings));
+    crate::out!("{}", doctor::render(&findings));
     Ok(i32::from(findings.iter().any(|f| f.level == Level::Fail)))
 }

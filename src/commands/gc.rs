@@ -5,7 +5,7 @@ use crate::error::Result;
 
 pub fn run(ctx: &Context, force: &[String]) -> Result<i32> {
     if ctx.dry_run {
-        println!(
+        crate::outln!(
             "would delete every claude-vm VM without a running owner (`limactl list` decides)"
         );
         return Ok(0);
@@ -14,11 +14,13 @@ pub fn run(ctx: &Context, force: &[String]) -> Result<i32> {
     crate::swap::recover_all(&ctx.lima, &ctx.ui, &ctx.paths)?;
     let removed = crate::reap::sweep(&ctx.lima, &ctx.ui, &ctx.paths, force)?;
     if removed.is_empty() {
-        ctx.ui.info(
-            "nothing to clean up: every claude-vm VM of this data directory has a running owner",
-        );
+        ctx.ui
+            .info("nothing to clean up: no claude-vm VM is left without a running owner");
     } else {
-        ctx.ui.info(&format!("removed {} VMs", removed.len()));
+        ctx.ui.info(&format!(
+            "removed {}",
+            super::clean::count(removed.len(), "VM")
+        ));
     }
     Ok(0)
 }

@@ -6,38 +6,52 @@ use crate::error::Result;
 use crate::template;
 
 pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
-    let loaded = ctx.load_config(&overrides(opts))?;
-    let c = &loaded.config;
+    let mut loaded = ctx.load_config(&overrides(opts))?;
     let template = ctx.template()?;
     let manifest = template::read_manifest(&ctx.paths, template.as_str())?;
+    if let Some(m) = &manifest {
+        // What a session would use: the template's remembered resources, unless asked.
+        super::session::remembered_resources(&mut loaded.config, &m.setup_flags, &opts.resources);
+    }
+    let c = &loaded.config;
     let p = &ctx.project;
-    println!("project:      {}", p.root.display());
+    crate::outln!("project:      {}", p.root.display());
     if let Some(main) = &p.main_root {
-        println!("main repo:    {} (worktree)", main.display());
+        crate::outln!("main repo:    {} (worktree)", main.display());
     }
     if !p.in_git {
-        println!("              (not a git repository)");
+        crate::outln!("              (not a git repository)");
     }
-    println!("template:     {template}");
+    crate::outln!("template:     {template}");
     match &manifest {
         Some(m) => {
-            println!(
+            crate::outln!(
                 "  built:      by claude-vm {} ({} GB disk, {} GB memory, {} CPUs, {})",
-                m.claude_vm_version, m.disk, m.memory, m.cpus, m.image
+                m.claude_vm_version,
+                m.disk,
+                m.memory,
+                m.cpus,
+                m.image
             );
+            let flags = super::setup::describe_flags(&m.setup_flags);
+            if !flags.is_empty() {
+                crate::outln!(
+                    "  flags:      {flags} (remembered: a plain `claude-vm setup` uses them again)"
+                );
+            }
             let (_, _, reasons) = super::setup::staleness(ctx, &template, m)?;
             if reasons.is_empty() {
-                println!("  up to date: yes");
+                crate::outln!("  up to date: yes");
             } else {
-                println!(
+                crate::outln!(
                     "  up to date: no: {} (rebuild with `claude-vm setup` or --rebuild)",
                     reasons.join("; ")
                 );
             }
         }
-        None => println!("  built:      no (run `claude-vm setup`)"),
+        None => crate::outln!("  built:      no (run `claude-vm setup`)"),
     }
-    println!("lima home:    {}", ctx.paths.lima_home.display());
+    crate::outln!("lima home:    {}", ctx.paths.lima_home.display());
     let store = crate::trust::Store::new(&ctx.paths);
     for r in &loaded.reviews {
         let state = if r.widens.is_empty() {
@@ -53,25 +67,35 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                 }
             }
         };
-        println!("trust:        {}: {state}", r.path.display());
+        crate::outln!("trust:        {}: {state}", r.path.display());
     }
-    println!("config files: {}", loaded.files_display());
-    println!(
+    crate::outln!("config files: {}", loaded.files_display());
+    crate::outln!(
         "vm:           {} GB disk, {} GB memory, {} CPUs, image {}",
-        c.vm.disk, c.vm.memory, c.vm.cpus, c.vm.image
+        c.vm.disk,
+        c.vm.memory,
+        c.vm.cpus,
+        c.vm.image
     );
-    let tools = c.enabled_tools();
-    println!(
-        "tools:        {}",
+    // A built template's tools are what sessions get; before a build, what setup would add.
+    let (tools, whose) = match &manifest {
+        Some(m) => (m.tools.clone(), " (in the template)"),
+        None => (
+            c.enabled_tools().into_iter().map(str::to_owned).collect(),
+            "",
+        ),
+    };
+    crate::outln!(
+        "tools:        {}{whose}",
         if tools.is_empty() {
             "none".into()
         } else {
             tools.join(", ")
         }
     );
-    println!("mounts:       {} (writable)", p.root.display());
+    crate::outln!("mounts:       {} (writable)", p.root.display());
     if let Some(main) = &p.main_root {
-        println!(
+        crate::outln!(
             "              {} (writable, main repository)",
             main.display()
         );
@@ -82,20 +106,20 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         .and_then(crate::project::claude_project_folder)
     {
         let host = ctx.paths.claude_dir().join("projects").join(&folder);
-        println!(
+        crate::outln!(
             "              {} -> ~/.claude/projects/{folder} in the VM (writable, conversations)",
             host.display()
         );
     }
     for m in &c.mounts {
-        println!(
+        crate::outln!(
             "              {} -> {} ({})",
             m.location.display(),
             m.guest_path(),
             if m.writable { "writable" } else { "read-only" }
         );
     }
-    println!(
+    crate::outln!(
         "              a hand-over directory -> {} (read-only)",
         crate::script::HANDOVER_MOUNT
     );
@@ -103,9 +127,12 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     let wanted = super::warm::wanted_size(c, &pool);
     let ready = pool.ready().len();
     if wanted > 0 || ready > 0 {
-        println!("pool:         {ready} pre-booted VM(s) ready of {wanted} wanted");
+        crate::outln!(
+            "pool:         {} ready of {wanted} wanted",
+            super::clean::count(ready, "pre-booted VM")
+        );
     } else {
-        println!("pool:         none (`claude-vm warm N` or [pool] size keeps VMs booted)");
+        crate::outln!("pool:         none (`claude-vm warm N` or [pool] size keeps VMs booted)");
     }
     let list = |v: &[std::path::PathBuf]| {
         if v.is_empty() {
@@ -117,24 +144,24 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                 .join(", ")
         }
     };
-    println!("setup:        {}", list(&c.setup.scripts));
-    println!("runtime:      {}", list(&c.runtime.scripts));
+    crate::outln!("setup:        {}", list(&c.setup.scripts));
+    crate::outln!("runtime:      {}", list(&c.runtime.scripts));
     let env = crate::plan::environment::session_env(c, &|name| std::env::var(name).ok());
     let mut label = "host urls:   ";
     for u in &env.host_urls {
-        println!("{label} {}", u.describe());
+        crate::outln!("{label} {}", u.describe());
         label = "             ";
     }
     let reports = crate::audit::record::of_project(&ctx.paths, &p.root);
     if reports.is_empty() {
-        println!("audit:        no session changed files that run on your host");
+        crate::outln!("audit:        no session changed files that run on your host");
     } else {
-        println!(
-            "audit:        {} session(s) changed files that run on your host; review:",
-            reports.len()
+        crate::outln!(
+            "audit:        {} changed files that run on your host; review:",
+            super::clean::count(reports.len(), "session")
         );
         for r in &reports {
-            println!(
+            crate::outln!(
                 "              {}",
                 crate::ui::escape(&r.display().to_string())
             );

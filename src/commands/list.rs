@@ -45,11 +45,11 @@ pub fn run(ctx: &Context, json: bool) -> Result<i32> {
     if json {
         let text = serde_json::to_string_pretty(&listing)
             .map_err(|e| Error::failure(format!("cannot encode the list: {e}")))?;
-        println!("{text}");
+        crate::outln!("{text}");
         return Ok(0);
     }
     if listing.templates.is_empty() && listing.sessions.is_empty() {
-        println!("no claude-vm templates or sessions (build one with `claude-vm setup`)");
+        crate::outln!("no claude-vm templates or sessions (build one with `claude-vm setup`)");
         return Ok(0);
     }
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -67,7 +67,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<i32> {
         .collect();
     print_table(&["TEMPLATE", "STATUS", "PROJECT"], &templates);
     if !listing.sessions.is_empty() {
-        println!();
+        crate::outln!();
         let sessions: Vec<Vec<String>> = listing
             .sessions
             .iter()
@@ -185,7 +185,7 @@ fn print_table(titles: &[&str], rows: &[Vec<String>]) {
             }
         }
         // Paths come from journal entries and manifests: shown, never obeyed.
-        println!("{}", crate::ui::escape(&out));
+        crate::outln!("{}", crate::ui::escape(&out));
     };
     line(titles.to_vec());
     for r in rows {

@@ -24,9 +24,9 @@ pub fn run(ctx: &Context) -> Result<i32> {
         lima::stop(template.as_str()),
     ];
     if ctx.dry_run {
-        println!("login in template {template}\n\nlimactl calls, in order:");
+        crate::outln!("login in template {template}\n\nlimactl calls, in order:");
         for (i, c) in calls.iter().enumerate() {
-            println!("  {}. {c}", i + 1);
+            crate::outln!("  {}. {c}", i + 1);
         }
         return Ok(0);
     }

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use super::setup::{self, When};
 use super::{overrides, utf8_args, warm, Context};
 use crate::audit;
-use crate::cli::SessionOpts;
+use crate::cli::{ResourceOpts, SessionOpts};
 use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::integrations;
@@ -28,12 +28,39 @@ pub const SKIP_PERMISSIONS: &str = "--dangerously-skip-permissions";
 
 pub fn agent(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Result<i32> {
     let user_args = utf8_args(args, "argument")?;
+    refuse_mistyped(&user_args)?;
     run(ctx, &opts, |config| {
         let mut args = vec![SKIP_PERMISSIONS.to_owned()];
         args.extend(config.defaults.claude_args.iter().cloned());
         args.extend(user_args);
         Final::Claude(args)
     })
+}
+
+/// `--dry-rn` before the prompt is a typo of ours, not a flag for claude: stop before a VM
+/// boots. After `--` everything is claude's.
+fn refuse_mistyped(args: &[String]) -> Result<()> {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let ours: Vec<&str> = cli.get_arguments().filter_map(|a| a.get_long()).collect();
+    let Some((typed, meant)) = crate::typos::mistyped(args, &ours) else {
+        return Ok(());
+    };
+    let escaped = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a.to_str() != Some(typed.as_str()))
+        .any(|a| a == "--");
+    if escaped {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "`{}` is neither a claude-vm flag nor one of Claude Code's: did you mean `--{meant}`?",
+        crate::ui::escape(&typed)
+    ))
+    .with_hint(format!(
+        "to pass it to claude as it is, put `--` before it: `claude-vm -- {} ...`",
+        crate::ui::escape(&typed)
+    )))
 }
 
 pub fn shell(ctx: &Context, opts: SessionOpts, command: Vec<OsString>) -> Result<i32> {
@@ -53,6 +80,7 @@ fn run(
     last: impl FnOnce(&crate::config::Config) -> Final,
 ) -> Result<i32> {
     let basis = prepare(ctx, opts, Purpose::Session)?;
+    warn_small_disk(ctx, &basis);
     let last = last(&basis.config);
     if ctx.dry_run {
         let instance = basis.template.instance(Role::Run);
@@ -67,14 +95,14 @@ fn run(
             plan.handover_dir.display(),
             crate::script::HANDOVER_MOUNT
         );
-        print!(
+        crate::out!(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
         if !plan.host_urls.is_empty() {
-            println!("\nURLs on the host's loopback, as the VM reaches them:");
+            crate::outln!("\nURLs on the host's loopback, as the VM reaches them:");
             for u in &plan.host_urls {
-                println!("  {}", u.describe());
+                crate::outln!("  {}", u.describe());
             }
         }
         return Ok(0);
@@ -139,7 +167,7 @@ pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Ba
     let template = ctx.template()?;
     ctx.prepare_lima()?;
     let manifest = match read_manifest(ctx, &template)? {
-        Some(m) if ctx.dry_run || purpose == Purpose::Pool => m,
+        Some(m) if purpose == Purpose::Pool => m,
         None if purpose == Purpose::Pool => {
             return Err(Error::usage(format!(
                 "there is no template VM for {} yet",
@@ -163,11 +191,38 @@ pub fn prepare(ctx: &Context, opts: &SessionOpts, purpose: Purpose) -> Result<Ba
         }
         None => offer_setup(ctx, opts, &template)?,
     };
+    let mut config = config;
+    remembered_resources(&mut config, &manifest.setup_flags, &opts.resources);
     Ok(Basis {
         config,
         template,
         manifest,
     })
+}
+
+/// The resources `claude-vm setup` was given (`--cpus 2`) are the template's: its sessions
+/// use them too, over the configuration files, unless the session's own flags say otherwise.
+pub fn remembered_resources(config: &mut Config, setup: &SetupFlags, session: &ResourceOpts) {
+    let vm = &mut config.vm;
+    for (value, remembered, asked) in [
+        (&mut vm.cpus, setup.cpus, session.cpus),
+        (&mut vm.memory, setup.memory, session.memory),
+        (&mut vm.disk, setup.disk, session.disk),
+    ] {
+        if let (Some(r), None) = (remembered, asked) {
+            *value = r;
+        }
+    }
+}
+
+/// A clone's disk can grow, never shrink: a smaller size is not applied, and says so.
+fn warn_small_disk(ctx: &Context, basis: &Basis) {
+    let (asked, has) = (basis.config.vm.disk, basis.manifest.disk);
+    if asked < has {
+        ctx.ui.warn(&format!(
+            "a disk of {asked} GB is smaller than the template's {has} GB, and a clone's disk cannot shrink: this session gets {has} GB"
+        ));
+    }
 }
 
 /// A session mounts its project writable: never the home directory, `/` or a system
@@ -241,11 +296,13 @@ fn plan_with(
         }
     }
 
-    let root = crate::error::utf8_path(&ctx.project.root, "the project path")?;
+    let workdir = start_dir(ctx);
+    let start = crate::error::utf8_path(&workdir, "the current directory")?;
     let conversations = if opts.no_conversations {
         None
     } else {
-        match claude_project_folder(root) {
+        // Claude Code keys conversations by the directory it runs in.
+        match claude_project_folder(start) {
             Some(folder) => Some((
                 ctx.paths.claude_dir().join("projects").join(&folder),
                 folder,
@@ -268,10 +325,26 @@ fn plan_with(
         conversations,
         template_resources: basis.manifest.resources(),
         guest,
+        workdir,
     })
     .map_err(|m| {
         Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
     })
+}
+
+/// Where the session starts: the user's directory when it is inside the project (or a
+/// worktree's main repository, both mounted at their host paths), else the project root.
+fn start_dir(ctx: &Context) -> std::path::PathBuf {
+    let here = std::fs::canonicalize(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
+    let p = &ctx.project;
+    let inside = std::iter::once(&p.root)
+        .chain(&p.main_root)
+        .any(|root| here.starts_with(root));
+    if inside {
+        here
+    } else {
+        p.root.clone()
+    }
 }
 
 /// Takes a pre-booted clone that fits this session, if the pool has one. Says why not when
@@ -296,14 +369,23 @@ fn take_warm(
         .fingerprint
         .as_ref()
         .map(|f| f.digest.clone());
-    let mut why = "";
+    let wanted = pool::settings(&cold.clone, &cold.instance, &cold.handover_dir);
+    let mut why = String::new();
     for r in ready {
         if r.fingerprint != fingerprint {
-            why = "the pre-booted VMs were made from an older template";
+            why = "the pre-booted VMs were made from an older template".to_owned();
             continue;
         }
         if r.key != key {
-            why = "the pre-booted VMs were made for other mounts or settings";
+            let differ = pool::differences(&r.settings, &wanted);
+            why = if r.settings.is_empty() || differ.is_empty() {
+                "the pre-booted VMs were made for other mounts or settings".to_owned()
+            } else {
+                format!(
+                    "the pre-booted VMs were made with other settings ({} differ)",
+                    differ.join(", ")
+                )
+            };
             continue;
         }
         if pool.claim(&r.instance)? {
@@ -338,12 +420,16 @@ fn guest_inputs(
     let tools = tools::resolve(&manifest.tools);
     let uses = |i: Integration| tools.iter().any(|t| t.integrations.contains(&i));
     let git = uses(Integration::GitIdentity).then(|| integrations::git_identity(&ctx.paths.home));
-    let gpg = if uses(Integration::GpgAgent) {
+    let gpg = if uses(Integration::GpgAgent) && ctx.dry_run {
+        // A dry run runs nothing on the host either: gpgconf is asked when a session starts.
+        ctx.ui.info("the gpg tool is on: a session asks the host's gpgconf for the agent to forward (not asked in a dry run)");
+        None
+    } else if uses(Integration::GpgAgent) {
         match integrations::gpg_forward() {
             Ok(g) => Some(g),
             Err(why) => {
                 ctx.ui.warn(&format!(
-                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded: {why}"
+                    "the gpg tool is on, but the host's gpg-agent cannot be forwarded ({why}), so this session has no gpg: install GnuPG on the host and start its agent with `gpgconf --launch gpg-agent`, or drop the tool with `claude-vm setup --without gpg`"
                 ));
                 None
             }

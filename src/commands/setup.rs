@@ -14,7 +14,7 @@ use crate::trust;
 
 pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32> {
     let resources = args.resources.or(before);
-    let flags = SetupFlags {
+    let given = SetupFlags {
         disk: resources.disk,
         memory: resources.memory,
         cpus: resources.cpus,
@@ -22,9 +22,38 @@ pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32
         setup_mounts: args.mounts.clone(),
         tools: args.tools.names(),
     };
+    for name in &args.without {
+        if !crate::tools::names().contains(&name.as_str()) {
+            let hint = match crate::config::suggest::closest(name, crate::tools::names()) {
+                Some(s) => format!("did you mean `--without {s}`?"),
+                None => format!("the tools are: {}", crate::tools::names().join(", ")),
+            };
+            return Err(
+                Error::usage(format!("--without {name}: there is no such tool")).with_hint(hint),
+            );
+        }
+    }
+    let template = ctx.template()?;
+    let remembered = if args.fresh {
+        SetupFlags::default()
+    } else {
+        template::read_manifest(&ctx.paths, template.as_str())?
+            .map(|m| recorded_flags(ctx, &m.setup_flags))
+            .unwrap_or_default()
+    };
+    let flags = remember(&remembered, &given, &args.without);
+    let kept = describe_flags(&remember(
+        &remembered,
+        &SetupFlags::default(),
+        &args.without,
+    ));
+    if !kept.is_empty() {
+        ctx.ui.info(&format!(
+            "remembered from the last setup: {kept} (`--without TOOL` drops a tool, `--fresh` forgets them all)"
+        ));
+    }
     let loaded = ctx.load_config(&overrides(&flags))?;
     ctx.enforce_trust(&loaded, &setup_script_review(ctx), args.yes)?;
-    let template = ctx.template()?;
     if args.login && !ctx.dry_run {
         super::login::require_terminal()?;
     }
@@ -37,6 +66,55 @@ pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32
     };
     build_template(ctx, &loaded.config, &template, &build)?;
     Ok(0)
+}
+
+/// The flags a setup builds with: those given now over those remembered with the template
+/// (lists add up), less the tools named by `--without`.
+pub fn remember(remembered: &SetupFlags, given: &SetupFlags, without: &[String]) -> SetupFlags {
+    fn union<T: Clone + PartialEq>(a: &[T], b: &[T]) -> Vec<T> {
+        let mut out = a.to_vec();
+        for x in b {
+            if !out.contains(x) {
+                out.push(x.clone());
+            }
+        }
+        out
+    }
+    let mut tools = union(&remembered.tools, &given.tools);
+    tools.retain(|t| !without.contains(t));
+    SetupFlags {
+        disk: given.disk.or(remembered.disk),
+        memory: given.memory.or(remembered.memory),
+        cpus: given.cpus.or(remembered.cpus),
+        setup_scripts: union(&remembered.setup_scripts, &given.setup_scripts),
+        setup_mounts: union(&remembered.setup_mounts, &given.setup_mounts),
+        tools,
+    }
+}
+
+/// Setup flags as they would be typed: `--cpus 2 --gpg --setup-script /x.sh`.
+pub fn describe_flags(f: &SetupFlags) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for (flag, v) in [
+        ("--disk", f.disk),
+        ("--memory", f.memory),
+        ("--cpus", f.cpus),
+    ] {
+        if let Some(v) = v {
+            out.push(format!("{flag} {v}"));
+        }
+    }
+    out.extend(f.tools.iter().map(|t| format!("--{t}")));
+    for s in &f.setup_scripts {
+        out.push(format!(
+            "--setup-script {}",
+            crate::ui::escape(&s.display().to_string())
+        ));
+    }
+    for m in &f.setup_mounts {
+        out.push(format!("--mount {}", crate::ui::escape(m)));
+    }
+    out.join(" ")
 }
 
 /// How `build_template` builds.
@@ -168,7 +246,7 @@ pub fn build_template(
             "sent on the provisioning shell's stdin, unpacked in {}",
             crate::script::BUNDLE_DIR
         );
-        print!(
+        crate::out!(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
@@ -363,7 +441,41 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Result<Vec<HostScript>> {
 
 #[cfg(test)]
 mod tests {
-    use super::installed_claude;
+    use super::{describe_flags, installed_claude, remember};
+    use crate::template::SetupFlags;
+
+    #[test]
+    fn flags_given_now_add_to_the_remembered_ones_and_without_drops_a_tool() {
+        let remembered = SetupFlags {
+            cpus: Some(2),
+            disk: Some(40),
+            tools: vec!["gpg".into(), "node".into()],
+            setup_scripts: vec!["/a.sh".into()],
+            ..SetupFlags::default()
+        };
+        let given = SetupFlags {
+            cpus: Some(3),
+            tools: vec!["rust".into(), "node".into()],
+            setup_scripts: vec!["/b.sh".into(), "/a.sh".into()],
+            ..SetupFlags::default()
+        };
+        let f = remember(&remembered, &given, &["gpg".to_owned()]);
+        assert_eq!(f.cpus, Some(3), "given now wins");
+        assert_eq!(f.disk, Some(40), "remembered stays");
+        assert_eq!(f.memory, None);
+        assert_eq!(f.tools, ["node", "rust"]);
+        assert_eq!(
+            f.setup_scripts,
+            [std::path::PathBuf::from("/a.sh"), "/b.sh".into()]
+        );
+        assert_eq!(
+            describe_flags(&f),
+            "--disk 40 --cpus 3 --node --rust --setup-script /a.sh --setup-script /b.sh"
+        );
+        let plain = remember(&remembered, &SetupFlags::default(), &[]);
+        assert_eq!(plain, remembered, "a plain setup rebuilds the same way");
+        assert_eq!(describe_flags(&SetupFlags::default()), "");
+    }
 
     #[test]
     fn the_installed_version_is_read_from_the_build_output_and_kept_clean() {

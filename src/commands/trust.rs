@@ -18,18 +18,18 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<i32> {
         let mut any = false;
         for path in candidates.into_iter().flatten() {
             if store.revoke(&path)? {
-                println!("revoked the approval of {}", path.display());
+                crate::outln!("revoked the approval of {}", path.display());
                 any = true;
             }
         }
         if !any {
-            println!("nothing to revoke for {}", p.root.display());
+            crate::outln!("nothing to revoke for {}", p.root.display());
         }
         return Ok(0);
     }
     if let crate::worktrees::Pin::Accepted(old) = &ctx.main_repo {
         if let Some(main) = &p.main_root {
-            println!(
+            crate::outln!(
                 "accepted {} as the main repository of this worktree (it was {})",
                 main.display(),
                 old.display()
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<i32> {
     reviews.extend(trust::project_script(&p.setup_script(), p));
     reviews.extend(trust::project_script(&p.runtime_script(), p));
     if reviews.is_empty() {
-        println!(
+        crate::outln!(
             "nothing to approve: {} has no .claude-vm.toml",
             p.root.display()
         );
@@ -51,17 +51,17 @@ pub fn run(ctx: &Context, revoke: bool) -> Result<i32> {
     for r in &reviews {
         store.approve(r)?;
         if r.widens.is_empty() {
-            println!(
+            crate::outln!(
                 "approved {} (it does not widen the sandbox)",
                 r.path.display()
             );
         } else {
-            println!("approved {}; it:", r.path.display());
+            crate::outln!("approved {}; it:", r.path.display());
             for w in &r.widens {
-                println!("  - {w}");
+                crate::outln!("  - {w}");
             }
         }
     }
-    println!("a change to an approved file needs `claude-vm trust` again");
+    crate::outln!("a change to an approved file needs `claude-vm trust` again");
     Ok(0)
 }

@@ -37,22 +37,24 @@ pub fn run(ui: &Ui, args: &UpdateArgs, dry_run: bool, data_dir: Option<&Path>) -
     if args.check {
         let latest = latest.unwrap_or_else(|| current.clone());
         if latest > current {
-            println!("claude-vm {latest} is available (this is {current}): run `claude-vm update`");
+            crate::outln!(
+                "claude-vm {latest} is available (this is {current}): run `claude-vm update`"
+            );
         } else {
-            println!("claude-vm {current} is up to date (latest release: {latest})");
+            crate::outln!("claude-vm {current} is up to date (latest release: {latest})");
         }
         return Ok(0);
     }
 
     let target = match (wanted, latest) {
         (Some(v), _) if v == current => {
-            println!("claude-vm {current} is already installed");
+            crate::outln!("claude-vm {current} is already installed");
             return Ok(0);
         }
         (Some(v), _) => v,
         (None, Some(latest)) if latest > current => latest,
         (None, _) => {
-            println!("claude-vm {current} is up to date");
+            crate::outln!("claude-vm {current} is up to date");
             return Ok(0);
         }
     };
@@ -67,7 +69,7 @@ pub fn run(ui: &Ui, args: &UpdateArgs, dry_run: bool, data_dir: Option<&Path>) -
     let exe = std::env::current_exe()
         .map_err(|e| Error::failure(format!("cannot locate the running claude-vm: {e}")))?;
     if dry_run {
-        println!(
+        crate::outln!(
             "would replace claude-vm {current} with {target} ({}) from {}",
             exe.display(),
             source.describe()
@@ -97,7 +99,7 @@ pub fn run(ui: &Ui, args: &UpdateArgs, dry_run: bool, data_dir: Option<&Path>) -
     ));
     let path = source.install(&release)?;
     step.done();
-    println!(
+    crate::outln!(
         "claude-vm {current} -> {target}: {} was replaced",
         path.display()
     );

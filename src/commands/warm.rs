@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::session::{self, Basis, Purpose};
@@ -18,6 +19,7 @@ use crate::lima;
 use crate::lock::{self, Mode};
 use crate::names::{Role, TemplateName};
 use crate::pool::{self, Pool, Ready, State};
+use crate::procinfo::{Liveness, ProcessIdentity};
 use crate::script::Final;
 use crate::signals;
 
@@ -51,8 +53,9 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
     }
     let pool = Pool::new(&ctx.paths, basis.template.as_str());
     if ctx.dry_run {
-        println!(
-            "would keep {n} pre-booted clone(s) of {} ready (no limactl call now)",
+        crate::outln!(
+            "would keep {} of {} ready (no limactl call now)",
+            super::clean::count(n as usize, "pre-booted clone"),
             basis.template
         );
         return Ok(0);
@@ -64,8 +67,9 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
     if n == 0 {
         let gone = drain(ctx, &pool, &basis.template, |_| true)?;
         ctx.ui.info(&format!(
-            "the pool of {} is empty ({gone} pre-booted VM(s) removed)",
-            ctx.project.identity().display()
+            "the pool of {} is empty ({} removed)",
+            ctx.project.identity().display(),
+            super::clean::count(gone, "pre-booted VM")
         ));
         return Ok(0);
     }
@@ -79,7 +83,8 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
         .as_ref()
         .map(|f| f.digest.clone());
     let step = ctx.ui.step(format!(
-        "booting {n} pre-booted VM(s) for {}",
+        "booting {} for {}",
+        super::clean::count(n as usize, "pre-booted VM"),
         ctx.project.identity().display()
     ));
     signals::install();
@@ -125,8 +130,9 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
     }
     step.done();
     ctx.ui.info(&format!(
-        "{n} pre-booted VM(s) ready: sessions of this project start without a boot; unused for {} minutes the pool empties itself (`claude-vm warm 0` empties it now)",
-        basis.config.pool.idle_minutes
+        "{} ready: sessions of this project start without a boot; unused for {} the pool empties itself (`claude-vm warm 0` empties it now)",
+        super::clean::count(n as usize, "pre-booted VM"),
+        super::clean::count(basis.config.pool.idle_minutes as usize, "minute")
     ));
     Ok(0)
 }
@@ -182,21 +188,41 @@ pub fn pause(ctx: &Context, pool: &Pool, template: &TemplateName) -> Result<lock
         return Ok(held);
     }
     let holder = std::fs::read_to_string(&path).unwrap_or_default();
-    if let Some(pid) = holder
-        .trim()
-        .strip_prefix("pid ")
-        .and_then(|p| p.parse::<libc::pid_t>().ok())
-    {
-        // SAFETY: asking the keeper (a claude-vm process, named in its lock) to stop.
+    if let Some(pid) = live_keeper(&holder) {
+        // SAFETY: asking the keeper (the very process named in its lock) to stop.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
     }
-    let held = lock::acquire(&path, Mode::Exclusive, |_| {
+    let mut held = lock::acquire(&path, Mode::Exclusive, |_| {
         ctx.ui
             .info(&format!("waiting for the warm pool of {template} to stop"))
     })?;
+    // No keeper holds it now: a later `pause` must not signal the one named there.
+    held.announce("");
     Ok(held)
+}
+
+/// What a keeper writes into its lock: its process identity, so that `pause` never signals a
+/// pid that a dead keeper left behind and another process may have by now.
+fn keeper_announcement() -> String {
+    ProcessIdentity::current()
+        .and_then(|id| serde_json::to_string(&id).ok())
+        .unwrap_or_default()
+}
+
+/// The pid to ask to stop: only a keeper's identity whose process is still that keeper.
+fn live_keeper(holder: &str) -> Option<libc::pid_t> {
+    let id: ProcessIdentity = serde_json::from_str(holder.trim()).ok()?;
+    let pid = libc::pid_t::try_from(id.pid).ok().filter(|p| *p > 0)?;
+    (id.liveness() == Liveness::Alive).then_some(pid)
+}
+
+/// Runs `clone` holding the template lock shared, like a session: never while a rebuild
+/// swaps the template, and not at all when the lock cannot be taken.
+fn under_template_lock<T>(path: &Path, clone: impl FnOnce() -> T) -> Result<T> {
+    let _shared = lock::acquire(path, Mode::Shared, |_| {})?;
+    Ok(clone())
 }
 
 /// Claims every ready clone that `doomed` picks and deletes them in one call. Returns how
@@ -267,7 +293,7 @@ fn keep(ctx: &Context) -> Result<()> {
     let Some(mut keeper) = lock::try_acquire(&pool.keeper_lock(), Mode::Exclusive)? else {
         return Ok(()); // another keeper has it
     };
-    keeper.announce(&format!("pid {}", std::process::id()));
+    keeper.announce(&keeper_announcement());
     signals::install();
     let journal = Journal::new(&ctx.paths);
     let mut basis = session::prepare(ctx, &SessionOpts::default(), Purpose::Pool)?;
@@ -402,22 +428,33 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
         let _ = journal.remove(&instance);
         return false;
     }
-    let cloned = {
-        // Like a session: never clone a template that a rebuild is swapping.
-        let _shared = lock::acquire(
-            &lock::template_lock(&ctx.paths, basis.template.as_str()),
-            Mode::Shared,
-            |_| {},
-        );
-        ctx.lima
-            .run(&plan.clone, Some(&instance), None)
-            .map_err(crate::error::Error::from)
-            .and_then(|()| crate::owner::mark(&ctx.paths, &instance))
+    let locked = under_template_lock(
+        &lock::template_lock(&ctx.paths, basis.template.as_str()),
+        || {
+            ctx.lima
+                .run(&plan.clone, Some(&instance), None)
+                .map_err(crate::error::Error::from)
+                .and_then(|()| crate::owner::mark(&ctx.paths, &instance))
+        },
+    );
+    let cloned = match locked {
+        Ok(cloned) => cloned,
+        Err(e) => {
+            // Nothing was cloned: nothing to delete.
+            eprintln!(
+                "claude-vm pool keeper: not cloning {instance}: {}",
+                crate::ui::escape_text(e.message(), true)
+            );
+            let _ = journal.remove(&instance);
+            let _ = std::fs::remove_dir_all(&plan.handover_dir);
+            return false;
+        }
     };
     match cloned {
         Ok(()) => {
             let ready = Ready {
                 key: pool::key(&plan.clone, &plan.instance, &plan.handover_dir),
+                settings: pool::settings(&plan.clone, &plan.instance, &plan.handover_dir),
                 fingerprint: basis
                     .manifest
                     .fingerprint
@@ -442,5 +479,76 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
             }
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_live_keeper_named_by_its_identity_is_signalled() {
+        let me = ProcessIdentity::current().expect("this process has an identity");
+        let alive = serde_json::to_string(&me).unwrap();
+        assert_eq!(live_keeper(&alive), Some(me.pid as libc::pid_t));
+        // The same pid started at another time: a dead keeper's pid, reused.
+        let reused = ProcessIdentity {
+            start: me.start + 1,
+            ..me.clone()
+        };
+        assert_eq!(live_keeper(&serde_json::to_string(&reused).unwrap()), None);
+        // A keeper of an earlier boot.
+        let rebooted = ProcessIdentity {
+            boot: format!("{}-before", me.boot),
+            ..me.clone()
+        };
+        assert_eq!(
+            live_keeper(&serde_json::to_string(&rebooted).unwrap()),
+            None
+        );
+        // An exited process.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let exited = ProcessIdentity { pid, ..me.clone() };
+        assert_eq!(live_keeper(&serde_json::to_string(&exited).unwrap()), None);
+        // Bare pids (the old format), pids that signal a group, and nothing at all.
+        for text in ["", "pid 1", &std::process::id().to_string(), "garbage"] {
+            assert_eq!(live_keeper(text), None, "{text:?}");
+        }
+        for pid in [0, u32::MAX, i32::MAX as u32 + 1] {
+            let group = ProcessIdentity { pid, ..me.clone() };
+            assert_eq!(live_keeper(&serde_json::to_string(&group).unwrap()), None);
+        }
+    }
+
+    #[test]
+    fn the_keeper_announces_its_identity() {
+        let text = keeper_announcement();
+        let id: ProcessIdentity = serde_json::from_str(&text).unwrap();
+        assert_eq!(id, ProcessIdentity::current().unwrap());
+        assert_eq!(live_keeper(&text), Some(std::process::id() as libc::pid_t));
+    }
+
+    #[test]
+    fn no_clone_without_the_template_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A lock that cannot be opened (a directory in its place).
+        let broken = tmp.path().join("t.template.lock");
+        std::fs::create_dir(&broken).unwrap();
+        let mut cloned = false;
+        assert!(under_template_lock(&broken, || cloned = true).is_err());
+        assert!(!cloned, "cloned without the lock");
+        // With the lock: held for the whole clone, shared (a rebuild's swap waits).
+        let path = tmp.path().join("u.template.lock");
+        let during = under_template_lock(&path, || {
+            (
+                lock::try_acquire(&path, Mode::Exclusive).unwrap().is_none(),
+                lock::try_acquire(&path, Mode::Shared).unwrap().is_some(),
+            )
+        })
+        .unwrap();
+        assert_eq!(during, (true, true));
+        assert!(lock::try_acquire(&path, Mode::Exclusive).unwrap().is_some());
     }
 }

@@ -50,7 +50,10 @@ pub fn parse(text: &str, path: &Path, home: &Path) -> Result<LayerData> {
         Error::usage(format!(
             "invalid configuration in {}:\n{}",
             path.display(),
-            indent(&e.to_string())
+            indent(
+                &e.to_string()
+                    .replace(e.message(), &suggest::plain_words(e.message()))
+            )
         ))
         .with_hint(hint)
     })?;

@@ -10,7 +10,7 @@ mod layer;
 pub mod mounts;
 mod schema;
 pub mod show;
-mod suggest;
+pub mod suggest;
 mod values;
 mod widening;
 
@@ -423,6 +423,56 @@ mod tests {
                 overrides: o,
             })
         }
+    }
+
+    /// Every key of the configuration's shape: tables by their keys, lists and values whole
+    /// (`tools` and `env` are maps whose keys are names, listed one by one).
+    fn leaf_keys(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) if !["tools", "env"].contains(&prefix) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaf_keys(&key, v, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn config_show_lists_every_key() {
+        let w = World::new();
+        let l = w.load_with(&[], &Overrides::default()).unwrap();
+        // Optional keys too: give every one a value so serde shows it.
+        let mut c = Config::default();
+        c.claude.version = Some("1.0.0".into());
+        c.packages.setup_script = Some("/x.sh".into());
+        let mut keys = Vec::new();
+        leaf_keys("", &serde_json::to_value(&c).unwrap(), &mut keys);
+        let shown: Vec<String> = l
+            .entries()
+            .iter()
+            .map(|e| match e {
+                show::Entry::Single { key, .. }
+                | show::Entry::List { key, .. }
+                | show::Entry::Unset { key, .. } => key.clone(),
+            })
+            .collect();
+        for key in keys {
+            let found = if key == "tools" || key == "env" {
+                key == "env" || shown.iter().any(|s| s.starts_with("tools."))
+            } else {
+                shown.contains(&key)
+            };
+            assert!(found, "config show leaves out {key}: {shown:?}");
+        }
+        let text = show::render(&l.entries());
+        assert!(text.contains("# claude.version is not set"), "{text}");
+        assert!(text.contains("vm.auto_rebuild = false"), "{text}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Entry {
         /// Each entry and its origin; empty lists come from the defaults.
         items: Vec<(toml::Value, String)>,
     },
+    /// An optional key no layer sets, and what that means.
+    Unset { key: String, meaning: String },
 }
 
 impl Loaded {
@@ -36,7 +38,12 @@ impl Loaded {
             single("vm.memory", i64::from(c.vm.memory).into()),
             single("vm.cpus", i64::from(c.vm.cpus).into()),
             single("vm.image", c.vm.image.clone().into()),
+            single("vm.auto_rebuild", c.vm.auto_rebuild.into()),
         ];
+        let unset = |key: &str, meaning: &str| Entry::Unset {
+            key: key.to_owned(),
+            meaning: meaning.to_owned(),
+        };
         let known = crate::tools::names();
         let mut tools: Vec<&str> = known.clone();
         tools.extend(
@@ -66,20 +73,19 @@ impl Loaded {
             super::InstallMethod::Npm => "npm",
         };
         out.push(single("claude.install", install.into()));
-        if let Some(v) = &c.claude.version {
-            out.push(single("claude.version", v.clone().into()));
-        }
+        out.push(match &c.claude.version {
+            Some(v) => single("claude.version", v.clone().into()),
+            None => unset("claude.version", "the installer's default"),
+        });
         out.push(single(
             "claude.forward_credentials",
             c.claude.forward_credentials.into(),
         ));
         out.push(self.list("packages.system", &c.packages.system, First));
-        if let Some(p) = &c.packages.setup_script {
-            out.push(single(
-                "packages.setup_script",
-                p.display().to_string().into(),
-            ));
-        }
+        out.push(match &c.packages.setup_script {
+            Some(p) => single("packages.setup_script", p.display().to_string().into()),
+            None => unset("packages.setup_script", "none"),
+        });
         out.push(single("ssh.forward_agent", c.ssh.forward_agent.into()));
         out.push(self.list("ports", &c.ports, Last));
         out.push(single("pool.size", i64::from(c.pool.size).into()));
@@ -150,6 +156,12 @@ pub fn render(entries: &[Entry]) -> String {
         match e {
             Entry::Single { key, value, origin } => {
                 rows.push((format!("{key} = {value}"), Some(origin.clone())));
+            }
+            Entry::Unset { key, meaning } => {
+                rows.push((
+                    format!("# {key} is not set: {meaning}"),
+                    Some("default".to_owned()),
+                ));
             }
             Entry::List { key, items } if items.is_empty() => {
                 rows.push((format!("{key} = []"), Some("default".to_owned())));

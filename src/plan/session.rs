@@ -27,6 +27,9 @@ pub struct SessionInputs<'a> {
     /// The host's conversation folder and its name, when it is shared.
     pub conversations: Option<(PathBuf, String)>,
     pub handover_dir: PathBuf,
+    /// Where the session starts: the directory the user stands in, inside the project
+    /// (mounted at its host path, so the same path in the guest).
+    pub workdir: PathBuf,
     /// What the template was built with; the clone asks for a change only where it differs.
     pub template_resources: Resources,
     pub guest: GuestInputs,
@@ -140,7 +143,11 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         script::CLAUDE_STATE_PROGRAM.to_owned(),
         true,
     );
-    let trusted_dirs = trusted_dirs(i.project)?;
+    let mut trusted_dirs = trusted_dirs(i.project)?;
+    let start = i.workdir.to_string_lossy().into_owned();
+    if !trusted_dirs.contains(&start) {
+        trusted_dirs.push(start);
+    }
     let (mounts, links) = session_mounts(&MountInputs {
         project: i.project,
         conversations: i.conversations.clone(),
@@ -183,7 +190,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         mounts: &lima_mounts,
         extra: &extra,
     });
-    let workdir = i.project.root.to_string_lossy().into_owned();
+    let workdir = i.workdir.to_string_lossy().into_owned();
     let command = vec!["bash".to_owned(), session_script];
     let shell = lima::shell(&ShellSpec {
         name: &i.instance,
@@ -336,6 +343,7 @@ mod tests {
             }],
             conversations: Some(("/h/.claude/projects/-src-app".into(), "-src-app".into())),
             handover_dir: "/h/.local/share/claude-vm/handover/x".into(),
+            workdir: "/src/app".into(),
             template_resources: Resources {
                 cpus: Some(4),
                 memory_gib: Some(8),

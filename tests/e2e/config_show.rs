@@ -93,6 +93,8 @@ fn config_show_traces_every_key_to_its_layer() {
 fn config_validate_checks_files_variables_and_what_setup_and_sessions_would_reject() {
     let mut w = World::new();
     w.write_project(".claude-vm.toml", "[vm]\ncpus = 6\n");
+    // More CPUs than the user's own configuration: approved, as the user would.
+    w.run(&["trust"]).ok();
     w.set_env("CLAUDE_VM_DISK", "50");
     let r = w.run(&["config", "validate"]);
     r.ok();
@@ -126,4 +128,37 @@ fn config_validate_checks_files_variables_and_what_setup_and_sessions_would_reje
     let r = w.run(&["config", "validate", w.root.to_str().unwrap()]);
     assert_eq!(r.code, 2, "a directory is no config file: {}", r.stderr);
     assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+}
+
+/// The README's sample of `config show`, run as it says: it prints exactly that.
+#[test]
+fn the_readmes_config_show_sample_is_what_it_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = |start: &str| -> String {
+        let from = readme
+            .find(start)
+            .unwrap_or_else(|| panic!("README has no {start:?}"))
+            + start.len();
+        let rest = &readme[from..];
+        rest[..rest.find("```").unwrap()].to_owned()
+    };
+    let global = block("$ cat ~/.claude-vm.toml\n");
+    let global = &global[..global.find("$ cat .claude-vm.toml").unwrap()];
+    let project = block("$ cat .claude-vm.toml\n");
+    let project = &project[..project.find("$ CLAUDE_VM_MEMORY").unwrap()];
+    let expected = block("$ CLAUDE_VM_MEMORY=16 claude-vm --disk 40 config show\n");
+
+    let mut w = World::with_project_name(std::ffi::OsStr::new("webapp"));
+    std::fs::create_dir_all(w.home.join("datasets")).unwrap();
+    std::fs::write(w.home.join(".claude-vm.toml"), global).unwrap();
+    w.write_project(".claude-vm.toml", project);
+    w.set_env("CLAUDE_VM_MEMORY", "16");
+    let r = w.run(&["--disk", "40", "config", "show"]);
+    r.ok();
+    let printed = r
+        .stdout
+        .replace(w.project.to_str().unwrap(), "/home/me/src/webapp")
+        .replace(w.home.to_str().unwrap(), "/home/me");
+    assert_eq!(printed, expected);
 }

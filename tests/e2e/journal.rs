@@ -165,7 +165,7 @@ fn clean_removes_the_template_and_its_orphans_but_not_running_sessions() {
     // The killed session's VM goes first (reaped), then the template; the running one stays.
     assert_eq!(r.verbs(), ["delete", "list", "delete"], "{}", r.stderr);
     assert!(
-        r.stderr.contains("leaving 1 VMs of running claude-vm"),
+        r.stderr.contains("leaving 1 VM of running claude-vm"),
         "{}",
         r.stderr
     );

@@ -57,11 +57,7 @@ fn a_session_takes_a_booted_clone_with_one_shell_call_and_the_pool_refills() {
     w.setup();
     let r = w.run(&["warm", "2"]);
     r.ok();
-    assert!(
-        r.stderr.contains("2 pre-booted VM(s) ready"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("2 pre-booted VMs ready"), "{}", r.stderr);
     let pooled = w.pooled();
     assert_eq!(pooled.len(), 2, "{pooled:?}");
     assert_eq!(
@@ -178,7 +174,8 @@ fn a_session_with_other_mounts_goes_cold_and_says_why() {
     r.ok();
     assert_eq!(r.verbs(), ["clone", "shell", "delete"]);
     assert!(
-        r.stderr.contains("made for other mounts or settings"),
+        r.stderr
+            .contains("made with other settings (.mounts differ)"),
         "{}",
         r.stderr
     );
@@ -188,6 +185,14 @@ fn a_session_with_other_mounts_goes_cold_and_says_why() {
         r.verbs(),
         ["clone", "shell", "delete"],
         "another mount set: cold too"
+    );
+    let r = w.run(&["--cpus", "3", "shell", "--", "true"]);
+    assert_eq!(r.verbs(), ["clone", "shell", "delete"]);
+    assert!(
+        r.stderr
+            .contains("made with other settings (--cpus differ)"),
+        "{}",
+        r.stderr
     );
 }
 
@@ -262,11 +267,13 @@ fn a_killed_keepers_clones_are_reaped_by_the_next_command() {
         .path()
         .join("keeper.lock");
     let holder = std::fs::read_to_string(lock).unwrap();
-    let pid: i32 = holder
-        .trim()
-        .strip_prefix("pid ")
-        .and_then(|p| p.parse().ok())
-        .expect("keeper pid");
+    // The keeper's process identity (pid, start time, boot).
+    let identity: serde_json::Value = serde_json::from_str(&holder).expect("keeper identity");
+    let pid = identity["pid"].as_i64().expect("keeper pid") as i32;
+    assert!(
+        identity["start"].is_u64() && identity["boot"].is_string(),
+        "{identity}"
+    );
     // SAFETY: killing the keeper this test started.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -355,4 +362,70 @@ fn warm_returns_with_the_error_when_clones_fail_instead_of_waiting() {
     assert!(err.contains("simulated failure of \"clone\""), "{err}");
     assert!(err.contains("pool.log"), "{err}");
     assert!(running_warm(&w).is_empty(), "{:?}", w.instances());
+}
+
+#[test]
+fn a_pid_in_the_keeper_lock_that_is_no_longer_the_keeper_is_never_signalled() {
+    use std::io::BufRead;
+    let w = World::new();
+    w.setup();
+    let t = w.templates().remove(0);
+    let lock = w.data_dir().join(format!("pool/{t}/keeper.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    // An innocent process that now has the pid a dead keeper left in its lock: named as the
+    // old format did, and by an identity whose start time is not this process's.
+    let mut innocent = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = innocent.id();
+    for text in [
+        format!("pid {pid}"),
+        format!("{{\"pid\":{pid},\"start\":1,\"boot\":\"earlier\"}}"),
+    ] {
+        std::fs::write(&lock, &text).unwrap();
+        // Someone else holds the lock meanwhile (another setup pausing the pool).
+        let mut holder = std::process::Command::new("perl")
+            .args([
+                "-e",
+                r#"use Fcntl ":flock"; open(F, ">>", $ARGV[0]) or die; flock(F, LOCK_EX) or die; $| = 1; print "locked\n"; sleep 30"#,
+                lock.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "locked\n");
+        let mut setup = w
+            .command(&["setup"], &w.project)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The rebuild waits for the pool to stop, having asked whoever the lock names.
+        let mut err = std::io::BufReader::new(setup.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("waiting for the warm pool") {
+            let mut l = String::new();
+            assert!(err.read_line(&mut l).unwrap() > 0, "setup ended: {seen}");
+            seen.push_str(&l);
+        }
+        // A signal sent before that message would have ended it by now.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            innocent.try_wait().unwrap().is_none(),
+            "{text}: the innocent process was signalled"
+        );
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+        assert!(setup.wait().unwrap().success(), "{seen}{rest}");
+        // The pause left no name behind for the next one.
+        assert_eq!(std::fs::read_to_string(&lock).unwrap_or_default(), "");
+    }
+    innocent.kill().unwrap();
+    innocent.wait().unwrap();
 }

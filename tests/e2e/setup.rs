@@ -276,3 +276,68 @@ fn sessions_find_claude_codes_first_run_questions_answered() {
         "no key this time, and the last session's approval went with its clone: {config}"
     );
 }
+
+#[test]
+fn a_failing_setup_script_is_named_with_its_step_not_lima() {
+    let w = World::new();
+    w.write_project(".claude-vm.setup.sh", "echo preparing\nexit 3\n");
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(
+            "claude-vm: error: the template's provisioning failed at \"running setup script ./.claude-vm.setup.sh\": setup script ./.claude-vm.setup.sh failed with status 3"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hint: fix the setup script ./.claude-vm.setup.sh"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("Lima could not run the command"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("preparing"),
+        "its output stays: {}",
+        r.stderr
+    );
+    assert!(w.instances().is_empty(), "nothing left behind");
+}
+
+#[test]
+fn a_failing_packages_step_is_named_with_what_it_printed() {
+    let w = World::new();
+    // The script that prepares apt (it runs in the packages step) fails.
+    w.write_project("repo.sh", "echo 'no such repository' >&2\nexit 4\n");
+    w.write_project(
+        ".claude-vm.toml",
+        "[packages]\nsetup_script = \"repo.sh\"\nsystem = [\"example-tool\"]\n",
+    );
+    w.run(&["trust"]);
+    let r = w.run(&["setup"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "claude-vm: error: the template's provisioning failed at \"installing packages\": packages setup script"
+        ) && r.stderr.contains("failed with status 4"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("no such repository"),
+        "its words stay: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint: fix that script"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("Lima could not run the command"),
+        "{}",
+        r.stderr
+    );
+    assert!(w.instances().is_empty());
+}

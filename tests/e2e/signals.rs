@@ -15,6 +15,12 @@ fn ctrl_c_while_claude_runs_deletes_the_clone_and_exits_130() {
     s.await_stdout(CLAUDE_RUNNING);
     s.signal_group(libc::SIGINT);
     assert_eq!(s.finish(), 130, "{}", s.stderr());
+    assert!(
+        s.stderr()
+            .contains("claude-vm: error: the session was interrupted by SIGINT; its VM"),
+        "{}",
+        s.stderr()
+    );
     assert_eq!(w.calls_by(s.pid(), |a| a[0] == "delete"), 1);
     w.assert_nothing_left(&s.stderr());
 }
@@ -47,6 +53,17 @@ fn sigterm_and_sighup_to_the_process_are_passed_on_and_exit_143_and_129() {
         // Only claude-vm gets it: it must stop limactl shell itself.
         s.signal(sig);
         assert_eq!(s.finish(), code, "{}", s.stderr());
+        let name = if sig == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGHUP"
+        };
+        assert!(
+            s.stderr()
+                .contains(&format!("the session was interrupted by {name}")),
+            "{}",
+            s.stderr()
+        );
         assert_eq!(w.calls_by(s.pid(), |a| a[0] == "delete"), 1);
         w.assert_nothing_left(&s.stderr());
     }

@@ -137,3 +137,54 @@ fn a_template_from_before_fingerprints_counts_as_stale() {
         r.stderr
     );
 }
+
+#[test]
+fn a_dry_run_with_rebuild_shows_the_rebuild_and_runs_nothing() {
+    let w = World::new();
+    w.setup();
+    let before = w.templates();
+    let r = w.run(&["--dry-run", "--rebuild", "shell"]);
+    r.ok();
+    assert!(r.calls.is_empty(), "{:?}", r.calls);
+    let setup = r.stdout.find("setup of template").expect(&r.stdout);
+    let session = r.stdout.find("session in a clone of").expect(&r.stdout);
+    assert!(setup < session, "the rebuild first:\n{}", r.stdout);
+    assert!(r.stdout.contains("limactl create"), "{}", r.stdout);
+    assert_eq!(w.templates(), before);
+    // Without --rebuild, a fresh template: the session's plan only.
+    let r = w.run(&["--dry-run", "shell"]);
+    r.ok();
+    assert!(!r.stdout.contains("setup of template"), "{}", r.stdout);
+    // Out of date with `[vm] auto_rebuild`: the dry run shows that rebuild too.
+    w.write_project(
+        ".claude-vm.toml",
+        "[vm]\nauto_rebuild = true\n[packages]\nsystem = [\"jq\"]\n",
+    );
+    let r = w.run(&["--dry-run", "shell"]);
+    r.ok();
+    assert!(r.stdout.contains("setup of template"), "{}", r.stdout);
+    assert!(r.calls.is_empty());
+}
+
+#[test]
+fn a_stale_template_says_which_provisioning_step_changed() {
+    let w = World::new();
+    w.setup();
+    w.write_project(".claude-vm.toml", "[packages]\nsystem = [\"jq\"]\n");
+    let r = w.run(&["shell", "--", "true"]);
+    r.ok();
+    assert!(
+        r.stderr
+            .contains("out of date: the provisioning step \"installing packages\" changed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("(packages, tools"), "{}", r.stderr);
+    let r = w.run(&["info"]);
+    assert!(
+        r.stdout
+            .contains("the provisioning step \"installing packages\" changed"),
+        "{}",
+        r.stdout
+    );
+}

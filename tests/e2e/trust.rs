@@ -166,3 +166,45 @@ fn a_worktrees_main_repository_file_is_checked_too() {
     let r = w.run_in(&["setup"], &wt);
     refused(&r, &[w.project.join(".claude-vm.toml").to_str().unwrap()]);
 }
+
+#[test]
+fn config_validate_reports_what_a_session_would_refuse_as_unapproved() {
+    let w = World::new();
+    let data = w.root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    w.write_project(
+        ".claude-vm.toml",
+        &format!("[[mounts]]\nlocation = \"{}\"\n", data.display()),
+    );
+    let r = w.run(&["config", "validate"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("widens the sandbox and has not been approved")
+            && r.stderr.contains("claude-vm trust"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stdout.contains("valid for setup and sessions"),
+        "{}",
+        r.stdout
+    );
+    // A session agrees.
+    let s = w.run(&["shell", "--", "true"]);
+    assert_eq!(s.code, 2);
+    w.run(&["trust"]).ok();
+    let r = w.run(&["config", "validate"]);
+    r.ok();
+    assert!(
+        r.stdout.contains("valid for setup and sessions"),
+        "{}",
+        r.stdout
+    );
+    // A project setup script leading out of the project counts too.
+    let outside = w.write("elsewhere.sh", "true\n");
+    std::os::unix::fs::symlink(&outside, w.project.join(".claude-vm.setup.sh")).unwrap();
+    let r = w.run(&["config", "validate"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains(".claude-vm.setup.sh"), "{}", r.stderr);
+}
