@@ -43,7 +43,7 @@ fn main() {
     if let Some(code) = commands::warm::keeper_if_asked() {
         std::process::exit(code);
     }
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::argv(std::env::args_os())).quiet_for_stdio();
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
