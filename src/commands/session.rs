@@ -56,7 +56,12 @@ pub fn agent_stdio(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Res
             opts.inherit_env.push((*name).to_owned());
         }
     }
+    // `claude --version` (or `-v`, `--help`) exactly as asked: the answer is claude's own.
+    let query = matches!(user_args.as_slice(), [a] if ["--version", "-v", "--help", "-h"].contains(&a.as_str()));
     run(ctx, &opts, |config| {
+        if query {
+            return Final::ClaudeStdio(user_args);
+        }
         let mut args = Vec::new();
         if !chooses_permissions(&user_args) {
             args.push(SKIP_PERMISSIONS.to_owned());

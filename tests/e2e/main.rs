@@ -24,6 +24,8 @@ mod progress;
 mod pty;
 mod real_claude;
 mod release_server;
+mod sdk;
+mod sdk_clients;
 mod sessions;
 mod setup;
 mod signals;
