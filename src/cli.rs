@@ -585,9 +585,17 @@ mod tests {
             "{}",
             "--resume=abc",
         ];
-        for first in [&["-v"][..], &["--verbose"], &["--version"], &["--help"], &sdk] {
+        for first in [
+            &["-v"][..],
+            &["--verbose"],
+            &["--version"],
+            &["--help"],
+            &sdk,
+        ] {
             for argv0 in ["claude-vm-claude", "/x/y/claude-vm-claude"] {
-                let args: Vec<&str> = std::iter::once(argv0).chain(first.iter().copied()).collect();
+                let args: Vec<&str> = std::iter::once(argv0)
+                    .chain(first.iter().copied())
+                    .collect();
                 let (cli, claude) = stdio(&args);
                 assert_eq!(claude, first, "{args:?}");
                 assert!(cli.global.quiet && !cli.global.verbose, "{args:?}");
@@ -604,7 +612,15 @@ mod tests {
             assert_eq!(stdio(&args).1, first, "{args:?}");
         }
         // claude-vm's own flags before --stdio still count; -v makes it talk.
-        let (cli, claude) = stdio(&["claude-vm", "-v", "agent", "--mount", "/tmp", "--stdio", "-p"]);
+        let (cli, claude) = stdio(&[
+            "claude-vm",
+            "-v",
+            "agent",
+            "--mount",
+            "/tmp",
+            "--stdio",
+            "-p",
+        ]);
         assert!(cli.global.verbose && !cli.global.quiet);
         assert_eq!(claude, ["-p"]);
         let Some(Command::Agent(a)) = cli.command else {

@@ -76,9 +76,11 @@ pub fn agent_stdio(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Res
 /// `--permission-mode=X`, `--permission-prompt-tool ...`).
 fn chooses_permissions(args: &[String]) -> bool {
     const FLAGS: [&str; 2] = ["--permission-mode", "--permission-prompt-tool"];
-    args.iter()
-        .take_while(|a| *a != "--")
-        .any(|a| FLAGS.iter().any(|f| a == f || a.strip_prefix(f).is_some_and(|r| r.starts_with('='))))
+    args.iter().take_while(|a| *a != "--").any(|a| {
+        FLAGS
+            .iter()
+            .any(|f| a == f || a.strip_prefix(f).is_some_and(|r| r.starts_with('=')))
+    })
 }
 
 pub fn shell(ctx: &Context, opts: SessionOpts, command: Vec<OsString>) -> Result<i32> {

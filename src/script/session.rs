@@ -286,7 +286,10 @@ mod tests {
             stdout,
             "claude: --input-format stream-json\n{\"type\":\"user\"}\n"
         );
-        assert!(stderr.contains("noise") && stderr.contains("rt read: nothing"), "{stderr}");
+        assert!(
+            stderr.contains("noise") && stderr.contains("rt read: nothing"),
+            "{stderr}"
+        );
     }
 
     #[test]

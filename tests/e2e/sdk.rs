@@ -26,7 +26,10 @@ pub fn drop_in(w: &World) -> PathBuf {
 pub fn world_env(w: &World, cmd: &mut Command) {
     cmd.env_clear()
         .env("HOME", &w.home)
-        .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", w.bin.display()))
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", w.bin.display()),
+        )
         .env("LANG", "C.UTF-8")
         .env("LIMA_SIM_LOG", &w.log);
     for (k, v) in &w.env {
@@ -151,7 +154,10 @@ fn the_drop_in_speaks_stream_json_over_two_turns_and_deletes_the_vm_at_eof() {
     let w = World::new();
     w.setup();
     let before = w.logged().len();
-    let env = [("CLAUDE_CODE_ENTRYPOINT", "sdk-py"), ("CLAUDE_AGENT_SDK_VERSION", "9.9.9")];
+    let env = [
+        ("CLAUDE_CODE_ENTRYPOINT", "sdk-py"),
+        ("CLAUDE_AGENT_SDK_VERSION", "9.9.9"),
+    ];
     let mut sdk = Sdk::start(&w, &drop_in(&w), SDK_ARGS, &env);
     sdk.send(json!({"type": "control_request", "request_id": "req_1",
                     "request": {"subtype": "initialize", "hooks": null}}));
@@ -162,7 +168,10 @@ fn the_drop_in_speaks_stream_json_over_two_turns_and_deletes_the_vm_at_eof() {
 
     sdk.send(user("first question"));
     let turn = sdk.until_result();
-    let kinds: Vec<&str> = turn.iter().map(|v| v["type"].as_str().unwrap_or("")).collect();
+    let kinds: Vec<&str> = turn
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(kinds, ["system", "assistant", "result"], "{turn:?}");
     let system = &turn[0];
     // The SDK's arguments reach claude unchanged, after the permissions claude-vm adds.
@@ -172,8 +181,14 @@ fn the_drop_in_speaks_stream_json_over_two_turns_and_deletes_the_vm_at_eof() {
     assert_eq!(argv, want);
     assert_eq!(system["permissionMode"], "bypassPermissions");
     // The SDK's variables reach it too.
-    assert_eq!(system["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"], "sdk-py", "{system}");
-    assert_eq!(system["sim"]["env"]["CLAUDE_AGENT_SDK_VERSION"], "9.9.9", "{system}");
+    assert_eq!(
+        system["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"], "sdk-py",
+        "{system}"
+    );
+    assert_eq!(
+        system["sim"]["env"]["CLAUDE_AGENT_SDK_VERSION"], "9.9.9",
+        "{system}"
+    );
     assert_eq!(
         turn[1]["message"]["content"][0]["text"],
         "fake reply to: first question"
@@ -185,8 +200,16 @@ fn the_drop_in_speaks_stream_json_over_two_turns_and_deletes_the_vm_at_eof() {
                     "request": {"subtype": "interrupt"}}));
     let r = sdk.next();
     assert_eq!(
-        (&r["type"], &r["response"]["subtype"], &r["response"]["request_id"]),
-        (&json!("control_response"), &json!("success"), &json!("req_2"))
+        (
+            &r["type"],
+            &r["response"]["subtype"],
+            &r["response"]["request_id"]
+        ),
+        (
+            &json!("control_response"),
+            &json!("success"),
+            &json!("req_2")
+        )
     );
     sdk.send(user("second question"));
     let turn = sdk.until_result();
@@ -217,7 +240,11 @@ fn agent_stdio_is_the_same_and_verbose_talks_on_stderr_only() {
         let mut sdk = Sdk::start(&w, Path::new(CLAUDE_VM), &args, &[]);
         sdk.send(user("hi"));
         let turn = sdk.until_result();
-        assert_eq!(turn[0]["sim"]["argv"][1], "--output-format", "{:?}", turn[0]);
+        assert_eq!(
+            turn[0]["sim"]["argv"][1], "--output-format",
+            "{:?}",
+            turn[0]
+        );
         assert_eq!(turn.last().unwrap()["result"], "fake reply to: hi");
         let (code, rest, stderr) = sdk.close();
         assert_eq!(code, 0, "{stderr}");
@@ -244,7 +271,10 @@ fn a_permission_mode_the_sdk_chose_is_kept() {
         sdk.send(user("hi"));
         let turn = sdk.until_result();
         let argv = strings(&turn[0]["sim"]["argv"]);
-        assert!(!argv.contains(&"--dangerously-skip-permissions".to_owned()), "{argv:?}");
+        assert!(
+            !argv.contains(&"--dangerously-skip-permissions".to_owned()),
+            "{argv:?}"
+        );
         assert_eq!(turn[0]["permissionMode"], mode, "{extra:?}");
         let (code, _, stderr) = sdk.close();
         assert_eq!(code, 0, "{stderr}");
@@ -260,9 +290,16 @@ fn version_and_other_one_shot_calls_answer_as_claude_does() {
         let mut cmd = Command::new(drop_in(&w));
         cmd.args(args).current_dir(&w.project);
         world_env(&w, &mut cmd);
-        let out = cmd.stdin(Stdio::null()).output().expect("run claude-vm-claude");
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .expect("run claude-vm-claude");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(stdout, "2.0.0 (Claude Code)\n", "{args:?}");
         // Only what was asked: `claude --version`, nothing added.
         assert_eq!(String::from_utf8_lossy(&out.stderr), "");
@@ -286,13 +323,29 @@ fn an_sdk_that_dies_leaves_no_vm() {
     assert_eq!(w.calls_by(pid, |a| a[0] == "delete"), 1);
     w.assert_nothing_left("");
 
+    // An SDK that gives up waiting sends SIGTERM: passed on, the VM deleted, 143.
+    let mut sdk = Sdk::start(&w, &drop_in(&w), SDK_ARGS, &[]);
+    sdk.send(user("hi"));
+    sdk.until_result();
+    let pid = sdk.child.id();
+    crate::live::signal(pid as i32, libc::SIGTERM);
+    let (code, _, stderr) = sdk.close();
+    assert_eq!(code, 143, "{stderr}");
+    assert_eq!(w.calls_by(pid, |a| a[0] == "delete"), 1);
+    w.assert_nothing_left(&stderr);
+
     // SIGKILLed with it (no cleanup at all): the next command reaps the VM.
     let mut sdk = Sdk::start(&w, &drop_in(&w), SDK_ARGS, &[]);
     sdk.send(user("hi"));
     sdk.until_result();
     crate::live::signal(sdk.child.id() as i32, libc::SIGKILL);
     let _ = sdk.child.wait();
-    let clones = || w.instances().into_iter().filter(|n| n.contains('.')).count();
+    let clones = || {
+        w.instances()
+            .into_iter()
+            .filter(|n| n.contains('.'))
+            .count()
+    };
     wait_until("the guest side to notice", || clones() == 1);
     let r = w.run(&["list"]);
     r.ok();

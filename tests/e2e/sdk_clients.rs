@@ -118,7 +118,10 @@ fn run_program(w: &World, program: &Path, script: &Path, args: &[&str]) -> (i32,
     let mut cmd = Command::new(program);
     cmd.arg(script).args(args).current_dir(&w.project);
     world_env(w, &mut cmd);
-    let out = cmd.stdin(Stdio::null()).output().expect("run the SDK program");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the SDK program");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -172,7 +175,10 @@ anyio.run(main)
 "#;
 
 fn clones(w: &World) -> Vec<String> {
-    w.instances().into_iter().filter(|n| n.contains('.')).collect()
+    w.instances()
+        .into_iter()
+        .filter(|n| n.contains('.'))
+        .collect()
 }
 
 #[test]
@@ -186,7 +192,10 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
     let link = drop_in(&w);
     let (code, stdout, stderr) = run_program(&w, py, &script, &[link.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(!stderr.contains("claude-vm"), "claude-vm is quiet: {stderr}");
+    assert!(
+        !stderr.contains("claude-vm"),
+        "claude-vm is quiet: {stderr}"
+    );
     let out: Value = serde_json::from_str(stdout.trim()).expect("the program's JSON");
 
     let turns = out["client"].as_array().expect("turns");
@@ -198,11 +207,17 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
     for flag in ["--output-format", "--input-format", "--verbose"] {
         assert!(argv.iter().any(|a| a == flag), "{flag} in {argv:?}");
     }
-    assert_eq!(init["data"]["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"], "sdk-py");
+    assert_eq!(
+        init["data"]["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"],
+        "sdk-py"
+    );
     for (i, prompt) in ["first question", "second question"].iter().enumerate() {
         let turn = turns[i].as_array().expect("turn");
         let reply = format!("fake reply to: {prompt}");
-        assert!(turn.iter().any(|m| m["assistant"][0] == reply.as_str()), "{turn:?}");
+        assert!(
+            turn.iter().any(|m| m["assistant"][0] == reply.as_str()),
+            "{turn:?}"
+        );
         let result = turn.last().expect("a result");
         assert_eq!(result["result"], reply.as_str(), "{turn:?}");
         assert_eq!(result["num_turns"], i as u64 + 1);
@@ -210,13 +225,24 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
         assert_eq!(result["session_id"], init["data"]["session_id"]);
     }
     let q = out["query"].as_array().expect("query");
-    assert_eq!(q.last().expect("result")["result"], "fake reply to: one shot", "{q:?}");
-    assert_eq!(q.last().expect("result")["num_turns"], 1, "a fresh claude: {q:?}");
+    assert_eq!(
+        q.last().expect("result")["result"],
+        "fake reply to: one shot",
+        "{q:?}"
+    );
+    assert_eq!(
+        q.last().expect("result")["num_turns"],
+        1,
+        "a fresh claude: {q:?}"
+    );
 
     // One VM per SDK connection, each deleted when the SDK was done with it.
     let calls = w.logged_since(before, None);
     let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(verbs, ["clone", "shell", "delete", "clone", "shell", "delete"]);
+    assert_eq!(
+        verbs,
+        ["clone", "shell", "delete", "clone", "shell", "delete"]
+    );
     w.assert_nothing_left(&stderr);
 }
 
@@ -277,13 +303,19 @@ fn sdk_clients_typescript_runs_a_query_in_a_fresh_vm() {
     let node = Path::new("node");
     let (code, stdout, stderr) = run_program(&w, node, &script, &[link.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(!stderr.contains("claude-vm"), "claude-vm is quiet: {stderr}");
+    assert!(
+        !stderr.contains("claude-vm"),
+        "claude-vm is quiet: {stderr}"
+    );
     let messages: Vec<Value> = serde_json::from_str(stdout.trim()).expect("the program's JSON");
     let init = messages
         .iter()
         .find(|m| m["type"] == "system" && m["subtype"] == "init")
         .expect("an init message");
-    assert_eq!(init["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"], "sdk-ts", "{init}");
+    assert_eq!(
+        init["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"], "sdk-ts",
+        "{init}"
+    );
     let result = messages.last().expect("messages");
     assert_eq!(result["type"], "result", "{messages:?}");
     assert_eq!(result["subtype"], "success");

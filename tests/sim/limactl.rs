@@ -91,12 +91,12 @@ mod apt_sources;
 mod claude;
 #[path = "fakes/claude_auth.rs"]
 mod claude_auth;
-#[path = "fakes/claude_stream.rs"]
-mod claude_stream;
 #[path = "fakes/claude_install.rs"]
 mod claude_install;
 #[path = "fakes/claude_mcp.rs"]
 mod claude_mcp;
+#[path = "fakes/claude_stream.rs"]
+mod claude_stream;
 #[path = "fakes/commander.rs"]
 mod commander;
 #[path = "fakes/curl.rs"]

@@ -74,7 +74,11 @@ impl Session {
     }
 
     fn permission_mode(&self) -> String {
-        if self.argv.iter().any(|a| a == "--dangerously-skip-permissions") {
+        if self
+            .argv
+            .iter()
+            .any(|a| a == "--dangerously-skip-permissions")
+        {
             return "bypassPermissions".into();
         }
         value_of(&self.argv, "--permission-mode").unwrap_or_else(|| "default".into())
