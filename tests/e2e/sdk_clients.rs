@@ -325,3 +325,56 @@ fn sdk_clients_typescript_runs_a_query_in_a_fresh_vm() {
     assert_eq!(verbs, ["clone", "shell", "delete"]);
     w.assert_nothing_left(&stderr);
 }
+
+#[test]
+#[ignore = "needs PyPI (claude-agent-sdk) and the real Claude Code from the npm registry; run by .ci/run with --ignored"]
+fn sdk_clients_python_drives_the_real_claude_code_over_two_turns() {
+    let py = python();
+    let answer = "The stand-in answers ✓";
+    let (w, api) = crate::real_claude::world_with_real_claude(answer);
+    let before = w.logged().len();
+    let script = w.write("session.py", PYTHON_SESSION);
+    let link = drop_in(&w);
+    let (code, stdout, stderr) = run_program(&w, py, &script, &[link.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let out: Value = serde_json::from_str(stdout.trim()).expect("the program's JSON");
+    let turns = out["client"].as_array().expect("turns");
+    assert_eq!(turns.len(), 2, "{out}");
+    let init = turns[0]
+        .as_array()
+        .expect("turn")
+        .iter()
+        .find(|m| m["system"] == "init")
+        .expect("an init message");
+    assert_eq!(
+        init["data"]["claude_code_version"],
+        crate::real_claude::VERSION,
+        "{init}"
+    );
+    for turn in turns {
+        let result = turn.as_array().and_then(|t| t.last()).expect("a result");
+        assert_eq!(result["result"], answer, "{turn}");
+        assert_eq!(result["is_error"], false, "{turn}");
+        assert_eq!(
+            result["session_id"], init["data"]["session_id"],
+            "one conversation"
+        );
+    }
+    // The second turn went to the API with the first one in its context: one claude.
+    assert!(
+        api.messages_requests().iter().any(|r| {
+            let t = r.conversation_text();
+            t.contains("first question") && t.contains("second question")
+        }),
+        "no request carried both turns"
+    );
+    let q = out["query"].as_array().expect("query");
+    assert_eq!(q.last().expect("result")["result"], answer, "{q:?}");
+    let calls = w.logged_since(before, None);
+    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(
+        verbs,
+        ["clone", "shell", "delete", "clone", "shell", "delete"]
+    );
+    w.assert_nothing_left(&stderr);
+}
