@@ -378,3 +378,44 @@ fn sdk_clients_python_drives_the_real_claude_code_over_two_turns() {
     );
     w.assert_nothing_left(&stderr);
 }
+
+#[test]
+#[ignore = "needs the npm registry (the TypeScript Agent SDK and the real Claude Code); run by .ci/run with --ignored"]
+fn sdk_clients_typescript_drives_the_real_claude_code() {
+    let nm = node_modules();
+    let answer = "The stand-in answers ✓";
+    let (w, api) = crate::real_claude::world_with_real_claude(answer);
+    let before = w.logged().len();
+    let dir = w.root.join("ts");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::os::unix::fs::symlink(nm, dir.join("node_modules")).expect("link node_modules");
+    let script = dir.join("query.mjs");
+    std::fs::write(&script, TYPESCRIPT_QUERY).expect("write");
+    let link = drop_in(&w);
+    let (code, stdout, stderr) =
+        run_program(&w, Path::new("node"), &script, &[link.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let messages: Vec<Value> = serde_json::from_str(stdout.trim()).expect("the program's JSON");
+    let init = messages
+        .iter()
+        .find(|m| m["type"] == "system" && m["subtype"] == "init")
+        .expect("an init message");
+    assert_eq!(
+        init["claude_code_version"],
+        crate::real_claude::VERSION,
+        "{init}"
+    );
+    let result = messages.last().expect("messages");
+    assert_eq!(result["type"], "result", "{messages:?}");
+    assert_eq!(result["result"], answer, "{result}");
+    assert!(
+        api.messages_requests()
+            .iter()
+            .any(|r| r.conversation_text().contains("one shot")),
+        "the prompt reached the API"
+    );
+    let calls = w.logged_since(before, None);
+    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(verbs, ["clone", "shell", "delete"]);
+    w.assert_nothing_left(&stderr);
+}
