@@ -195,27 +195,23 @@ fn the_drop_in_speaks_stream_json_over_two_turns_and_deletes_the_vm_at_eof() {
     );
     assert_eq!(turn[2]["num_turns"], 1);
 
-    // An interrupt between turns is answered; the conversation goes on.
+    // A turn that runs until interrupted: the interrupt reaches claude and stops it; the
+    // message sent meanwhile is answered after it, and the conversation goes on.
+    sdk.send(user("sim:hold on"));
+    sdk.send(user("second question"));
     sdk.send(json!({"type": "control_request", "request_id": "req_2",
                     "request": {"subtype": "interrupt"}}));
     let r = sdk.next();
-    assert_eq!(
-        (
-            &r["type"],
-            &r["response"]["subtype"],
-            &r["response"]["request_id"]
-        ),
-        (
-            &json!("control_response"),
-            &json!("success"),
-            &json!("req_2")
-        )
-    );
-    sdk.send(user("second question"));
+    assert_eq!(r["type"], "control_response", "{r}");
+    assert_eq!(r["response"]["subtype"], "success", "{r}");
+    assert_eq!(r["response"]["request_id"], "req_2", "{r}");
+    let stopped = sdk.next();
+    assert_eq!(stopped["type"], "result", "{stopped}");
+    assert_eq!(stopped["subtype"], "error_during_execution", "{stopped}");
     let turn = sdk.until_result();
     assert_eq!(turn.len(), 2, "no second init: {turn:?}");
     assert_eq!(turn[1]["result"], "fake reply to: second question");
-    assert_eq!(turn[1]["num_turns"], 2);
+    assert_eq!(turn[1]["num_turns"], 3);
     assert_eq!(turn[1]["session_id"], system["session_id"]);
 
     let (code, rest, stderr) = sdk.close();

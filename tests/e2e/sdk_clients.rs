@@ -152,6 +152,13 @@ async def main():
         for prompt in ["first question", "second question"]:
             await client.query(prompt)
             out["client"].append([describe(m) async for m in client.receive_response()])
+        if "interrupt" in sys.argv[2:]:
+            # A turn the fake claude holds until interrupted.
+            await client.query("sim:hold")
+            await client.interrupt()
+            out["interrupted"] = [describe(m) async for m in client.receive_response()]
+            await client.query("after the interrupt")
+            out["client"].append([describe(m) async for m in client.receive_response()])
     out["query"] = [describe(m) async for m in query(prompt="one shot", options=options)]
     print(json.dumps(out))
 
@@ -190,7 +197,8 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
     let before = w.logged().len();
     let script = w.write("session.py", PYTHON_SESSION);
     let link = drop_in(&w);
-    let (code, stdout, stderr) = run_program(&w, py, &script, &[link.to_str().unwrap()]);
+    let (code, stdout, stderr) =
+        run_program(&w, py, &script, &[link.to_str().unwrap(), "interrupt"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         !stderr.contains("claude-vm"),
@@ -198,8 +206,24 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
     );
     let out: Value = serde_json::from_str(stdout.trim()).expect("the program's JSON");
 
+    // client.interrupt() reached claude and ended the turn it held; the session went on.
+    let stopped = out["interrupted"].as_array().expect("the interrupted turn");
+    assert_eq!(
+        stopped.last().expect("a result")["is_error"],
+        true,
+        "{stopped:?}"
+    );
     let turns = out["client"].as_array().expect("turns");
-    assert_eq!(turns.len(), 2, "{out}");
+    assert_eq!(turns.len(), 3, "{out}");
+    let after = turns[2]
+        .as_array()
+        .and_then(|t| t.last())
+        .expect("a result");
+    assert_eq!(
+        after["result"], "fake reply to: after the interrupt",
+        "{after}"
+    );
+    assert_eq!(after["num_turns"], 4, "{after}");
     let init = &turns[0][0];
     assert_eq!(init["system"], "init", "{out}");
     let argv = init["data"]["sim"]["argv"].as_array().expect("argv");
@@ -211,7 +235,11 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
         init["data"]["sim"]["env"]["CLAUDE_CODE_ENTRYPOINT"],
         "sdk-py"
     );
-    for (i, prompt) in ["first question", "second question"].iter().enumerate() {
+    for (i, prompt) in ["first question", "second question"]
+        .iter()
+        .enumerate()
+        .take(2)
+    {
         let turn = turns[i].as_array().expect("turn");
         let reply = format!("fake reply to: {prompt}");
         assert!(

@@ -3,7 +3,9 @@
 //! on stdout, until stdin ends. Control requests get a `control_response` (initialize,
 //! interrupt and the SDKs' setters succeed; anything else is an error, as from the real one);
 //! each user message is a turn: a `system` init before the first, then an `assistant` message
-//! "fake reply to: TEXT" and a `result`. The init also carries, under `sim`, the arguments
+//! "fake reply to: TEXT" and a `result`. A turn whose text starts with `sim:hold` runs until
+//! an `interrupt` arrives, which ends it with an `error_during_execution` result (user
+//! messages sent meanwhile wait for it). The init also carries, under `sim`, the arguments
 //! and the SDK variables claude got, for tests to check. The fields are those the SDKs'
 //! message parsers require.
 
@@ -110,13 +112,36 @@ impl Session {
         })
     }
 
-    fn turn(&mut self, text: &str) -> Vec<Value> {
+    fn start_turn(&mut self) -> Vec<Value> {
         let mut out = Vec::new();
         if !self.started {
             self.started = true;
             out.push(self.init());
         }
         self.turns += 1;
+        out
+    }
+
+    /// The end of a held turn, cut short by an interrupt.
+    fn interrupted(&mut self) -> Value {
+        json!({
+            "type": "result",
+            "subtype": "error_during_execution",
+            "is_error": true,
+            "duration_ms": 1,
+            "duration_api_ms": 0,
+            "num_turns": self.turns,
+            "session_id": self.id,
+            "total_cost_usd": 0.0,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "modelUsage": {},
+            "permission_denials": [],
+            "uuid": self.uuid(),
+        })
+    }
+
+    fn turn(&mut self, text: &str) -> Vec<Value> {
+        let mut out = self.start_turn();
         let reply = format!("fake reply to: {text}");
         let usage = json!({"input_tokens": 3, "output_tokens": 5});
         let id = format!("msg_fake_{}", self.turns);
@@ -192,6 +217,8 @@ pub fn main(argv: Vec<String>, version: String) -> i32 {
     };
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
+    let mut holding = false;
+    let mut waiting: Vec<Value> = Vec::new();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { return 1 };
         if line.trim().is_empty() {
@@ -206,12 +233,32 @@ pub fn main(argv: Vec<String>, version: String) -> i32 {
                 return 1;
             }
         };
-        let replies = match msg["type"].as_str() {
-            Some("control_request") => vec![control_response(&msg)],
-            Some("user") => s.turn(&text_of(&msg["message"])),
+        let interrupt = msg["request"]["subtype"] == "interrupt";
+        let mut replies = Vec::new();
+        match msg["type"].as_str() {
+            Some("control_request") => {
+                replies.push(control_response(&msg));
+                if interrupt && holding {
+                    holding = false;
+                    replies.push(s.interrupted());
+                    for m in std::mem::take(&mut waiting) {
+                        replies.extend(s.turn(&text_of(&m["message"])));
+                    }
+                }
+            }
+            Some("user") if holding => waiting.push(msg),
+            Some("user") => {
+                let text = text_of(&msg["message"]);
+                if text.starts_with("sim:hold") {
+                    holding = true;
+                    replies.extend(s.start_turn());
+                } else {
+                    replies.extend(s.turn(&text));
+                }
+            }
             // Answers to our requests, keep-alives, environment updates: nothing to say.
-            _ => Vec::new(),
-        };
+            _ => {}
+        }
         for r in replies {
             let text = serde_json::to_string(&r).unwrap_or_default();
             if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
