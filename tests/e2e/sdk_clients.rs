@@ -356,7 +356,7 @@ fn sdk_clients_typescript_runs_a_query_in_a_fresh_vm() {
 
 #[test]
 #[ignore = "needs PyPI (claude-agent-sdk) and the real Claude Code from the npm registry; run by .ci/run with --ignored"]
-fn sdk_clients_python_drives_the_real_claude_code_over_two_turns() {
+fn sdk_clients_python_drives_the_actual_claude_code_over_two_turns() {
     let py = python();
     let answer = "The stand-in answers ✓";
     let (w, api) = crate::real_claude::world_with_real_claude(answer);
@@ -409,7 +409,7 @@ fn sdk_clients_python_drives_the_real_claude_code_over_two_turns() {
 
 #[test]
 #[ignore = "needs the npm registry (the TypeScript Agent SDK and the real Claude Code); run by .ci/run with --ignored"]
-fn sdk_clients_typescript_drives_the_real_claude_code() {
+fn sdk_clients_typescript_drives_the_actual_claude_code() {
     let nm = node_modules();
     let answer = "The stand-in answers ✓";
     let (w, api) = crate::real_claude::world_with_real_claude(answer);
