@@ -57,6 +57,14 @@ lima_hint() {
   fi
 }
 
+# claude-vm-claude, claude-vm as the `claude` an Agent SDK runs: a link beside the binary
+# (a file of that name that is not a link is the user's and stays).
+link_drop_in() {
+  if [ ! -e "$1/claude-vm-claude" ] || [ -L "$1/claude-vm-claude" ]; then
+    ln -sfn claude-vm "$1/claude-vm-claude"
+  fi
+}
+
 path_hint() {
   case ":${PATH:-}:" in
     *":$1:"*) ;;
@@ -86,6 +94,7 @@ if [ -f "$here/Cargo.toml" ] && grep -q '^name = "claude-vm"' "$here/Cargo.toml"
     dir=$(CDPATH='' cd -- "$dir" && pwd)
     cp "$root/bin/claude-vm" "$dir/.claude-vm.new.$$"
     mv -f "$dir/.claude-vm.new.$$" "$dir/claude-vm"
+    link_drop_in "$dir"
     say "installed $dir/claude-vm"
     path_hint "$dir"
   else
@@ -156,6 +165,7 @@ dir=$(CDPATH='' cd -- "$dir" && pwd)
 cp "$tmp/unpacked/claude-vm" "$dir/.claude-vm.new.$$"
 chmod 755 "$dir/.claude-vm.new.$$"
 mv -f "$dir/.claude-vm.new.$$" "$dir/claude-vm"
+link_drop_in "$dir"
 say "installed $("$dir/claude-vm" --version 2>/dev/null || echo claude-vm) to $dir/claude-vm"
 path_hint "$dir"
 lima_hint

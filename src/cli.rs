@@ -276,6 +276,13 @@ pub struct AgentArgs {
     #[command(flatten)]
     pub session: SessionOpts,
 
+    /// Be a `claude` executable for the Agent SDKs: every argument after this flag is
+    /// claude's, stdin and stdout connect straight to claude in a fresh VM (no terminal),
+    /// claude-vm's own messages stay on stderr (errors only, unless -v). claude-vm's flags go
+    /// before it. Run as `claude-vm-claude` (a symlink), claude-vm behaves so by itself.
+    #[arg(long)]
+    pub stdio: bool,
+
     /// The prompt, then any Claude Code arguments.
     #[arg(
         value_name = "PROMPT_AND_CLAUDE_ARGS",
@@ -419,6 +426,51 @@ pub enum ConfigCommand {
     },
 }
 
+/// The executable name that makes claude-vm a drop-in `claude` (`agent --stdio`).
+pub const DROP_IN_NAME: &str = "claude-vm-claude";
+
+/// The command line as clap should see it. Run as `claude-vm-claude`, it is `claude-vm agent
+/// --stdio -- ARGS`; after `agent --stdio` everything is claude's, even `-v` and `--verbose`,
+/// which claude-vm would otherwise take for its own.
+pub fn argv(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let drop_in = args.first().is_some_and(|a0| {
+        std::path::Path::new(a0)
+            .file_name()
+            .is_some_and(|n| n == DROP_IN_NAME)
+    });
+    if drop_in {
+        let rest = args.split_off(1);
+        return ["claude-vm", "agent", "--stdio", "--"]
+            .into_iter()
+            .map(OsString::from)
+            .chain(rest)
+            .collect();
+    }
+    let agent = args.iter().position(|a| a == "agent");
+    let stdio = args.iter().position(|a| a == "--stdio");
+    let dashes = args.iter().position(|a| a == "--");
+    if let (Some(agent), Some(stdio)) = (agent, stdio) {
+        let before_dashes = dashes.is_none_or(|d| stdio < d);
+        if agent < stdio && before_dashes && dashes != Some(stdio + 1) {
+            args.insert(stdio + 1, OsString::from("--"));
+        }
+    }
+    args
+}
+
+impl Cli {
+    /// In `agent --stdio` claude-vm is quiet unless asked (-v): its messages would only be
+    /// noise in a program's log.
+    pub fn quiet_for_stdio(mut self) -> Cli {
+        let stdio = matches!(&self.command, Some(Command::Agent(a)) if a.stdio);
+        if stdio && !self.global.verbose {
+            self.global.quiet = true;
+        }
+        self
+    }
+}
+
 fn parse_in(s: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
     let v: u32 = s
         .trim()
@@ -533,6 +585,85 @@ mod tests {
         };
         assert_eq!(s.tools.names(), ["node", "gpg"]);
         assert!(s.login);
+    }
+
+    fn stdio(args: &[&str]) -> (Cli, Vec<String>) {
+        let cli = Cli::try_parse_from(argv(args.iter().map(OsString::from)))
+            .unwrap()
+            .quiet_for_stdio();
+        let claude = match &cli.command {
+            Some(Command::Agent(a)) => {
+                assert!(a.stdio, "{args:?}");
+                a.claude_args
+                    .iter()
+                    .map(|a| a.to_str().unwrap().to_owned())
+                    .collect()
+            }
+            other => panic!("{args:?}: {other:?}"),
+        };
+        (cli, claude)
+    }
+
+    #[test]
+    fn stdio_arguments_all_belong_to_claude() {
+        // What the SDKs pass, including flags claude-vm has too (-v, --verbose, --help).
+        let sdk = [
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--input-format",
+            "stream-json",
+            "--mcp-config",
+            "{}",
+            "--resume=abc",
+        ];
+        for first in [
+            &["-v"][..],
+            &["--verbose"],
+            &["--version"],
+            &["--help"],
+            &sdk,
+        ] {
+            for argv0 in ["claude-vm-claude", "/x/y/claude-vm-claude"] {
+                let args: Vec<&str> = std::iter::once(argv0)
+                    .chain(first.iter().copied())
+                    .collect();
+                let (cli, claude) = stdio(&args);
+                assert_eq!(claude, first, "{args:?}");
+                assert!(cli.global.quiet && !cli.global.verbose, "{args:?}");
+            }
+            let args: Vec<&str> = ["claude-vm", "agent", "--stdio"]
+                .into_iter()
+                .chain(first.iter().copied())
+                .collect();
+            assert_eq!(stdio(&args).1, first, "{args:?}");
+            let args: Vec<&str> = ["claude-vm", "agent", "--stdio", "--"]
+                .into_iter()
+                .chain(first.iter().copied())
+                .collect();
+            assert_eq!(stdio(&args).1, first, "{args:?}");
+        }
+        // claude-vm's own flags before --stdio still count; -v makes it talk.
+        let (cli, claude) = stdio(&[
+            "claude-vm",
+            "-v",
+            "agent",
+            "--mount",
+            "/tmp",
+            "--stdio",
+            "-p",
+        ]);
+        assert!(cli.global.verbose && !cli.global.quiet);
+        assert_eq!(claude, ["-p"]);
+        let Some(Command::Agent(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.session.mounts, ["/tmp"]);
+        // Another name, or --stdio only as claude's argument: nothing changes.
+        let plain = argv(["claude-vm", "agent", "--", "--stdio", "-v"].map(OsString::from));
+        assert_eq!(plain, ["claude-vm", "agent", "--", "--stdio", "-v"]);
+        let other = argv(["claude-vm-claude2", "-v"].map(OsString::from));
+        assert_eq!(other, ["claude-vm-claude2", "-v"]);
     }
 
     #[test]

@@ -48,8 +48,8 @@ fn main() {
     if let Some(code) = commands::warm::keeper_if_asked() {
         std::process::exit(code);
     }
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let cli = match cli::Cli::try_parse_from(cli::argv(std::env::args_os())) {
+        Ok(cli) => cli.quiet_for_stdio(),
         Err(e) => std::process::exit(clap_failed(&e)),
     };
     let code = match commands::run(cli) {

@@ -230,6 +230,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
     };
     match cli.command {
         None => session::agent(ctx, top, cli.claude_args),
+        Some(Command::Agent(a)) if a.stdio => {
+            session::agent_stdio(ctx, top.merge(&a.session), a.claude_args)
+        }
         Some(Command::Agent(a)) => session::agent(ctx, top.merge(&a.session), a.claude_args),
         Some(Command::Shell(s)) => session::shell(ctx, top.merge(&s.session), s.command),
         Some(Command::Setup(s)) => {

@@ -63,6 +63,53 @@ fn refuse_mistyped(args: &[String]) -> Result<()> {
     )))
 }
 
+/// The variables the Agent SDKs set for claude that change what it says on stdout: the VM's
+/// claude gets them too (when set; they carry no secrets).
+pub const SDK_VARIABLES: &[&str] = &[
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_AGENT_SDK_VERSION",
+    "CLAUDE_CODE_SDK_READS_SESSION_STATE",
+    "CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING",
+];
+
+/// `agent --stdio`: claude-vm as the `claude` an Agent SDK spawns. The arguments are the
+/// SDK's; the permissions are skipped only when it chose no mode and no prompt tool of its
+/// own (the VM is the sandbox, but a program that asks to approve tools must be asked).
+pub fn agent_stdio(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Result<i32> {
+    let user_args = utf8_args(args, "argument")?;
+    let mut opts = opts;
+    for name in SDK_VARIABLES {
+        if std::env::var_os(name).is_some() && !opts.inherit_env.iter().any(|n| n == name) {
+            opts.inherit_env.push((*name).to_owned());
+        }
+    }
+    // `claude --version` (or `-v`, `--help`) exactly as asked: the answer is claude's own.
+    let query = matches!(user_args.as_slice(), [a] if ["--version", "-v", "--help", "-h"].contains(&a.as_str()));
+    run(ctx, &opts, |config| {
+        if query {
+            return Final::ClaudeStdio(user_args);
+        }
+        let mut args = Vec::new();
+        if !chooses_permissions(&user_args) {
+            args.push(SKIP_PERMISSIONS.to_owned());
+        }
+        args.extend(config.defaults.claude_args.iter().cloned());
+        args.extend(user_args);
+        Final::ClaudeStdio(args)
+    })
+}
+
+/// Whether claude's arguments set how it asks for permission (`--permission-mode X`,
+/// `--permission-mode=X`, `--permission-prompt-tool ...`).
+fn chooses_permissions(args: &[String]) -> bool {
+    const FLAGS: [&str; 2] = ["--permission-mode", "--permission-prompt-tool"];
+    args.iter().take_while(|a| *a != "--").any(|a| {
+        FLAGS
+            .iter()
+            .any(|f| a == f || a.strip_prefix(f).is_some_and(|r| r.starts_with('=')))
+    })
+}
+
 pub fn shell(ctx: &Context, opts: SessionOpts, command: Vec<OsString>) -> Result<i32> {
     let command = utf8_args(command, "command argument")?;
     run(ctx, &opts, |_| {
@@ -135,6 +182,32 @@ fn run(
     let result = crate::session::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
     pool.forget(&plan.instance);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chooses_permissions;
+
+    #[test]
+    fn a_chosen_permission_mode_is_kept() {
+        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for chosen in [
+            &["--permission-mode", "default"][..],
+            &["--permission-mode=plan"],
+            &["--verbose", "--permission-prompt-tool=stdio"],
+            &["--permission-prompt-tool", "mcp__x__y"],
+        ] {
+            assert!(chooses_permissions(&v(chosen)), "{chosen:?}");
+        }
+        for not in [
+            &["--output-format", "stream-json"][..],
+            &["--permission-modes"],
+            &["-p", "--", "--permission-mode"],
+            &[],
+        ] {
+            assert!(!chooses_permissions(&v(not)), "{not:?}");
+        }
+    }
 }
 
 /// What every session of the project starts from: its configuration (approved), and a

@@ -10,6 +10,9 @@ use super::{quote, quote_words, GuestScript};
 pub enum Final {
     /// `claude` with these arguments (defaults first, then the user's).
     Claude(Vec<String>),
+    /// `claude` speaking to a program over stdin and stdout (`agent --stdio`): nothing
+    /// before it may write to stdout or read stdin (those go to stderr and /dev/null).
+    ClaudeStdio(Vec<String>),
     /// The user's interactive shell.
     Shell,
     /// A command and its arguments, run as they are (no shell parsing).
@@ -46,6 +49,10 @@ pub fn session(input: &SessionInput) -> String {
          trap 'cvm_status=$?; if [ -n \"$cvm_script\" ]; then printf \"claude-vm: runtime script %s exited with status %s\\n\" \"$cvm_script\" \"$cvm_status\" >&2; fi' EXIT\n\
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; cvm_script=''; exit \"${2:-1}\"; }\n",
     );
+    if matches!(input.last, Final::ClaudeStdio(_)) {
+        // The program's pipes are set aside on 3 and 4 until claude gets them.
+        s.push_str("exec 3>&1 4<&0 >&2 </dev/null\n");
+    }
     s.push_str(DEDUP_PATH);
     if let Some(env) = input.env_file {
         let _ = writeln!(
@@ -78,7 +85,10 @@ pub fn session(input: &SessionInput) -> String {
         );
     }
     match input.last {
-        Final::Claude(args) => {
+        Final::Claude(args) | Final::ClaudeStdio(args) => {
+            if matches!(input.last, Final::ClaudeStdio(_)) {
+                s.push_str("exec >&3 <&4 3>&- 4<&-\n");
+            }
             s.push_str(
                 "command -v claude >/dev/null 2>&1 || cvm_fail 'claude is not installed in this VM; rebuild the template with: claude-vm setup' 127\n",
             );
@@ -228,6 +238,63 @@ mod tests {
         assert!(
             err.contains("runtime script scripts/two's.sh failed with status 1"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn in_stdio_mode_only_claude_has_stdin_and_stdout() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let claude = write(&bin, "claude", "#!/bin/sh\necho \"claude: $*\"\ncat\n");
+        std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        // A runtime script that talks on stdout and would eat the program's first line.
+        let rt = write(
+            tmp.path(),
+            "rt.sh",
+            "echo noise\nread -r got || got=nothing\necho \"rt read: $got\" >&2\nexport PATH\n",
+        );
+        let runtime = [GuestScript {
+            label: "rt".into(),
+            guest_path: rt,
+        }];
+        let script = session(&SessionInput {
+            env_file: None,
+            runtime: &runtime,
+            links: &[],
+            claude_state: None,
+            last: &Final::ClaudeStdio(vec!["--input-format".into(), "stream-json".into()]),
+        });
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"{\"type\":\"user\"}\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            stdout,
+            "claude: --input-format stream-json\n{\"type\":\"user\"}\n"
+        );
+        assert!(
+            stderr.contains("noise") && stderr.contains("rt read: nothing"),
+            "{stderr}"
         );
     }
 

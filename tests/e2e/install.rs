@@ -86,6 +86,12 @@ fn downloads_verifies_and_installs_to_local_bin_with_hints() {
     );
     let installed = o.home().join(".local/bin/claude-vm");
     assert_eq!(std::fs::read(&installed).unwrap(), new_binary("9.9.9"));
+    // The drop-in `claude` for the Agent SDKs, a relative link that follows updates.
+    let drop_in = o.home().join(".local/bin/claude-vm-claude");
+    assert_eq!(
+        std::fs::read_link(&drop_in).unwrap(),
+        std::path::Path::new("claude-vm")
+    );
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains(&format!(
@@ -115,12 +121,18 @@ fn a_version_and_a_dir_and_no_hints_when_all_is_there() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(bin.join("limactl"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{PLAIN_PATH}", bin.display());
+    // A file of the drop-in's name that is not a link is the user's: left alone.
+    std::fs::write(bin.join("claude-vm-claude"), "mine\n").unwrap();
     for v in ["0.0.5", "v0.0.5"] {
         let out = o.run(&["--version", v, "--dir", bin.to_str().unwrap()], &path);
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert_eq!(
             std::fs::read(bin.join("claude-vm")).unwrap(),
             new_binary("0.0.5")
+        );
+        assert_eq!(
+            std::fs::read_to_string(bin.join("claude-vm-claude")).unwrap(),
+            "mine\n"
         );
         let stdout = text(&out.stdout);
         assert!(

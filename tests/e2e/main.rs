@@ -29,6 +29,8 @@ mod pty;
 mod real_claude;
 mod release_server;
 mod remembered;
+mod sdk;
+mod sdk_clients;
 mod sessions;
 mod setup;
 mod signals;

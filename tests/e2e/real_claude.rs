@@ -85,7 +85,7 @@ pub fn real_claude() -> &'static Path {
 
 /// A project whose template has the real Claude Code, and an API stand-in whose URL is given
 /// as a user would, on the host's loopback.
-fn world_with_real_claude(answer: &str) -> (World, MessagesApi) {
+pub fn world_with_real_claude(answer: &str) -> (World, MessagesApi) {
     let api = MessagesApi::start(answer);
     let mut w = World::new();
     w.set_env(

@@ -95,6 +95,8 @@ mod claude_auth;
 mod claude_install;
 #[path = "fakes/claude_mcp.rs"]
 mod claude_mcp;
+#[path = "fakes/claude_stream.rs"]
+mod claude_stream;
 #[path = "fakes/commander.rs"]
 mod commander;
 #[path = "fakes/curl.rs"]

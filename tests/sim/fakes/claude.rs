@@ -8,7 +8,8 @@
 //! `--sim-keys` reads keystrokes the way Claude Code's interactive UI does: a
 //! terminal on stdin goes into raw mode (so Ctrl-C arrives as the byte 0x03,
 //! not as SIGINT), "reading keys" is announced on stderr, and bytes are read
-//! up to a `q` (or EOF).
+//! up to a `q` (or EOF). With `--input-format stream-json --output-format stream-json` it
+//! speaks the Agent SDKs' protocol instead (`claude_stream.rs`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -87,6 +88,11 @@ pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
         Some("mcp") => return crate::claude_mcp::main(&argv[1..]),
         Some("auth") => return crate::claude_auth::main(&argv[1..]),
         _ => {}
+    }
+    if crate::claude_stream::wanted(&argv) {
+        let version = claude_install::installed_version(argv0)
+            .unwrap_or_else(|| claude_install::LATEST.to_string());
+        return crate::claude_stream::main(argv, version);
     }
     let exit = match value_after(&argv, "--sim-exit").map(|v| v.parse::<i32>()) {
         None => 0,
