@@ -911,7 +911,7 @@ fn the_guest_names_the_host_as_lima_does() {
         )
         .ok();
     assert_namespace_mode(&sim);
-    assert_eq!(out.stdout, "127.0.0.1       host.lima.internal\n1\n");
+    assert_eq!(out.stdout, "192.168.5.2     host.lima.internal\n1\n");
     // Once per boot, however often it boots, and never in the host's own file.
     sim.run(&["stop", "vm"]).ok();
     sim.run(&["start", "vm"]).ok();
