@@ -211,7 +211,26 @@ fn helper_main(slirp: &Path, ctl: UnixDatagram, exit_r: OwnedFd) -> ! {
     sys::exit_now(0)
 }
 
+// slirp4netns opens /dev/net/tun as the caller; udev makes it 0666, some
+// minimal systems leave it 0600.
+fn check_tun() -> Result<(), String> {
+    let tun = c"/dev/net/tun";
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::access(tun.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    Err(format!(
+        "the guest's user-mode network needs /dev/net/tun, which uid {} cannot open ({err}; \
+         distributions make it mode 0666: chmod 0666 /dev/net/tun), or set {}=host to share \
+         the host's network",
+        sys::getuid(),
+        crate::net::NETWORK_ENV
+    ))
+}
+
 fn start_slirp(slirp: &Path, pid: &str, exit_r: &OwnedFd) -> Result<i32, String> {
+    check_tun()?;
     let (mut ready_r, ready_w) = sys::pipe_cloexec().map_err(|e| format!("pipe: {e}"))?;
     let argv: Vec<Vec<u8>> = [
         slirp.to_string_lossy().into_owned(),
@@ -252,9 +271,11 @@ fn start_slirp(slirp: &Path, pid: &str, exit_r: &OwnedFd) -> Result<i32, String>
                 _ => {
                     let _ = sys::kill(child, libc::SIGKILL);
                     let _ = sys::waitpid(child);
-                    Err(format!(
-                        "slirp4netns failed to attach to the guest's network namespace (see its messages above)"
-                    ))
+                    Err(
+                        "slirp4netns failed to attach to the guest's network namespace \
+                         (see its messages above)"
+                            .to_string(),
+                    )
                 }
             }
         }
