@@ -976,6 +976,52 @@ fn the_guest_has_limas_user_mode_network() {
     assert!(log.contains("user-mode network (slirp4netns)"), "{log}");
 }
 
+/// The slirp4netns attached to the host agent `agent` (by its command line).
+fn slirp_of(agent: &str) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"slirp4netns"))
+                && args.contains(&agent.as_bytes())
+                && !fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+        })
+        .collect()
+}
+
+#[test]
+fn slirp4netns_lives_and_ends_with_the_host_agent() {
+    let sim = Sim::new();
+    sim.create("vm", &["--mount-none"]);
+    for force in [false, true] {
+        sim.run(&["start", "vm"]).ok();
+        let agent = fs::read_to_string(sim.lima_home.join("vm/ha.pid")).expect("ha.pid");
+        let agent = agent.trim().to_string();
+        assert_eq!(
+            slirp_of(&agent).len(),
+            1,
+            "one slirp4netns for agent {agent}"
+        );
+        let mut stop = vec!["stop"];
+        if force {
+            stop.push("--force");
+        }
+        stop.push("vm");
+        sim.run(&stop).ok();
+        assert!(
+            wait_until(Duration::from_secs(3), || slirp_of(&agent).is_empty()),
+            "slirp4netns outlived the host agent (stop force={force})"
+        );
+    }
+}
+
 #[test]
 fn the_guest_reaches_the_hosts_loopback_through_host_lima_internal() {
     let sim = Sim::new();

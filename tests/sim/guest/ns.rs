@@ -512,7 +512,7 @@ pub fn boot(plan: &BootPlan) -> Result<(Vec<String>, Option<slirp::Helper>), Boo
     };
     let userns = unshare(plan.network)?;
     if let Some(helper) = &helper {
-        helper.attach(sys::getpid()).map_err(failed)?;
+        helper.attach_begin(sys::getpid()).map_err(failed)?;
     }
     sethostname(&plan.hostname).map_err(failed)?;
     let root = disk::run_dir(&plan.inst).join("root");
@@ -546,6 +546,9 @@ pub fn boot(plan: &BootPlan) -> Result<(Vec<String>, Option<slirp::Helper>), Boo
     );
     host_lima_internal(&root, &plan.inst, plan.network).map_err(failed)?;
     mount_lima_mounts(&root, &plan.mounts).map_err(failed)?;
+    if let Some(helper) = &helper {
+        helper.attach_end().map_err(failed)?;
+    }
     pivot(&root).map_err(failed)?;
     notes.push(match plan.network {
         net::Mode::User => format!(

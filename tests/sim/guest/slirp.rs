@@ -52,10 +52,14 @@ impl Helper {
         }
     }
 
-    fn ask(&self, req: &str) -> Result<Option<OwnedFd>, String> {
+    fn send(&self, req: &str) -> Result<(), String> {
         self.ctl
             .send(req.as_bytes())
             .map_err(|e| format!("network helper: {e}"))?;
+        Ok(())
+    }
+
+    fn reply(&self) -> Result<Option<OwnedFd>, String> {
         let (reply, fd) = recv_with_fd(&self.ctl).map_err(|e| format!("network helper: {e}"))?;
         match reply.strip_prefix("ok") {
             Some(_) => Ok(fd),
@@ -63,10 +67,20 @@ impl Helper {
         }
     }
 
-    /// Attaches slirp4netns to the namespaces of `agent` (already unshared)
-    /// and configures the guest's interfaces.
-    pub fn attach(&self, agent: i32) -> Result<(), String> {
-        self.ask(&format!("slirp {agent}"))?;
+    fn ask(&self, req: &str) -> Result<Option<OwnedFd>, String> {
+        self.send(req)?;
+        self.reply()
+    }
+
+    /// Has slirp4netns attached to the namespaces of `agent` (already
+    /// unshared); it starts while the agent builds the guest's filesystem.
+    pub fn attach_begin(&self, agent: i32) -> Result<(), String> {
+        self.send(&format!("slirp {agent}"))
+    }
+
+    /// Waits for slirp4netns, then configures the guest's interfaces.
+    pub fn attach_end(&self) -> Result<(), String> {
+        self.reply()?;
         configure()
     }
 
