@@ -1174,6 +1174,38 @@ fn dns_to_a_resolver_that_is_not_there_fails_cleanly() {
 }
 
 #[test]
+fn a_linked_resolv_conf_is_followed_inside_the_guest() {
+    let sim = Sim::new();
+    sim.create("vm", &["--mount-none"]);
+    // As systemd-resolved links it; the link must not lead to the host's /run.
+    let upper_etc = sim.lima_home.join("vm/simdisk/upper/etc");
+    fs::create_dir_all(&upper_etc).expect("mkdir");
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        upper_etc.join("resolv.conf"),
+    )
+    .expect("symlink");
+    sim.run(&["start", "vm"]).ok();
+    let out = sim
+        .sh(
+            "vm",
+            "readlink /etc/resolv.conf; cat /etc/resolv.conf; cat /run/systemd/resolve/stub-resolv.conf",
+        )
+        .ok();
+    assert_namespace_mode(&sim);
+    assert_eq!(
+        out.stdout,
+        "../run/systemd/resolve/stub-resolv.conf\nnameserver 192.168.5.3\nnameserver 192.168.5.3\n"
+    );
+    assert!(
+        !Path::new("/run/systemd/resolve/stub-resolv.conf").exists()
+            || !fs::read_to_string("/run/systemd/resolve/stub-resolv.conf")
+                .unwrap_or_default()
+                .contains("192.168.5.3")
+    );
+}
+
+#[test]
 fn the_hosts_network_only_when_asked_for() {
     let mut sim = Sim::new();
     sim.create("vm", &["--mount-none"]);

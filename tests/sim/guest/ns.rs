@@ -450,17 +450,26 @@ fn host_lima_internal(root: &Path, inst: &Path, network: net::Mode) -> Result<()
     Ok(())
 }
 
-// Binds sim.run/NAME over the guest's /etc/NAME (replacing a symlink, which
-// would lead out of the guest's root).
+// Binds sim.run/NAME over the guest's /etc/NAME. A symlink there (as
+// systemd-resolved's resolv.conf) is followed inside the guest's root, never
+// out to the host's.
 fn bind_run_file(root: &Path, inst: &Path, name: &str, text: &str) -> Result<(), String> {
     let file = disk::run_dir(inst).join(name);
     std::fs::write(&file, text).map_err(|e| sys::path_error("write", &file, &e))?;
-    let target = resolve_in_root(root, "/etc", false)?.join(name);
-    if std::fs::symlink_metadata(&target)
-        .map(|m| !m.is_file())
-        .unwrap_or(false)
-    {
-        std::fs::remove_file(&target).map_err(|e| sys::path_error("remove", &target, &e))?;
+    let mut dir = PathBuf::from("/etc");
+    let mut target = resolve_in_root(root, "/etc", false)?.join(name);
+    let mut hops = 0;
+    while let Ok(link) = std::fs::read_link(&target) {
+        hops += 1;
+        if hops > 40 {
+            return Err(format!("too many levels of symbolic links at /etc/{name}"));
+        }
+        let guest = dir.join(link);
+        let (Some(parent), Some(leaf)) = (guest.parent(), guest.file_name()) else {
+            return Err(format!("/etc/{name} is a link to {}", guest.display()));
+        };
+        dir = parent.to_path_buf();
+        target = resolve_in_root(root, &parent.to_string_lossy(), true)?.join(leaf);
     }
     if !target.exists() {
         File::create(&target).map_err(|e| sys::path_error("open", &target, &e))?;
