@@ -72,6 +72,8 @@ mod disk;
 mod exec;
 #[path = "guest/forward.rs"]
 mod forward;
+#[path = "guest/net.rs"]
+mod net;
 #[cfg(target_os = "linux")]
 #[path = "guest/ns.rs"]
 mod ns;
@@ -82,6 +84,9 @@ mod pty;
 mod relay;
 #[path = "guest/script.rs"]
 mod script;
+#[cfg(target_os = "linux")]
+#[path = "guest/slirp.rs"]
+mod slirp;
 
 #[path = "fakes/apt.rs"]
 mod apt;

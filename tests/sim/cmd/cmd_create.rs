@@ -356,7 +356,28 @@ fn boot_plan(ctx: &Ctx, inst: &Instance, cfg: &config::Config) -> agent::BootPla
         exe: ctx.exe.clone(),
         claude_code: std::env::var_os(crate::claude_install::REAL_ENV)
             .map(std::path::PathBuf::from),
+        network: crate::net::mode_from_env().unwrap_or(crate::net::Mode::User),
+        tcp_forwards: crate::net::rules_like_lima(
+            cfg.port_forwards.iter().filter_map(tcp_rule).collect(),
+            u16::try_from(inst.ssh_port).unwrap_or(0),
+        ),
     }
+}
+
+// A filled TCP rule (ports, not sockets) as the host agent matches it.
+fn tcp_rule(r: &crate::portfwd::PortForward) -> Option<crate::net::TcpRule> {
+    if !r.guest_socket.is_empty() || !r.host_socket.is_empty() || r.proto == "udp" {
+        return None;
+    }
+    let port = |p: i64| u16::try_from(p).ok();
+    Some(crate::net::TcpRule {
+        guest_ip: r.guest_ip.parse().ok()?,
+        guest_ip_must_be_zero: r.guest_ip_must_be_zero,
+        guest_ports: [port(r.guest_port_range[0])?, port(r.guest_port_range[1])?],
+        host_ip: r.host_ip.parse().ok()?,
+        host_ports: [port(r.host_port_range[0])?, port(r.host_port_range[1])?],
+        ignore: r.ignore,
+    })
 }
 
 fn check_isolation_env() -> Res<()> {
@@ -365,7 +386,8 @@ fn check_isolation_env() -> Res<()> {
         Ok(other) => Err(Fail::fatal(format!(
             "LIMA_SIM_ISOLATION: unknown mode {other:?} (only \"fallback\" can be forced)"
         ))),
-    }
+    }?;
+    crate::net::mode_from_env().map(|_| ()).map_err(Fail::fatal)
 }
 
 /// `instance.Start`: boots a stopped instance (the "start" effect point).

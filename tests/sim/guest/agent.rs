@@ -71,6 +71,10 @@ pub struct BootPlan {
     pub exe: PathBuf,
     /// A real Claude Code to show the guest (`LIMA_SIM_CLAUDE_CODE`).
     pub claude_code: Option<PathBuf>,
+    /// The guest's network in namespace mode (`LIMA_SIM_NETWORK`).
+    pub network: crate::net::Mode,
+    /// TCP port forwards, Lima's defaults included, in matching order.
+    pub tcp_forwards: Vec<crate::net::TcpRule>,
 }
 
 enum Outcome {
@@ -195,8 +199,8 @@ fn agent_main(plan: &BootPlan, mode: Isolation, dir: OwnedFd, status: std::fs::F
     }
     // The host ends first: host paths are out of sight once in the guest.
     let host_ends = forward::prepare(&plan.socket_forwards, &log_fields);
-    let notes = match boot(plan, mode) {
-        Ok(notes) => notes,
+    let (notes, network) = match boot(plan, mode) {
+        Ok(booted) => booted,
         Err((unavailable, why)) => {
             let _ = sys::unlink_at(&dir, HA_PID);
             log_line(logrus::Level::Error, &why);
@@ -229,13 +233,68 @@ fn agent_main(plan: &BootPlan, mode: Isolation, dir: OwnedFd, status: std::fs::F
     sys::set_handler(libc::SIGTERM, on_sigterm);
     report(&format!("ready {}", mode.as_str()));
     drop(status);
-    watch(&dir, me, mode, &plan.inst, &forwards)
+    let mut ports = Ports {
+        network,
+        rules: &plan.tcp_forwards,
+        seen: std::collections::HashSet::new(),
+    };
+    watch(&dir, me, mode, &plan.inst, &forwards, &mut ports)
+}
+
+/// The agent's TCP port forwards: each new guest listener that a rule
+/// forwards gets a host socket (Lima's guest agent reports listeners, the
+/// host agent forwards them; here the agent polls the guest's /proc).
+struct Ports<'a> {
+    network: Option<Network>,
+    rules: &'a [crate::net::TcpRule],
+    seen: std::collections::HashSet<std::net::SocketAddr>,
 }
 
 #[cfg(target_os = "linux")]
-fn boot(plan: &BootPlan, mode: Isolation) -> Result<Vec<String>, (bool, String)> {
+type Network = crate::slirp::Helper;
+#[cfg(not(target_os = "linux"))]
+type Network = ();
+
+impl Ports<'_> {
+    #[cfg(target_os = "linux")]
+    fn poll(&mut self) {
+        let Some(helper) = &self.network else {
+            return;
+        };
+        for listener in crate::net::guest_listeners() {
+            if !self.seen.insert(listener) {
+                continue;
+            }
+            let Some(host) = crate::net::host_address(self.rules, listener) else {
+                continue;
+            };
+            let guest = crate::net::guest_target(listener);
+            match helper.listen(host) {
+                Ok(sock) => {
+                    log_line(
+                        logrus::Level::Info,
+                        &format!("Forwarding TCP from {guest} to {host}"),
+                    );
+                    crate::net::serve(sock, guest);
+                }
+                Err(e) => log_line(
+                    logrus::Level::Warn,
+                    &format!("failed to set up forwarding tcp port {} (negligible if already forwarded): {e}", host.port()),
+                ),
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn poll(&mut self) {}
+}
+
+type Booted = (Vec<String>, Option<Network>);
+
+#[cfg(target_os = "linux")]
+fn boot(plan: &BootPlan, mode: Isolation) -> Result<Booted, (bool, String)> {
     if mode == Isolation::Fallback {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     crate::ns::boot(plan).map_err(|e| match e {
         crate::ns::BootError::Unavailable(why) => (true, why),
@@ -244,9 +303,9 @@ fn boot(plan: &BootPlan, mode: Isolation) -> Result<Vec<String>, (bool, String)>
 }
 
 #[cfg(not(target_os = "linux"))]
-fn boot(_plan: &BootPlan, mode: Isolation) -> Result<Vec<String>, (bool, String)> {
+fn boot(_plan: &BootPlan, mode: Isolation) -> Result<Booted, (bool, String)> {
     match mode {
-        Isolation::Fallback => Ok(Vec::new()),
+        Isolation::Fallback => Ok((Vec::new(), None)),
         Isolation::Namespace => Err((true, "namespaces need Linux".into())),
     }
 }
@@ -254,10 +313,18 @@ fn boot(_plan: &BootPlan, mode: Isolation) -> Result<Vec<String>, (bool, String)
 // Lives until stopped; exits on its own (taking the guest's processes with
 // it) once its instance directory is gone or ha.pid names someone else. A
 // SIGTERM (graceful stop) first takes the socket forwards down.
-fn watch(dir: &OwnedFd, me: i32, mode: Isolation, inst: &Path, forwards: &[forward::Active]) -> ! {
+fn watch(
+    dir: &OwnedFd,
+    me: i32,
+    mode: Isolation,
+    inst: &Path,
+    forwards: &[forward::Active],
+    ports: &mut Ports,
+) -> ! {
     let mut tick = 0u64;
     loop {
         tick += 1;
+        ports.poll();
         std::thread::sleep(Duration::from_millis(100));
         let terminated = TERMINATED.load(Ordering::SeqCst);
         if terminated {

@@ -18,6 +18,8 @@ use libc::c_ulong;
 use crate::agent::BootPlan;
 use crate::config::Mount;
 use crate::disk;
+use crate::net;
+use crate::slirp;
 use crate::sys;
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -208,11 +210,15 @@ fn write_proc(path: &str, data: &str) -> Result<(), BootError> {
 }
 
 // New mount and UTS namespaces (plus a user namespace mapping uid 0 to us
-// when not root), with nothing propagating back to the host.
-fn unshare() -> Result<bool, BootError> {
+// when not root, and a network namespace unless the host's network was asked
+// for), with nothing propagating back to the host.
+fn unshare(network: net::Mode) -> Result<bool, BootError> {
     let (uid, gid) = (sys::geteuid(), sys::getegid());
     let userns = uid != 0;
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    if network == net::Mode::User {
+        flags |= libc::CLONE_NEWNET;
+    }
     if userns {
         flags |= libc::CLONE_NEWUSER;
     }
@@ -414,20 +420,57 @@ fn mount_system(
     Ok(notes)
 }
 
-/// Lima's boot scripts add `host.lima.internal` to the guest's /etc/hosts. The simulated
-/// guest shares the host's network, so the host's loopback is where that name leads. A bind
-/// of a file in the run directory: the host's own /etc/hosts is never written.
-fn host_lima_internal(root: &Path, inst: &Path) -> Result<(), String> {
-    let target = root.join("etc/hosts");
+/// Lima's boot scripts add `host.lima.internal` to the guest's /etc/hosts: the gateway of the
+/// user-mode network, where the host's loopback is reachable (with `LIMA_SIM_NETWORK=host` the
+/// guest shares the host's network, so 127.0.0.1). Binds of files in the run directory: the
+/// host's own /etc/hosts and /etc/resolv.conf are never written.
+fn host_lima_internal(root: &Path, inst: &Path, network: net::Mode) -> Result<(), String> {
+    let host = match network {
+        net::Mode::User => net::HOST_IP.to_string(),
+        net::Mode::Host => "127.0.0.1".to_string(),
+    };
+    let target = resolve_in_root(root, "/etc", false)?.join("hosts");
     let mut text = std::fs::read_to_string(&target).unwrap_or_default();
     if !text.split_whitespace().any(|w| w == HOST_NAME) {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("127.0.0.1\t{HOST_NAME}\n"));
+        text.push_str(&format!("{host}\t{HOST_NAME}\n"));
     }
-    let file = disk::run_dir(inst).join("hosts");
+    bind_run_file(root, inst, "hosts", &text)?;
+    if network == net::Mode::User {
+        // The host's resolver is the host's; the guest asks slirp's forwarder.
+        bind_run_file(
+            root,
+            inst,
+            "resolv.conf",
+            &format!("nameserver {}\n", net::DNS_IP),
+        )?;
+    }
+    Ok(())
+}
+
+// Binds sim.run/NAME over the guest's /etc/NAME. A symlink there (as
+// systemd-resolved's resolv.conf) is followed inside the guest's root, never
+// out to the host's.
+fn bind_run_file(root: &Path, inst: &Path, name: &str, text: &str) -> Result<(), String> {
+    let file = disk::run_dir(inst).join(name);
     std::fs::write(&file, text).map_err(|e| sys::path_error("write", &file, &e))?;
+    let mut dir = PathBuf::from("/etc");
+    let mut target = resolve_in_root(root, "/etc", false)?.join(name);
+    let mut hops = 0;
+    while let Ok(link) = std::fs::read_link(&target) {
+        hops += 1;
+        if hops > 40 {
+            return Err(format!("too many levels of symbolic links at /etc/{name}"));
+        }
+        let guest = dir.join(link);
+        let (Some(parent), Some(leaf)) = (guest.parent(), guest.file_name()) else {
+            return Err(format!("/etc/{name} is a link to {}", guest.display()));
+        };
+        dir = parent.to_path_buf();
+        target = resolve_in_root(root, &parent.to_string_lossy(), true)?.join(leaf);
+    }
     if !target.exists() {
         File::create(&target).map_err(|e| sys::path_error("open", &target, &e))?;
     }
@@ -469,9 +512,17 @@ fn pivot(root: &Path) -> Result<(), String> {
 
 /// Builds and enters the guest filesystem. Runs in the host agent process,
 /// which then keeps the namespaces alive. Returns notes for its log.
-pub fn boot(plan: &BootPlan) -> Result<Vec<String>, BootError> {
-    let userns = unshare()?;
+pub fn boot(plan: &BootPlan) -> Result<(Vec<String>, Option<slirp::Helper>), BootError> {
     let failed = BootError::Failed;
+    // The host's end of the network first, while the agent is on the host.
+    let helper = match plan.network {
+        net::Mode::User => Some(slirp::Helper::spawn().map_err(failed)?),
+        net::Mode::Host => None,
+    };
+    let userns = unshare(plan.network)?;
+    if let Some(helper) = &helper {
+        helper.attach_begin(sys::getpid()).map_err(failed)?;
+    }
     sethostname(&plan.hostname).map_err(failed)?;
     let root = disk::run_dir(&plan.inst).join("root");
     mount(
@@ -502,10 +553,25 @@ pub fn boot(plan: &BootPlan) -> Result<Vec<String>, BootError> {
         )
         .map_err(failed)?,
     );
-    host_lima_internal(&root, &plan.inst).map_err(failed)?;
+    host_lima_internal(&root, &plan.inst, plan.network).map_err(failed)?;
     mount_lima_mounts(&root, &plan.mounts).map_err(failed)?;
+    if let Some(helper) = &helper {
+        helper.attach_end().map_err(failed)?;
+    }
     pivot(&root).map_err(failed)?;
-    Ok(notes)
+    notes.push(match plan.network {
+        net::Mode::User => format!(
+            "user-mode network (slirp4netns): guest {}/24, host {}, DNS {}",
+            net::GUEST_IP,
+            net::HOST_IP,
+            net::DNS_IP
+        ),
+        net::Mode::Host => format!(
+            "the guest shares the host's network ({}=host)",
+            net::NETWORK_ENV
+        ),
+    });
+    Ok((notes, helper))
 }
 
 fn ns_link(pid: i32, kind: &str) -> io::Result<PathBuf> {
@@ -527,6 +593,13 @@ pub fn enter(agent: i32) -> Result<(), String> {
     } else {
         None
     };
+    let own_net = ns_link(sys::getpid(), "net").map_err(|e| format!("readlink: {e}"))?;
+    let agent_net = ns_link(agent, "net").map_err(|e| format!("readlink: {e}"))?;
+    let netns = if own_net != agent_net {
+        Some(open("net")?)
+    } else {
+        None
+    };
     let mnt = open("mnt")?;
     let uts = open("uts")?;
     let join = |f: &File, kind: libc::c_int, name: &str| {
@@ -541,6 +614,9 @@ pub fn enter(agent: i32) -> Result<(), String> {
     }
     join(&mnt, libc::CLONE_NEWNS, "mnt")?;
     join(&uts, libc::CLONE_NEWUTS, "uts")?;
+    if let Some(netns) = &netns {
+        join(netns, libc::CLONE_NEWNET, "net")?;
+    }
     // SAFETY: prctl with plain integer arguments.
     if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) } != 0 {
         return Err(errno("prctl(PR_CAPBSET_DROP)".into()));
