@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -339,8 +340,10 @@ fn proxy_token(head: &Head) -> Option<Vec<u8>> {
     Some(pass)
 }
 
-/// One request's log line, filled in as it goes.
+/// One request's log line, filled in as it goes; written when it is dropped, so that a
+/// connection cut by the proxy's stop is logged too, with the bytes counted so far.
 struct Entry {
+    logger: Logger,
     session: String,
     method: String,
     host: String,
@@ -348,21 +351,53 @@ struct Entry {
     address: Option<IpAddr>,
     rule: String,
     started: Instant,
+    /// None until decided: nothing is logged for a request that never got that far.
+    verdict: Option<Verdict>,
+    up: AtomicU64,
+    down: AtomicU64,
 }
 
 impl Entry {
-    fn log(&self, shared: &Shared, decision: Verdict, up: u64, down: u64) {
-        shared.logger.log(Record {
+    fn new(
+        shared: &Shared,
+        session: &str,
+        method: &str,
+        host: String,
+        port: u16,
+        started: Instant,
+    ) -> Entry {
+        Entry {
+            logger: shared.logger.clone(),
+            session: session.to_string(),
+            method: method.to_string(),
+            host,
+            port,
+            address: None,
+            rule: String::new(),
+            started,
+            verdict: None,
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let Some(decision) = self.verdict else {
+            return;
+        };
+        self.logger.log(Record {
             time: log::now_rfc3339(),
-            session: self.session.clone(),
-            method: self.method.clone(),
-            host: self.host.clone(),
+            session: std::mem::take(&mut self.session),
+            method: std::mem::take(&mut self.method),
+            host: std::mem::take(&mut self.host),
             port: self.port,
             address: self.address.map(|a| a.to_string()),
             decision,
-            rule: self.rule.clone(),
-            bytes_up: up,
-            bytes_down: down,
+            rule: std::mem::take(&mut self.rule),
+            bytes_up: self.up.load(Ordering::Relaxed),
+            bytes_down: self.down.load(Ordering::Relaxed),
             duration_ms: self.started.elapsed().as_millis() as u64,
         });
     }
@@ -453,7 +488,7 @@ async fn open_egress(
 ) -> Option<TcpStream> {
     let deny = |entry: &mut Entry, denial: policy::Denial| {
         entry.rule = denial.rule.clone();
-        entry.log(shared, Verdict::Denied, 0, 0);
+        entry.verdict = Some(Verdict::Denied);
         http::response(
             403,
             "Forbidden",
@@ -477,7 +512,7 @@ async fn open_egress(
             Ok(a) => a,
             Err(e) => {
                 entry.rule = format!("{} (unresolved)", entry.rule);
-                entry.log(shared, Verdict::Denied, 0, 0);
+                entry.verdict = Some(Verdict::Denied);
                 let body = format!("claude-vm: cannot resolve {}: {e}\n", entry.host);
                 reply(client, http::response(502, "Bad Gateway", &[], &body)).await;
                 return None;
@@ -506,7 +541,7 @@ async fn open_egress(
             Err(_) => last_err = Some("timed out".into()),
         }
     }
-    entry.log(shared, Verdict::Allowed, 0, 0);
+    entry.verdict = Some(Verdict::Allowed);
     let body = format!(
         "claude-vm: cannot connect to {}:{}: {}\n",
         entry.host,
@@ -534,15 +569,14 @@ async fn connect(
     let Some((host, port)) = parsed else {
         return reply(&mut client, bad_request("CONNECT needs host:port")).await;
     };
-    let mut entry = Entry {
-        session: session.name.clone(),
-        method: "CONNECT".into(),
-        host: host_text(&host),
+    let mut entry = Entry::new(
+        shared,
+        &session.name,
+        "CONNECT",
+        host_text(&host),
         port,
-        address: None,
-        rule: String::new(),
         started,
-    };
+    );
     let Some(mut upstream) = open_egress(shared, session, &mut client, &mut entry, &host).await
     else {
         return;
@@ -561,19 +595,13 @@ async fn connect(
         let hello = read_hello(&mut client, &mut first).await;
         if let Err(why) = sni_matches(&host, &hello) {
             entry.rule = why;
-            entry.log(shared, Verdict::Denied, 0, 0);
+            entry.verdict = Some(Verdict::Denied);
             let _ = client.shutdown().await;
             return;
         }
     }
-    let mut up = first.len() as u64;
-    if upstream.write_all(&first).await.is_err() {
-        entry.log(shared, Verdict::Allowed, 0, 0);
-        return;
-    }
-    let (a, b) = pump(&mut client, &mut upstream).await;
-    up += a;
-    entry.log(shared, Verdict::Allowed, up, b);
+    entry.verdict = Some(Verdict::Allowed);
+    send_then_pump(&mut client, &mut upstream, &first, &entry).await;
 }
 
 fn host_text(host: &Host) -> String {
@@ -657,15 +685,15 @@ async fn forward(
         return reply(&mut client, bad_request("not a host[:port] in the URL")).await;
     };
     let authority = authority.to_string();
-    let mut entry = Entry {
-        session: session.name.clone(),
-        method: printable(&head.method),
-        host: host_text(&host),
+    let method = printable(&head.method);
+    let mut entry = Entry::new(
+        shared,
+        &session.name,
+        &method,
+        host_text(&host),
         port,
-        address: None,
-        rule: String::new(),
         started,
-    };
+    );
     let Some(mut upstream) = open_egress(shared, session, &mut client, &mut entry, &host).await
     else {
         return;
@@ -675,12 +703,8 @@ async fn forward(
     head.set("Host", authority.as_bytes());
     let mut first = head.to_bytes();
     first.extend_from_slice(&rest);
-    if upstream.write_all(&first).await.is_err() {
-        entry.log(shared, Verdict::Allowed, 0, 0);
-        return;
-    }
-    let (a, b) = pump(&mut client, &mut upstream).await;
-    entry.log(shared, Verdict::Allowed, first.len() as u64 + a, b);
+    entry.verdict = Some(Verdict::Allowed);
+    send_then_pump(&mut client, &mut upstream, &first, &entry).await;
 }
 
 async fn anthropic_route(
@@ -709,15 +733,16 @@ async fn anthropic_route(
     else {
         return reply(&mut client, unauthorized()).await;
     };
-    let mut entry = Entry {
-        session: session.name.clone(),
-        method: printable(&head.method),
-        host: upstream.host.clone(),
-        port: upstream.port,
-        address: None,
-        rule: "anthropic route".into(),
+    let method = printable(&head.method);
+    let mut entry = Entry::new(
+        shared,
+        &session.name,
+        &method,
+        upstream.host.clone(),
+        upstream.port,
         started,
-    };
+    );
+    entry.rule = "anthropic route".into();
     // Every credential the guest sent must be the placeholder, and there must be one.
     let presented = anthropic::presented(&head);
     let ok = !presented.is_empty()
@@ -726,7 +751,7 @@ async fn anthropic_route(
             .fold(true, |ok, p| ct_eq(p, &session.placeholder) & ok);
     if !ok {
         entry.rule = "anthropic route: not the session's placeholder".into();
-        entry.log(shared, Verdict::Denied, 0, 0);
+        entry.verdict = Some(Verdict::Denied);
         return reply(&mut client, unauthorized()).await;
     }
     let out = anthropic::upstream_head(head, upstream, &upstream_path, cred);
@@ -746,7 +771,7 @@ async fn anthropic_route(
     let addrs = match shared.resolver.resolve(&upstream.host, upstream.port).await {
         Ok(a) => a,
         Err(e) => {
-            entry.log(shared, Verdict::Allowed, 0, 0);
+            entry.verdict = Some(Verdict::Allowed);
             return reply(&mut client, bad_gateway(format!("cannot resolve: {e}"))).await;
         }
     };
@@ -762,10 +787,11 @@ async fn anthropic_route(
         }
     }
     let Some(tcp) = tcp else {
-        entry.log(shared, Verdict::Allowed, 0, 0);
+        entry.verdict = Some(Verdict::Allowed);
         return reply(&mut client, bad_gateway("cannot connect".into())).await;
     };
-    let (up, down) = if upstream.tls {
+    entry.verdict = Some(Verdict::Allowed);
+    if upstream.tls {
         let name = match ServerName::try_from(upstream.host.clone()) {
             Ok(n) => n,
             Err(e) => return reply(&mut client, bad_gateway(e.to_string())).await,
@@ -773,43 +799,51 @@ async fn anthropic_route(
         let mut tls = match tokio::time::timeout(CONNECT_TIME, shared.tls.connect(name, tcp)).await
         {
             Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                entry.log(shared, Verdict::Allowed, 0, 0);
-                return reply(&mut client, bad_gateway(format!("TLS: {e}"))).await;
-            }
-            Err(_) => {
-                entry.log(shared, Verdict::Allowed, 0, 0);
-                return reply(&mut client, bad_gateway("TLS timed out".into())).await;
-            }
+            Ok(Err(e)) => return reply(&mut client, bad_gateway(format!("TLS: {e}"))).await,
+            Err(_) => return reply(&mut client, bad_gateway("TLS timed out".into())).await,
         };
-        send_then_pump(&mut client, &mut tls, &first).await
+        send_then_pump(&mut client, &mut tls, &first, &entry).await
     } else {
         let mut tcp = tcp;
-        send_then_pump(&mut client, &mut tcp, &first).await
-    };
-    entry.log(shared, Verdict::Allowed, up, down);
+        send_then_pump(&mut client, &mut tcp, &first, &entry).await
+    }
 }
 
-async fn send_then_pump<U>(client: &mut TcpStream, upstream: &mut U, first: &[u8]) -> (u64, u64)
+/// Sends what was already read, then copies both ways; the entry counts the bytes.
+async fn send_then_pump<U>(client: &mut TcpStream, upstream: &mut U, first: &[u8], entry: &Entry)
 where
     U: AsyncRead + AsyncWrite + Unpin,
 {
     if upstream.write_all(first).await.is_err() || upstream.flush().await.is_err() {
-        return (0, 0);
+        return;
     }
-    let (a, b) = pump(client, upstream).await;
-    (first.len() as u64 + a, b)
+    entry.up.fetch_add(first.len() as u64, Ordering::Relaxed);
+    let (mut cr, mut cw) = client.split();
+    let (mut ur, mut uw) = tokio::io::split(upstream);
+    tokio::join!(
+        copy_counted(&mut cr, &mut uw, &entry.up),
+        copy_counted(&mut ur, &mut cw, &entry.down)
+    );
 }
 
-/// Both directions until both end; the byte counts each way (what got through on an error).
-async fn pump<A, B>(a: &mut A, b: &mut B) -> (u64, u64)
+/// One direction until EOF (then a half-close, as TCP has it) or an error.
+async fn copy_counted<R, W>(r: &mut R, w: &mut W, count: &AtomicU64)
 where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    tokio::io::copy_bidirectional_with_sizes(a, b, BUFFER, BUFFER)
-        .await
-        .unwrap_or((0, 0))
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
+            break;
+        }
+        count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = w.shutdown().await;
 }
 
 #[cfg(test)]

@@ -993,3 +993,30 @@ fn registration_refuses_bad_names_duplicates_and_clear_text_keys() {
     assert!(err.contains("use https://"), "{err}");
     world.proxy.stop();
 }
+
+#[test]
+fn a_tunnel_still_open_when_the_proxy_stops_is_logged_with_its_bytes() {
+    let world = World::new();
+    let rt = runtime();
+    let port = world.proxy.port();
+    let svc = rt.block_on(tcp_echo());
+    let access = world.session("s1", rules(Mode::Allowlist, &[], &[], &[svc]));
+    let held = rt.block_on(async {
+        let target = format!("host.lima.internal:{svc}");
+        let (mut tcp, status, text) = connect_via(port, &target, Some(&basic(&access.token))).await;
+        assert_eq!(status, 200, "{text}");
+        tcp.write_all(b"ping").await.expect("write");
+        let mut back = [0u8; 4];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut back))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&back, b"ping");
+        tcp
+    });
+    let records = world.finish("s1");
+    drop(held);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!((records[0].bytes_up, records[0].bytes_down), (4, 4));
+    assert_eq!(records[0].decision, Verdict::Allowed);
+}
