@@ -353,6 +353,24 @@ impl Rules {
     }
 }
 
+impl Rules {
+    /// Every address a name resolved to must pass: a rebinding answer that mixes a public
+    /// address with the loopback is refused whole. The first refused address and why.
+    pub fn decide_addresses(
+        &self,
+        host: &Host,
+        port: u16,
+        addrs: &[IpAddr],
+    ) -> Result<(), (IpAddr, Denial)> {
+        for addr in addrs {
+            if let Decision::Denied(d) = self.decide_address(host, port, *addr) {
+                return Err((*addr, d));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The host's own loopback, by name or by address: reachable only through host_ports.
 pub fn is_host_loopback(host: &Host) -> bool {
     is_host_loopback_name(host) || is_loopback_literal(host)
@@ -672,6 +690,22 @@ mod tests {
             r.decide_address(&name("localhost"), 5432, lo),
             Decision::Denied(_)
         ));
+    }
+
+    #[test]
+    fn one_special_address_among_public_ones_refuses_the_name() {
+        let r = rules(Mode::Open, &["*.corp.example"], &[], &[]);
+        let public: IpAddr = "140.82.112.3".parse().unwrap();
+        let host = name("mixed.corp.example");
+        assert_eq!(r.decide_addresses(&host, 443, &[public, public]), Ok(()));
+        for bad in ["127.0.0.1", "::ffff:10.0.0.1", "169.254.169.254"] {
+            let bad: IpAddr = bad.parse().unwrap();
+            for addrs in [[public, bad], [bad, public]] {
+                let (which, denial) = r.decide_addresses(&host, 443, &addrs).unwrap_err();
+                assert_eq!(which, bad);
+                assert!(denial.rule.ends_with(&bad.to_string()), "{}", denial.rule);
+            }
+        }
     }
 
     #[test]

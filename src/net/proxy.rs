@@ -520,13 +520,11 @@ async fn open_egress(
         },
     };
     // Every address must pass: a name that also resolves to loopback is refused outright.
-    for addr in &addrs {
-        if let Decision::Denied(d) = session.rules.decide_address(host, entry.port, *addr) {
-            entry.address = Some(*addr);
-            let bytes = deny(entry, d);
-            reply(client, bytes).await;
-            return None;
-        }
+    if let Err((addr, d)) = session.rules.decide_addresses(host, entry.port, &addrs) {
+        entry.address = Some(addr);
+        let bytes = deny(entry, d);
+        reply(client, bytes).await;
+        return None;
     }
     // Connect to the addresses that were checked, never to the name again.
     let mut last_err = None;
