@@ -21,6 +21,7 @@ use tokio_rustls::rustls::{self, pki_types::ServerName, RootCertStore};
 const HEAD_TIME: Duration = Duration::from_secs(30);
 const HELLO_TIME: Duration = Duration::from_secs(15);
 const CONNECT_TIME: Duration = Duration::from_secs(15);
+const MAX_CONNECTIONS: usize = 2048;
 /// Copy buffers: large enough that a bulk transfer is not bound by system calls.
 const BUFFER: usize = 64 * 1024;
 
@@ -176,12 +177,22 @@ impl Proxy {
             TcpListener::from_std(std_listener)?
         };
         let accept_shared = shared.clone();
+        // A bound on open connections, so that a runaway guest cannot exhaust the host's
+        // descriptors; past it, new connections wait in the listen queue.
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         runtime.spawn(async move {
             loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve(accept_shared.clone(), stream));
+                        let shared = accept_shared.clone();
+                        tokio::spawn(async move {
+                            serve(shared, stream).await;
+                            drop(slot);
+                        });
                     }
                     // Out of descriptors and the like: wait rather than spin.
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
