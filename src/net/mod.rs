@@ -8,6 +8,7 @@
 //! - `http`: request heads, read bounded and rewritten
 //! - `anthropic`: the route's upstream URL and credential swap (pure)
 //! - `log`: the JSON-lines log, its writer thread and the reader behind `network log`
+//! - `splice`: socket-to-socket copying (in the kernel on Linux)
 //! - `proxy`: the tokio server
 
 pub mod anthropic;
@@ -16,6 +17,7 @@ pub mod log;
 pub mod policy;
 pub mod proxy;
 pub mod sni;
+pub mod splice;
 
 #[cfg(test)]
 mod tests;

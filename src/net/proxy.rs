@@ -7,6 +7,7 @@ use super::http::{self, Head, HeadError};
 use super::log::{self, Logger, Record, Verdict};
 use super::policy::{self, Decision, Host, Rules};
 use super::sni::{self, Hello};
+use super::splice;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -610,7 +611,7 @@ async fn connect(
         }
     }
     entry.verdict = Some(Verdict::Allowed);
-    send_then_pump(&mut client, &mut upstream, &first, &entry).await;
+    tunnel(&mut client, &mut upstream, &first, &entry).await;
 }
 
 fn host_text(host: &Host) -> String {
@@ -713,7 +714,7 @@ async fn forward(
     let mut first = head.to_bytes();
     first.extend_from_slice(&rest);
     entry.verdict = Some(Verdict::Allowed);
-    send_then_pump(&mut client, &mut upstream, &first, &entry).await;
+    tunnel(&mut client, &mut upstream, &first, &entry).await;
 }
 
 async fn anthropic_route(
@@ -814,8 +815,17 @@ async fn anthropic_route(
         send_then_pump(&mut client, &mut tls, &first, &entry).await
     } else {
         let mut tcp = tcp;
-        send_then_pump(&mut client, &mut tcp, &first, &entry).await
+        tunnel(&mut client, &mut tcp, &first, &entry).await
     }
+}
+
+/// TCP to TCP: sends what was already read, then lets the kernel move the rest.
+async fn tunnel(client: &mut TcpStream, upstream: &mut TcpStream, first: &[u8], entry: &Entry) {
+    if upstream.write_all(first).await.is_err() {
+        return;
+    }
+    entry.up.fetch_add(first.len() as u64, Ordering::Relaxed);
+    splice::pump(client, upstream, &entry.up, &entry.down).await;
 }
 
 /// Sends what was already read, then copies both ways; the entry counts the bytes.
