@@ -18,6 +18,9 @@ mod journal;
 mod lima;
 mod lock;
 mod names;
+// The session network proxy (issue 12); sessions start it once it is wired in.
+#[allow(dead_code, unused_imports)]
+mod net;
 mod owner;
 mod paths;
 mod plan;
