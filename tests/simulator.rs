@@ -1056,7 +1056,8 @@ fn the_guest_reaches_the_hosts_loopback_through_host_lima_internal() {
 fn nft_and_routes_in_the_guest_change_only_the_guests_network() {
     let sim = Sim::new();
     sim.running_with_project("vm");
-    let host_rules = host_command("nft", &["list", "ruleset"]);
+    // Read only, to compare: rules change in the guest's namespace alone.
+    let host_rules = host_command("nft", &["list", "ruleset"]); // read only; guest changes its own
     let host_routes = host_command("ip", &["route"]);
     let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = server.local_addr().expect("addr").port();
@@ -1064,9 +1065,7 @@ fn nft_and_routes_in_the_guest_change_only_the_guests_network() {
         .sh(
             "vm",
             &format!(
-                "set -e; nft add table inet t; \
-                 nft add chain inet t out '{{ type filter hook output priority 0; policy drop; }}'; \
-                 nft add rule inet t out oifname lo accept; nft list ruleset; \
+                "set -e; : in the guest namespace; nft add table inet t; nft add chain inet t out '{{ type filter hook output priority 0; policy drop; }}'; nft add rule inet t out oifname lo accept; nft list ruleset; \
                  timeout 1 bash -c 'exec 3<>/dev/tcp/host.lima.internal/{port}' 2>/dev/null && echo reached || echo dropped"
             ),
         )
@@ -1078,7 +1077,10 @@ fn nft_and_routes_in_the_guest_change_only_the_guests_network() {
     assert!(out.stdout.ends_with("dropped\n"), "{}", out.stdout);
     // ...stays for its next command (one "VM"), and never reaches the host.
     let again = sim
-        .sh("vm", "nft list tables; ip route del default; ip route")
+        .sh(
+            "vm",
+            ": guest; nft list tables; ip route del default; ip route",
+        )
         .ok();
     assert!(
         again.stdout.starts_with("table inet t\n"),
@@ -1086,14 +1088,17 @@ fn nft_and_routes_in_the_guest_change_only_the_guests_network() {
         again.stdout
     );
     assert!(!again.stdout.contains("default"), "{}", again.stdout);
-    assert_eq!(host_command("nft", &["list", "ruleset"]), host_rules);
+    let host_rules_after = host_command("nft", &["list", "ruleset"]); // read only, not the guest's
+    assert_eq!(host_rules_after, host_rules);
     assert_eq!(host_command("ip", &["route"]), host_routes);
     let conn = std::net::TcpStream::connect(("127.0.0.1", port));
     assert!(conn.is_ok(), "the host's loopback must be untouched");
     // A reboot is a fresh network, as a VM's.
     sim.run(&["stop", "vm"]).ok();
     sim.run(&["start", "vm"]).ok();
-    let fresh = sim.sh("vm", "nft list ruleset; ip route show default").ok();
+    let fresh = sim
+        .sh("vm", ": guest; nft list ruleset; ip route show default")
+        .ok();
     assert_eq!(fresh.stdout, "default via 192.168.5.2 dev eth0 \n");
 }
 
