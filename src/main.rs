@@ -90,7 +90,21 @@ fn clap_failed(e: &clap::Error) -> i32 {
     }
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    ui::raw_stderr(&format!("claude-vm: error: {text}"));
+    // Parsing failed, so `--json` is only known from the words themselves (before `--`).
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if json {
+        ui::emit(&events::Event::Error {
+            message: text.trim_end().to_owned(),
+            hint: None,
+            kind: "usage".to_owned(),
+            exit_code: 2,
+        });
+    } else {
+        ui::raw_stderr(&format!("claude-vm: error: {text}"));
+    }
     2
 }
 

@@ -94,6 +94,15 @@ fn failures_errors_and_audit_findings_are_events() {
     assert_eq!(err[0]["exit_code"], 2);
     assert!(err[0]["message"].as_str().unwrap().contains("--mount"));
     assert!(err[0]["hint"].is_string());
+    // A flag clap refuses is an event too.
+    let r = w.run(&["--json", "setup", "--cpus", "many"]);
+    assert_eq!(r.code, 2);
+    let evs = events(&r.stderr);
+    assert_eq!(of_type(&evs, "error").len(), 1, "{evs:?}");
+    assert!(of_type(&evs, "error")[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--cpus"));
 
     // A hook planted from the guest: an audit.finding, and the alert.
     let r = w.run(&[
