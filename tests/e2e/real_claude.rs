@@ -25,7 +25,8 @@ fn npm_platform() -> &'static str {
     }
 }
 
-fn cache_root() -> PathBuf {
+/// Where the test tiers keep what they fetch from the registries, between runs.
+pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("CLAUDE_VM_TEST_CACHE") {
         return PathBuf::from(dir);
     }

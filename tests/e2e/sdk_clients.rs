@@ -11,21 +11,12 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::live::wait_until;
+use crate::real_claude::cache_root;
 use crate::sdk::{drop_in, world_env};
 use crate::support::*;
 
 pub const PYTHON_SDK: &str = "0.2.189";
 pub const TYPESCRIPT_SDK: &str = "0.3.333";
-
-fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CLAUDE_VM_TEST_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-    base.join("claude-vm-tests")
-}
 
 /// Builds `name` in the cache once: `make` fills a fresh directory, which then takes its
 /// place (another test run that got there first wins).
