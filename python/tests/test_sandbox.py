@@ -6,6 +6,7 @@ import signal
 import stat
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,8 +31,10 @@ def test_setup_builds_the_template_and_list_shows_it(world):
     assert "step.finished" in types(result.events)
     templates = [n for n in world.instances() if "." not in n]
     assert len(templates) == 1 and templates[0].startswith("claude-vm-app-")
-    listed = json.dumps(world.sandbox().list())
-    assert templates[0] in listed
+    doc = world.sandbox().list()
+    assert [t["name"] for t in doc["templates"]] == templates
+    assert doc["templates"][0]["project"] == str(world.project)
+    assert doc["sessions"] == []
 
 
 def test_setup_passes_tools_and_rejects_unknown_ones_with_the_hint(world):
@@ -51,7 +54,8 @@ def test_usage_error_carries_message_and_hint(world):
         world.sandbox().setup(args=["--memory", "999"])
     err = [ev for ev in e.value.events if ev["type"] == "error"][-1]
     assert e.value.message == err["message"] and e.value.message
-    assert e.value.hint == err.get("hint")
+    assert e.value.hint == err["hint"] and "--help" in e.value.hint
+    assert "999" in e.value.message
     assert e.value.exit_code == 2 == err["exit_code"]
 
 
@@ -136,7 +140,9 @@ def test_stream_yields_claude_messages_and_events_in_order(ready):
     assert "session.started" in events and events[-1] == "session.ended"
     first_claude = next(n for n, (s, _) in enumerate(sources) if s == "claude")
     assert sources.index(("event", "session.started")) < first_claude
-    assert sources.index(("event", "session.ended")) > len(sources) - 1 - 1 - 3
+    assert sources.index(("event", "session.ended")) > sources.index(("claude", "result"))
+    # stdout held claude's JSON lines only, stderr claude-vm's events only.
+    assert {s for s, _ in sources} == {"claude", "event"}
     argv = items[first_claude].data["sim"]["argv"]
     assert argv[argv.index("--output-format") + 1] == "stream-json" and "--verbose" in argv
     assert stream.result.ok
@@ -146,10 +152,19 @@ def test_stream_yields_claude_messages_and_events_in_order(ready):
 
 
 def test_stream_left_early_stops_claude_vm_and_deletes_the_vm(ready):
+    vm = None
+    start = time.monotonic()
     with ready.sandbox().stream("hi", claude_args=["--sim-sleep", "30"]) as stream:
         for item in stream:
+            if item.type == "session.started":
+                vm = item.data["vm"]
             if item.source == "claude":
                 break
+        # Meanwhile list() shows the running session, owned by the claude-vm we started.
+        live = ready.sandbox().list()["sessions"]
+        assert [(s["name"], s["owner_pid"]) for s in live] == [(vm, stream._p.proc.pid)]
+    assert time.monotonic() - start < 20
+    assert stream._p.proc.returncode == 128 + signal.SIGTERM
     ready.assert_nothing_left()
 
 
@@ -158,6 +173,7 @@ def test_exec_exit_status_stdout_and_stderr(ready):
     assert result.exit_status == 7
     assert result.stdout == "out\n"
     assert result.stderr == "it's err\n"
+    assert result.stray_stderr == []
     assert result.vm_deleted is True
     ready.assert_nothing_left()
     with pytest.raises(TypeError):
@@ -212,6 +228,7 @@ def test_timeout_stops_claude_vm_and_leaves_no_vm(ready):
     assert time.monotonic() - start < 30
     assert "session.started" in types(e.value.events)  # the VM existed
     assert e.value.vm_deleted is True
+    assert e.value.exit_code == 128 + signal.SIGTERM  # stopped by SIGTERM, not killed
     ready.assert_nothing_left()
 
 
@@ -235,4 +252,38 @@ def test_keyboard_interrupt_stops_claude_vm_and_leaves_no_vm(ready):
         ready.sandbox().run("slow", claude_args=["--sim-sleep", "60"])
     t.join()
     assert time.monotonic() - start < 30
+    ready.assert_nothing_left()
+
+
+def test_a_claude_vm_that_ignores_sigterm_is_killed_after_the_grace_time(world, tmp_path):
+    stubborn = tmp_path / "stubborn"
+    stubborn.write_text(
+        "#!/usr/bin/env python3\nimport signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n"
+    )
+    stubborn.chmod(0o755)
+    sb = world.sandbox(claude_vm=str(stubborn), grace=1.0)
+    start = time.monotonic()
+    with pytest.raises(Timeout) as e:
+        sb.exec(["true"], timeout=1)
+    assert time.monotonic() - start < 10
+    assert e.value.exit_code == -signal.SIGKILL
+
+
+def test_the_readme_example_runs(ready):
+    # The README's example, against this world: its project, the simulator, no cargo in the
+    # guest (`echo tested` instead of `cargo test`), and the simulator's claude.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```python\nfrom claude_vm import Sandbox\n")
+    code = readme[start + len("```python\n") : readme.index("```", start + 10)]
+    assert len([l for l in code.splitlines() if l.strip()]) <= 10
+    code = code.replace('Sandbox("~/src/app")', "make_sandbox()")
+    code = code.replace('["cargo", "test"]', '["echo", "tested"]')
+    printed = []
+    env = {"make_sandbox": ready.sandbox, "print": lambda *a: printed.append(a)}
+    exec(compile(code, "README.md", "exec"), env)
+    assert printed[0][:3] == (0, "fake reply to: fix the failing test", 0.0125)
+    assert ".run-" in printed[1][0] and printed[1][1] is True
+    assert ("claude", "assistant") in printed and ("event", "session.ended") in printed
+    assert printed[-1] == ("tested\n",)
     ready.assert_nothing_left()
