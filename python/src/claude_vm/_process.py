@@ -99,9 +99,10 @@ class Process:
                 continue
 
     def finish(self) -> None:
-        """Waits for the readers: the pipes end when claude-vm and what it started close them."""
+        """Waits for the readers: the pipes end when claude-vm and what it started close them
+        (a few seconds at most once claude-vm has exited: what is still writing is not it)."""
         for t in self.readers:
-            t.join(timeout=self.grace)
+            t.join(timeout=5.0)
 
     def stop(self) -> int:
         """SIGTERM (claude-vm deletes its VM and exits), then SIGKILL after the grace time."""
