@@ -239,7 +239,8 @@ def test_stream_timeout_leaves_no_vm(ready):
     ready.assert_nothing_left()
 
 
-def test_keyboard_interrupt_stops_claude_vm_and_leaves_no_vm(ready):
+@pytest.mark.parametrize("call", ["run", "stream", "exec"])
+def test_keyboard_interrupt_stops_claude_vm_and_leaves_no_vm(ready, call):
     # A real SIGINT to this process, as a terminal's Ctrl-C sends, once the VM is up.
     def interrupt():
         wait_for_session(ready)
@@ -248,8 +249,14 @@ def test_keyboard_interrupt_stops_claude_vm_and_leaves_no_vm(ready):
     t = threading.Thread(target=interrupt)
     t.start()
     start = time.monotonic()
+    sb = ready.sandbox()
     with pytest.raises(KeyboardInterrupt):
-        ready.sandbox().run("slow", claude_args=["--sim-sleep", "60"])
+        if call == "run":
+            sb.run("slow", claude_args=["--sim-sleep", "60"])
+        elif call == "stream":
+            list(sb.stream("slow", claude_args=["--sim-sleep", "60"]))
+        else:
+            sb.exec(["sleep", "60"])
     t.join()
     assert time.monotonic() - start < 30
     ready.assert_nothing_left()
