@@ -4,6 +4,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -294,3 +296,26 @@ def test_the_readme_example_runs(ready):
     assert ("claude", "assistant") in printed and ("event", "session.ended") in printed
     assert printed[-1] == ("tested\n",)
     ready.assert_nothing_left()
+
+
+def test_a_killed_program_leaves_no_vm_once_the_session_ends(ready, tmp_path):
+    # The program dies by SIGKILL (nothing of it runs): claude-vm, in its own session, is not
+    # signalled; it finishes the session (claude here ends after 3 seconds) and deletes the VM.
+    program = tmp_path / "program.py"
+    program.write_text(
+        "import sys\nfrom claude_vm import Sandbox\n"
+        "Sandbox(sys.argv[1], claude_vm=sys.argv[2], process_env={"
+        + ", ".join(f"{k!r}: {v!r}" for k, v in ready.env.items())
+        + "}).run('hi', claude_args=['--sim-sleep', '3'])\n"
+    )
+    child = subprocess.Popen([sys.executable, str(program), str(ready.project), ready.claude_vm])
+    try:
+        wait_for_session(ready)
+    finally:
+        child.kill()
+        child.wait()
+    assert ready.sessions() != []  # the session outlives the program ...
+    end = time.monotonic() + 30
+    while time.monotonic() < end and (ready.sessions() or ready.journal()):
+        time.sleep(0.1)
+    ready.assert_nothing_left()  # ... and deletes its VM when it ends
