@@ -85,6 +85,15 @@ def test_run_plain(ready):
     ready.assert_nothing_left()
 
 
+def test_a_prompt_claude_would_take_for_a_flag_is_refused_before_anything_runs(world):
+    for prompt in ["-x", "--help", ""]:
+        with pytest.raises(ValueError):
+            world.sandbox().run(prompt)
+        with pytest.raises(ValueError):
+            world.sandbox().stream(prompt)
+    assert not world.log.exists()  # no limactl call was made
+
+
 def test_run_reports_claudes_exit_status(ready):
     result = ready.sandbox().run("hi", claude_args=["--sim-exit", "3"])
     assert result.exit_status == 3 and not result.ok

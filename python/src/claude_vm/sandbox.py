@@ -275,6 +275,9 @@ class Sandbox:
     ) -> List[str]:
         if isinstance(claude_args, str):
             raise TypeError("claude_args is a sequence of arguments, not one string")
+        if not isinstance(prompt, str) or not prompt or prompt.startswith("-"):
+            # claude would take it for a flag (or find no prompt).
+            raise ValueError(f"prompt {prompt!r}: a non-empty str not starting with '-'")
         args = ["-p", prompt, *claude_args]
         if continue_conversation:
             args.append("--continue")
