@@ -51,9 +51,16 @@ fn main() {
     if let Some(code) = commands::warm::keeper_if_asked() {
         std::process::exit(code);
     }
-    let cli = match cli::Cli::try_parse_from(cli::argv(std::env::args_os())) {
+    let args = cli::argv(std::env::args_os());
+    // Asked before parsing, so that a refused command line is an `error` event too.
+    let json = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli.quiet_for_stdio(),
-        Err(e) => std::process::exit(clap_failed(&e)),
+        Err(e) => std::process::exit(clap_failed(&e, json)),
     };
     let code = match commands::run(cli) {
         Ok(code) => code,
@@ -76,8 +83,9 @@ fn main() {
 }
 
 /// Prints clap's help or version as it is, and its errors like ours (`claude-vm: error:`).
-/// Returns the exit code.
-fn clap_failed(e: &clap::Error) -> i32 {
+/// Under `--json` an error is one `error` event (`usage`): its first paragraph the message,
+/// the rest (usage line, `--help` pointer) the hint. Returns the exit code.
+fn clap_failed(e: &clap::Error, json: bool) -> i32 {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         // Into a closed pipe (`claude-vm --help | head`): nothing to say.
@@ -90,21 +98,18 @@ fn clap_failed(e: &clap::Error) -> i32 {
     }
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    // Parsing failed, so `--json` is only known from the words themselves (before `--`).
-    let json = std::env::args_os()
-        .skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--json");
     if json {
+        let (message, rest) = text.split_once("\n\n").unwrap_or((text, ""));
+        let hint = rest.trim();
         ui::emit(&events::Event::Error {
-            message: text.trim_end().to_owned(),
-            hint: None,
+            message: message.trim().to_owned(),
+            hint: (!hint.is_empty()).then(|| hint.to_owned()),
             kind: "usage".to_owned(),
             exit_code: 2,
         });
-    } else {
-        ui::raw_stderr(&format!("claude-vm: error: {text}"));
+        return 2;
     }
+    ui::raw_stderr(&format!("claude-vm: error: {text}"));
     2
 }
 

@@ -142,3 +142,34 @@ fn other_commands_speak_json_too() {
         "list's output stays on stdout"
     );
 }
+
+#[test]
+fn a_refused_command_line_under_json_is_an_error_event() {
+    let w = World::new();
+    for args in [
+        &["--json", "setup", "--memory", "999"][..],
+        &["setup", "--json", "--no-such-flag"][..],
+        &["--json", "shell", "--bogus"][..],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, 2, "{args:?}");
+        let evs = events(&r.stderr);
+        assert_eq!(evs.len(), 1, "{args:?}: {evs:?}");
+        assert_eq!(evs[0]["type"], "error");
+        assert_eq!(evs[0]["kind"], "usage");
+        assert_eq!(evs[0]["exit_code"], 2);
+        let message = evs[0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(args[args.len() - 1].trim_start_matches('-')),
+            "{message}"
+        );
+        assert!(evs[0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("--help")));
+        assert!(r.calls.is_empty(), "{:?}", r.calls);
+    }
+    // Without --json (or with it only after `--`, as a command's argument) the text is kept.
+    let r = w.run(&["setup", "--no-such-flag", "--", "--json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.starts_with("claude-vm: error: "), "{}", r.stderr);
+}

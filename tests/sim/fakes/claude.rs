@@ -9,7 +9,8 @@
 //! terminal on stdin goes into raw mode (so Ctrl-C arrives as the byte 0x03,
 //! not as SIGINT), "reading keys" is announced on stderr, and bytes are read
 //! up to a `q` (or EOF). With `--input-format stream-json --output-format stream-json` it
-//! speaks the Agent SDKs' protocol instead (`claude_stream.rs`).
+//! speaks the Agent SDKs' protocol instead, and with `-p` and `--output-format json` or
+//! `stream-json` it prints one turn in that format (`claude_stream.rs`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -93,6 +94,11 @@ pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
         let version = claude_install::installed_version(argv0)
             .unwrap_or_else(|| claude_install::LATEST.to_string());
         return crate::claude_stream::main(argv, version);
+    }
+    if let Some(format) = crate::claude_stream::print_format(&argv) {
+        let version = claude_install::installed_version(argv0)
+            .unwrap_or_else(|| claude_install::LATEST.to_string());
+        return crate::claude_stream::print(argv, version, format);
     }
     let exit = match value_after(&argv, "--sim-exit").map(|v| v.parse::<i32>()) {
         None => 0,

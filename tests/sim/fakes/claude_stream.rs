@@ -200,13 +200,12 @@ fn control_response(request: &Value) -> Value {
     }})
 }
 
-/// Runs the protocol until stdin ends; returns the exit status.
-pub fn main(argv: Vec<String>, version: String) -> i32 {
+fn session(argv: Vec<String>, version: String) -> Session {
     let id = value_of(&argv, "--resume")
         .or_else(|| value_of(&argv, "--session-id"))
         .unwrap_or_else(|| format!("5e551040-0000-4000-8000-{:012x}", std::process::id()));
     let model = value_of(&argv, "--model").unwrap_or_else(|| "claude-sim-1".into());
-    let mut s = Session {
+    Session {
         argv,
         id,
         model,
@@ -214,7 +213,72 @@ pub fn main(argv: Vec<String>, version: String) -> i32 {
         turns: 0,
         serial: 0,
         started: false,
-    };
+    }
+}
+
+/// `-p` (`--print`) with `--output-format json` or `stream-json` (stdin not stream-json): the
+/// output format, if these arguments ask for one.
+pub fn print_format(argv: &[String]) -> Option<&'static str> {
+    if !argv.iter().any(|a| a == "-p" || a == "--print") {
+        return None;
+    }
+    match value_of(argv, "--output-format").as_deref() {
+        Some("json") => Some("json"),
+        Some("stream-json") => Some("stream-json"),
+        _ => None,
+    }
+}
+
+/// What a print-mode turn costs.
+const PRINT_COST_USD: f64 = 0.0125;
+
+/// One print-mode turn, as the real one answers `-p PROMPT --output-format json` (the
+/// `result` object alone) or `stream-json --verbose` (init, assistant, result lines). The
+/// prompt is the argument after `-p`; the real claude, too, requires `--verbose` for
+/// stream-json in print mode.
+pub fn print(argv: Vec<String>, version: String, format: &str) -> i32 {
+    let prompt = argv
+        .iter()
+        .position(|a| a == "-p" || a == "--print")
+        .and_then(|i| argv.get(i + 1))
+        .filter(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_default();
+    if format == "stream-json" && !argv.iter().any(|a| a == "--verbose") {
+        crate::output::stderr(
+            "Error: When using --print, --output-format=stream-json requires --verbose\n",
+        );
+        return 1;
+    }
+    let mut s = session(argv, version);
+    let mut lines = s.turn(&prompt);
+    // A cost that is not the default, so a reader that drops it shows.
+    for m in lines.iter_mut().filter(|m| m["type"] == "result") {
+        m["total_cost_usd"] = json!(PRINT_COST_USD);
+    }
+    if format == "json" {
+        lines.retain(|m| m["type"] == "result");
+    }
+    let mut out = std::io::stdout().lock();
+    for m in lines {
+        let text = serde_json::to_string(&m).unwrap_or_default();
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            return 1;
+        }
+    }
+    // As in the report mode: `--sim-sleep S` after the output, then exit `--sim-exit N`.
+    let sleep = value_of(&s.argv, "--sim-sleep").and_then(|v| v.parse::<f64>().ok());
+    if let Some(secs) = sleep.filter(|s| s.is_finite() && *s > 0.0) {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    }
+    value_of(&s.argv, "--sim-exit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the protocol until stdin ends; returns the exit status.
+pub fn main(argv: Vec<String>, version: String) -> i32 {
+    let mut s = session(argv, version);
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     let mut holding = false;
