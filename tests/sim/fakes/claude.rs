@@ -9,7 +9,8 @@
 //! terminal on stdin goes into raw mode (so Ctrl-C arrives as the byte 0x03,
 //! not as SIGINT), "reading keys" is announced on stderr, and bytes are read
 //! up to a `q` (or EOF). With `--input-format stream-json --output-format stream-json` it
-//! speaks the Agent SDKs' protocol instead (`claude_stream.rs`).
+//! speaks the Agent SDKs' protocol instead (`claude_stream.rs`). With `-p --output-format json`
+//! the report is the `result` text of a result message shaped like the real one.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -133,7 +134,10 @@ pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
         stdin,
         keys,
     };
-    let line = serde_json::to_string(&report).unwrap_or_default();
+    let mut line = serde_json::to_string(&report).unwrap_or_default();
+    if print_json(&report.argv) {
+        line = result_message(&line, exit);
+    }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
         return 1;
@@ -143,4 +147,26 @@ pub fn main(argv0: &Path, args: &[OsString]) -> i32 {
         std::thread::sleep(std::time::Duration::from_secs_f64(sleep));
     }
     exit
+}
+
+/// `-p`/`--print` with `--output-format json`: the real claude prints one result message.
+fn print_json(argv: &[String]) -> bool {
+    argv.iter().any(|a| a == "-p" || a == "--print")
+        && value_after(argv, "--output-format").as_deref() == Some("json")
+}
+
+/// The result message real Claude Code prints for `-p --output-format json`, carrying `text`.
+fn result_message(text: &str, exit: i32) -> String {
+    serde_json::json!({
+        "type": "result",
+        "subtype": if exit == 0 { "success" } else { "error_during_execution" },
+        "is_error": exit != 0,
+        "duration_ms": 1,
+        "duration_api_ms": 1,
+        "num_turns": 1,
+        "result": text,
+        "session_id": "00000000-0000-4000-8000-000000000001",
+        "total_cost_usd": 0.0123,
+    })
+    .to_string()
 }
