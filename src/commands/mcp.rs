@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler, ServiceExt};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
@@ -145,7 +146,14 @@ impl Server {
     }
 
     /// Runs `claude-vm --json ARGS` in `dir` to the end.
-    async fn claude_vm(&self, args: &[String], dir: &Path) -> std::io::Result<Ran> {
+    /// A request the client cancels ends its child (SIGTERM: claude-vm deletes the VM) and
+    /// still waits for it, so nothing is left running unseen.
+    async fn claude_vm(
+        &self,
+        args: &[String],
+        dir: &Path,
+        cancelled: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<Ran> {
         let mut child = tokio::process::Command::new(&self.exe)
             .args(args)
             .current_dir(dir)
@@ -161,11 +169,26 @@ impl Server {
         if let Some(pid) = guard.pid {
             lock(&self.children).insert(pid, false);
         }
-        let (stdout, stderr, status) = tokio::join!(
-            read_bounded(child.stdout.take(), core::STDOUT_MAX),
-            read_bounded(child.stderr.take(), STDERR_MAX),
-            child.wait()
-        );
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let ran = async {
+            tokio::join!(
+                read_bounded(out, core::STDOUT_MAX),
+                read_bounded(err, STDERR_MAX),
+                child.wait()
+            )
+        };
+        tokio::pin!(ran);
+        let (stdout, stderr, status) = tokio::select! {
+            r = &mut ran => r,
+            () = cancelled => {
+                if let Some(pid) = guard.pid {
+                    if lock(&self.children).insert(pid, true) != Some(true) {
+                        terminate(pid);
+                    }
+                }
+                ran.await
+            }
+        };
         let status = status?;
         guard.done = true;
         let stdout = String::from_utf8_lossy(&stdout).into_owned();
@@ -187,6 +210,7 @@ impl Server {
     async fn run_agent(
         &self,
         Parameters(p): Parameters<RunAgent>,
+        ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let dir = match core::project_dir(&p.project, &self.cwd)
             .and_then(|d| core::check_claude_args(&p.claude_args, &p.prompt).map(|()| d))
@@ -199,13 +223,15 @@ impl Server {
             .to_vec();
         args.extend(["--output-format".to_owned(), "json".to_owned()]);
         args.extend(p.claude_args);
-        Ok(match self.claude_vm(&args, &dir).await {
-            Ok(r) => {
-                let (text, s, e) = core::agent_answer(r.exit, &r.stdout, &r.events);
-                answer(text, s, e)
-            }
-            Err(e) => refused(Refusal(format!("cannot run {}: {e}", self.exe.display()))),
-        })
+        Ok(
+            match self.claude_vm(&args, &dir, ctx.ct.cancelled()).await {
+                Ok(r) => {
+                    let (text, s, e) = core::agent_answer(r.exit, &r.stdout, &r.events);
+                    answer(text, s, e)
+                }
+                Err(e) => refused(Refusal(format!("cannot run {}: {e}", self.exe.display()))),
+            },
+        )
     }
 
     #[tool(
@@ -214,6 +240,7 @@ impl Server {
     async fn exec(
         &self,
         Parameters(p): Parameters<Exec>,
+        ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let dir = match core::project_dir(&p.project, &self.cwd)
             .and_then(|d| core::check_argv(&p.argv).map(|()| d))
@@ -223,30 +250,40 @@ impl Server {
         };
         let mut args: Vec<String> = ["--json", "shell", "--"].map(str::to_owned).to_vec();
         args.extend(p.argv);
-        Ok(match self.claude_vm(&args, &dir).await {
-            Ok(r) => {
-                let (text, s, e) = core::exec_answer(r.exit, &r.stdout, &r.events);
-                answer(text, s, e)
-            }
-            Err(e) => refused(Refusal(format!("cannot run {}: {e}", self.exe.display()))),
-        })
+        Ok(
+            match self.claude_vm(&args, &dir, ctx.ct.cancelled()).await {
+                Ok(r) => {
+                    let (text, s, e) = core::exec_answer(r.exit, &r.stdout, &r.events);
+                    answer(text, s, e)
+                }
+                Err(e) => refused(Refusal(format!("cannot run {}: {e}", self.exe.display()))),
+            },
+        )
     }
 
     #[tool(
         description = "List claude-vm's templates and running sessions ({\"templates\": [...], \"sessions\": [...]}, as `claude-vm --json list`)."
     )]
-    async fn list_sessions(&self) -> std::result::Result<CallToolResult, ErrorData> {
+    async fn list_sessions(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
         let args = ["--json", "list"].map(str::to_owned);
-        Ok(match self.claude_vm(&args, &self.cwd.clone()).await {
-            Ok(r) => match serde_json::from_str::<serde_json::Value>(&r.stdout) {
-                Ok(v) if r.exit == 0 => answer(v.to_string(), v, false),
-                _ => {
-                    let (text, s, _) = core::exec_answer(r.exit, &r.stdout, &r.events);
-                    answer(text, s, true)
-                }
+        Ok(
+            match self
+                .claude_vm(&args, &self.cwd.clone(), ctx.ct.cancelled())
+                .await
+            {
+                Ok(r) => match serde_json::from_str::<serde_json::Value>(&r.stdout) {
+                    Ok(v) if r.exit == 0 => answer(v.to_string(), v, false),
+                    _ => {
+                        let (text, s, _) = core::exec_answer(r.exit, &r.stdout, &r.events);
+                        answer(text, s, true)
+                    }
+                },
+                Err(e) => refused(Refusal(format!("cannot run {}: {e}", self.exe.display()))),
             },
-            Err(e) => refused(Refusal(format!("cannot run {}: {e}", self.exe.display()))),
-        })
+        )
     }
 
     #[tool(

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::{Peer, RoleClient, RunningService};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientRequest, Request};
+use rmcp::service::{Peer, PeerRequestOptions, RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
@@ -310,13 +310,43 @@ fn bad_input_is_a_tool_error_that_touches_no_vm_and_claude_vm_errors_come_back_w
     w.assert_nothing_left("after bad input");
 }
 
+async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: timed out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
-fn a_client_that_goes_away_mid_run_leaves_no_vm() {
+fn a_cancelled_request_and_a_client_that_goes_away_mid_run_leave_no_vm() {
     let w = World::new();
     w.setup();
+    let running = |w: &World| w.instances().iter().any(|n| n.contains(".run-"));
     rt().block_on(async {
         let c = connect(&w, &w.project).await;
         let peer = c.service.peer().clone();
+
+        // The client cancels one call (notifications/cancelled): its VM goes, the server stays.
+        let args = json!({"project": ".", "argv": ["sleep", "60"]});
+        let request = ClientRequest::CallToolRequest(Request::new(
+            CallToolRequestParams::new("exec").with_arguments(args.as_object().unwrap().clone()),
+        ));
+        let handle = peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .expect("send");
+        wait_for("the VM comes up", || running(&w)).await;
+        let cancelled = Instant::now();
+        handle
+            .cancel(Some("changed my mind".into()))
+            .await
+            .expect("cancel");
+        wait_for("the cancelled run's VM is deleted", || !running(&w)).await;
+        assert!(cancelled.elapsed() < Duration::from_secs(30));
+        let r = call(&peer, "list_sessions", json!({})).await;
+        assert_eq!(structured(&r)["sessions"], json!([]), "{}", text(&r));
+        w.assert_nothing_left("after a cancelled call");
         let long = {
             let peer = peer.clone();
             tokio::spawn(async move {
@@ -328,11 +358,7 @@ fn a_client_that_goes_away_mid_run_leaves_no_vm() {
                 .await
             })
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while w.instances().iter().all(|n| !n.contains(".run-")) {
-            assert!(Instant::now() < deadline, "the VM never came up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for("the VM comes up", || running(&w)).await;
         let started = Instant::now();
         close(c).await;
         assert!(
