@@ -319,7 +319,7 @@ async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 #[test]
-fn a_cancelled_request_and_a_client_that_goes_away_mid_run_leave_no_vm() {
+fn a_cancelled_call_a_closed_pipe_and_sigterm_mid_run_leave_no_vm() {
     let w = World::new();
     w.setup();
     let running = |w: &World| w.instances().iter().any(|n| n.contains(".run-"));
@@ -366,6 +366,33 @@ fn a_cancelled_request_and_a_client_that_goes_away_mid_run_leave_no_vm() {
             "the server waited for the command instead of ending it"
         );
         long.abort();
+        w.assert_nothing_left("after the client went away");
+
+        // A client that stops the server with SIGTERM mid-run: the server ends the run and
+        // waits for its VM to be deleted before it exits.
+        let c = connect(&w, &w.project).await;
+        let peer = c.service.peer().clone();
+        let long = tokio::spawn(async move {
+            let args = json!({"project": ".", "argv": ["sleep", "60"]});
+            peer.call_tool(
+                CallToolRequestParams::new("exec")
+                    .with_arguments(args.as_object().unwrap().clone()),
+            )
+            .await
+        });
+        wait_for("the VM comes up", || running(&w)).await;
+        // SAFETY: a signal to the server this test started.
+        assert_eq!(
+            unsafe { libc::kill(c.pid as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        let started = Instant::now();
+        close(c).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(50),
+            "the server waited for the command"
+        );
+        long.abort();
     });
-    w.assert_nothing_left("after the client went away");
+    w.assert_nothing_left("after the server was sent SIGTERM");
 }
