@@ -249,6 +249,9 @@ pub enum Command {
     Update(UpdateArgs),
     /// Check Lima, this host and claude-vm's VMs; each problem comes with a fix.
     Doctor,
+    /// Serve MCP on stdio (tools run_agent, exec, list_sessions, session_log), for an agent
+    /// on the host: `claude mcp add claude-vm -- claude-vm mcp`.
+    Mcp,
     /// Print a shell completion script.
     Completions {
         /// The shell: bash, zsh or fish (also elvish, powershell).

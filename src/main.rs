@@ -17,6 +17,7 @@ mod integrations;
 mod journal;
 mod lima;
 mod lock;
+mod mcp;
 mod names;
 // The session network proxy (issue 12); sessions start it once it is wired in.
 #[allow(dead_code, unused_imports)]

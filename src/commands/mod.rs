@@ -8,6 +8,7 @@ mod gc;
 mod info;
 mod list;
 mod login;
+mod mcp;
 pub mod session;
 mod setup;
 mod trust;
@@ -173,6 +174,16 @@ pub fn run(cli: Cli) -> Result<i32> {
     // Commands that need no project (and work outside one).
     match &cli.command {
         Some(Command::Completions { shell }) => return completions::run(*shell),
+        Some(Command::Mcp) => {
+            if !cli.session.is_empty() {
+                return Err(
+                    Error::usage("session flags given before `mcp` do not apply to it").with_hint(
+                        "run `claude-vm mcp`; each tool runs claude-vm in the project it names",
+                    ),
+                );
+            }
+            return mcp::run(HostPaths::from_env()?.data_dir);
+        }
         Some(Command::Update(u)) => {
             let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
             let data_dir = HostPaths::from_env().ok().map(|p| p.data_dir);
@@ -272,6 +283,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
             doctor::run(ctx)
         }
         Some(Command::Completions { shell }) => completions::run(shell),
+        Some(Command::Mcp) => Err(Error::failure(
+            "internal error: `mcp` runs before the project is read",
+        )),
         Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",
         )),

@@ -19,6 +19,7 @@ mod housekeeping;
 mod install;
 mod journal;
 mod lima;
+mod mcp;
 mod messages;
 mod messages_api;
 mod notice;
