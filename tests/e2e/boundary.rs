@@ -259,18 +259,56 @@ fn a_runtime_script_swapped_for_a_link_never_copies_a_host_file() {
     w.assert_nothing_left("after racing sessions");
 }
 
-#[test]
-fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
+/// A home with a marker file and a project whose folder `dir` (holding `file`) is mounted by
+/// `table` (`[[mounts]]` or `[[setup.mounts]]`) at `at`.
+fn world_with_a_mounted_project_folder(
+    dir: &str,
+    file: &str,
+    text: &str,
+    table: &str,
+    at: &str,
+    writable: bool,
+) -> World {
     let w = World::new();
     std::fs::write(w.home.join("HOME-MARKER"), "home\n").unwrap();
-    std::fs::create_dir_all(w.project.join("data")).unwrap();
-    std::fs::write(w.project.join("data/inside"), "project data\n").unwrap();
+    std::fs::create_dir_all(w.project.join(dir)).unwrap();
+    std::fs::write(w.project.join(dir).join(file), text).unwrap();
     w.write_project(
         ".claude-vm.toml",
         &format!(
-            "[[mounts]]\nlocation = \"{}\"\nmount_point = \"/data\"\nwritable = true\n",
-            w.project.join("data").display()
+            "{table}\nlocation = \"{}\"\nmount_point = \"{at}\"\n{}",
+            w.project.join(dir).display(),
+            if writable { "writable = true\n" } else { "" }
         ),
+    );
+    w
+}
+
+/// No `verb` call (clone, create) of this run gave Lima the home directory as a mount.
+#[track_caller]
+fn assert_home_not_given_to_lima(r: &Run, verb: &str, home: &str) {
+    for call in r.calls.iter().filter(|c| c[0] == verb) {
+        let mounts = call
+            .iter()
+            .find(|a| a.starts_with(".mounts"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !mounts.contains(&format!("\"location\":\"{home}\"")),
+            "the home directory went to Lima: {mounts}"
+        );
+    }
+}
+
+#[test]
+fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
+    let w = world_with_a_mounted_project_folder(
+        "data",
+        "inside",
+        "project data\n",
+        "[[mounts]]",
+        "/data",
+        true,
     );
     w.setup();
     let r = w.run(&["shell", "--", "cat", "/data/inside"]);
@@ -291,19 +329,7 @@ fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
             "the home directory was mounted:\n{}",
             r.stdout
         );
-        for call in &r.calls {
-            if call[0] == "clone" {
-                let mounts = call
-                    .iter()
-                    .find(|a| a.starts_with(".mounts"))
-                    .cloned()
-                    .unwrap_or_default();
-                assert!(
-                    !mounts.contains(&format!("\"location\":\"{home}\"")),
-                    "the home directory went to Lima: {mounts}"
-                );
-            }
-        }
+        assert_home_not_given_to_lima(&r, "clone", &home);
     }
     stop_agent(&w, agent);
     assert!(booted > 0, "no session ran during the race");
@@ -311,16 +337,13 @@ fn a_mounted_folder_swapped_for_a_link_to_home_never_mounts_home() {
 
 #[test]
 fn a_setup_mount_swapped_for_a_link_to_home_never_reaches_the_build() {
-    let w = World::new();
-    std::fs::write(w.home.join("HOME-MARKER"), "home\n").unwrap();
-    std::fs::create_dir_all(w.project.join("vendor")).unwrap();
-    std::fs::write(w.project.join("vendor/dep"), "vendored\n").unwrap();
-    w.write_project(
-        ".claude-vm.toml",
-        &format!(
-            "[[setup.mounts]]\nlocation = \"{}\"\nmount_point = \"/vendor\"\n",
-            w.project.join("vendor").display()
-        ),
+    let w = world_with_a_mounted_project_folder(
+        "vendor",
+        "dep",
+        "vendored\n",
+        "[[setup.mounts]]",
+        "/vendor",
+        false,
     );
     // What the build saw at its mount point is kept in the template.
     w.write_project(
@@ -342,19 +365,7 @@ fn a_setup_mount_swapped_for_a_link_to_home_never_reaches_the_build() {
     for _ in 0..30 {
         let r = w.run(&["setup"]);
         built += usize::from(r.code == 0);
-        for call in &r.calls {
-            if call[0] == "create" {
-                let mounts = call
-                    .iter()
-                    .find(|a| a.starts_with(".mounts"))
-                    .cloned()
-                    .unwrap_or_default();
-                assert!(
-                    !mounts.contains(&format!("\"location\":\"{home}\"")),
-                    "the home directory went to Lima: {mounts}"
-                );
-            }
-        }
+        assert_home_not_given_to_lima(&r, "create", &home);
         if r.code == 0 {
             let seen = w.run(&["shell", "--", "sh", "-c", "cat ~/seen-at-setup"]);
             assert!(
