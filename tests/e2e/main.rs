@@ -2,7 +2,11 @@
 //! would run it (fresh HOME, a git project, no terminal).
 
 mod live;
+#[path = "../common/sandbox.rs"]
+mod sandbox;
 mod support;
+#[path = "../common/pty.rs"]
+mod tty;
 
 mod audit;
 mod boundary;

@@ -233,25 +233,6 @@ fn claude_mcp_commands_store_servers_like_claude_code() {
     assert_eq!(report["argv"], serde_json::json!(["-p", "hi"]));
 }
 
-/// Opens a pseudo-terminal: (master, slave).
-fn open_pty() -> (fs::File, fs::File) {
-    use std::os::fd::FromRawFd;
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two descriptors; the others may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty");
-    // SAFETY: both descriptors were just opened and are owned here.
-    unsafe { (fs::File::from_raw_fd(master), fs::File::from_raw_fd(slave)) }
-}
-
 #[test]
 fn claude_auth_login_needs_a_terminal() {
     let sim = Sim::new();
@@ -283,7 +264,7 @@ fn claude_auth_login_needs_a_terminal() {
         out.stderr
     );
     // On a terminal it prints the URL and takes the pasted code.
-    let (mut master, slave) = open_pty();
+    let crate::tty::Pair { mut master, slave } = crate::tty::open();
     let child = sim
         .cmd(&["shell", "vm", "/bin/bash", "-lc", "exec claude auth login"])
         .stdin(Stdio::from(slave))

@@ -1,6 +1,5 @@
 //! The harness: the simulator binary, one simulated machine (`Sim`) and its runs (`Out`).
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,28 +20,7 @@ pub fn sim_bin() -> &'static Path {
             .parent()
             .and_then(Path::parent)
             .expect("target/<profile>/deps");
-        let bin = profile_dir.join("examples").join("limactl");
-        let profile = profile_dir
-            .file_name()
-            .and_then(OsStr::to_str)
-            .unwrap_or("debug");
-        let profile = if profile == "debug" { "dev" } else { profile };
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "limactl",
-                "--profile",
-                profile,
-                "--manifest-path",
-            ])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .status()
-            .expect("run cargo build --example limactl");
-        assert!(status.success(), "cargo build --example limactl failed");
-        assert!(bin.exists(), "{} was not built", bin.display());
-        bin
+        crate::sandbox::build_simulator(profile_dir).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 

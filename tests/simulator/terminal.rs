@@ -4,50 +4,19 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::*;
+use crate::tty;
 
 /// A pseudo-terminal for the simulator's stdin and stdout, read on a thread.
 struct Pty {
-    master: std::os::fd::OwnedFd,
+    master: std::fs::File,
     slave: std::os::fd::OwnedFd,
-    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    output: tty::Recording,
 }
 
 impl Pty {
     fn open() -> Pty {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        let (mut m, mut s) = (-1, -1);
-        // SAFETY: openpty writes two fds; the other arguments may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut m,
-                &mut s,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0);
-        for fd in [m, s] {
-            // SAFETY: a flag on our own descriptors.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        // SAFETY: fresh descriptors owned by nobody else.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let reader = master.try_clone().unwrap();
-        let out = std::sync::Arc::clone(&output);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            loop {
-                // SAFETY: reading into a valid buffer.
-                let n =
-                    unsafe { libc::read(reader.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    break;
-                }
-                out.lock().unwrap().extend_from_slice(&buf[..n as usize]);
-            }
-        });
+        let tty::Pair { master, slave } = tty::open();
+        let output = tty::Recording::start(&master);
         Pty {
             master,
             slave,
@@ -56,27 +25,19 @@ impl Pty {
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+        self.output.text()
     }
 
     fn type_keys(&self, bytes: &[u8]) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: writing a valid buffer to our descriptor.
-        let n = unsafe { libc::write(self.master.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        assert_eq!(n, bytes.len() as isize);
+        use std::io::Write;
+        (&self.master)
+            .write_all(bytes)
+            .expect("type on the terminal");
     }
 
     /// Canonical mode with signal keys: what a shell leaves a terminal in.
     fn cooked(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        // SAFETY: termios is plain data filled in by tcgetattr.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid descriptor and out-pointer.
-        assert_eq!(
-            unsafe { libc::tcgetattr(self.slave.as_raw_fd(), &mut t) },
-            0
-        );
-        t.c_lflag & (libc::ICANON | libc::ISIG) == (libc::ICANON | libc::ISIG)
+        tty::has_lflags(&self.slave, libc::ICANON | libc::ISIG)
     }
 }
 
