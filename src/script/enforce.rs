@@ -135,8 +135,21 @@ exec setpriv --reuid=\"$3\" --regid=\"$4\" \"$cvm_g\" --no-new-privs --bounding-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::testing::run_bash;
     use std::net::{Ipv4Addr, SocketAddrV4};
+
+    // Local, not crate::script::testing: tests/e2e/enforce.rs includes this file by #[path].
+    fn run_bash(script: &str) -> (i32, String, String) {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 
     fn enforcement(host_ports: Vec<u16>, keep_sudo: bool) -> Enforcement {
         Enforcement {
@@ -286,7 +299,7 @@ mod tests {
                 "exec printf '<%s>' \"$CVM_TEST\" \"$PATH\" \"${SUDO_USER-unset}\" a\\ b"
             )
         );
-        let (code, out, err) = run_bash(&script, &[]);
+        let (code, out, err) = run_bash(&script);
         assert_eq!(code, 0, "{err}");
         assert_eq!(
             out,
