@@ -5,9 +5,9 @@
 //! script's root step and drop then run as that user, and the agent side tries to get out.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -94,14 +94,15 @@ fn probe(name: &str, command: &str) -> String {
 }
 
 /// Network attempts from the guest (bash's /dev/tcp and /dev/udp; a UDP probe sends a byte).
-fn attempts(proxy: u16, service: u16) -> String {
+fn attempts(p: &Ports) -> String {
     let tcp = |host: &str, port: u16| format!("timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{port}'");
     let udp = |host: &str, port: u16| {
         format!("timeout 5 bash -c 'exec 3<>/dev/udp/{host}/{port} && printf x >&3'")
     };
     [
-        probe("proxy", &tcp("192.168.5.2", proxy)),
-        probe("host_loopback", &tcp("192.168.5.2", service)),
+        probe("proxy", &tcp("192.168.5.2", p.proxy)),
+        probe("host_port", &tcp("192.168.5.2", p.allowed)),
+        probe("host_loopback", &tcp("192.168.5.2", p.service)),
         probe("dns_lima", &udp("192.168.5.3", 53)),
         probe("dns_public", &udp("1.1.1.1", 53)),
         probe("dns_tcp", &tcp("1.1.1.1", 53)),
@@ -110,7 +111,7 @@ fn attempts(proxy: u16, service: u16) -> String {
     .concat()
 }
 
-fn results(out: &str, phase: &str) -> std::collections::BTreeMap<String, String> {
+fn results(out: &str, phase: &str) -> BTreeMap<String, String> {
     let start = out
         .find(&format!("== {phase}\n"))
         .unwrap_or_else(|| panic!("no {phase} section in:\n{out}"));
@@ -125,35 +126,55 @@ fn results(out: &str, phase: &str) -> std::collections::BTreeMap<String, String>
         .collect()
 }
 
-#[test]
-fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
-    if !crate::support::isolated() || unsafe { libc::geteuid() } != 0 {
-        // The guest needs a second uid: the simulator maps only one in a user namespace.
-        eprintln!("enforce: needs the simulator's namespace mode as root; not run");
-        return;
-    }
+/// Host listeners: the proxy, a host port the session lists, a service it does not.
+struct Ports {
+    proxy: u16,
+    allowed: u16,
+    service: u16,
+}
+
+struct Outcome {
+    out: String,
+    err: String,
+    before: BTreeMap<String, String>,
+    after: BTreeMap<String, String>,
+    root: BTreeMap<String, String>,
+    /// Connections each host listener accepted (proxy, allowed, service).
+    hits: [usize; 3],
+}
+
+const HOSTILE: &str = "it's \"$x\" `id`\nline é";
+
+/// Boots a guest, makes the user as Lima does, runs a session script built with `e` (the
+/// runtime part, then `drop_and_run`) as that user, and reads what each probe got.
+fn run_enforced(keep_sudo: bool) -> Outcome {
     let w = World::new();
-    let before = host_ruleset();
+    let before_host = host_ruleset();
     let (proxy, proxy_hits) = listener();
+    let (allowed, allowed_hits) = listener();
     let (service, service_hits) = listener();
+    let ports = Ports {
+        proxy,
+        allowed,
+        service,
+    };
     let e = Enforcement {
         proxy: SocketAddrV4::new(Ipv4Addr::new(192, 168, 5, 2), proxy),
-        host_ports: vec![],
-        keep_sudo: false,
+        host_ports: vec![allowed],
+        keep_sudo,
     };
-    let hostile = "it's \"$x\" `id`\nline é";
     let probes = [
         probe("sudo", "sudo -n true"),
         probe("nft_list", "nft list ruleset"),
         probe("nft_flush", "nft flush ruleset"),
-        probe("nft_via_sudo", "sudo -n nft flush ruleset"),
+        probe("nft_via_sudo", "sudo -n nft list ruleset"),
         probe("unshare_net", "unshare -n true"),
         probe("sg_docker", "sg docker -c 'id -Gn' | grep -qw docker"),
         probe(
             "newgrp_docker",
             "echo 'id -Gn' | newgrp docker | grep -qw docker",
         ),
-        attempts(proxy, service),
+        attempts(&ports),
         "echo groups=$(id -Gn | tr ' ' ,)\n".into(),
         "echo uid=$(id -u)\n".into(),
         "echo nnp=$(awk '/^NoNewPrivs/ {print $2}' /proc/self/status)\n".into(),
@@ -171,8 +192,8 @@ fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
          echo '== before'\n\
          {pre}{sudo_pre}echo groups=$(id -Gn | tr ' ' ,)\n\
          {drop}",
-        h = quote(hostile),
-        pre = attempts(proxy, service),
+        h = quote(HOSTILE),
+        pre = attempts(&ports),
         sudo_pre = probe("sudo", "sudo -n true"),
         drop = drop_and_run(&e, "echo '== after'; exec bash /home/agent/probe.sh"),
     );
@@ -198,13 +219,13 @@ fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
          nft list table inet claude_vm >/dev/null && echo table=present\n\
          test -e {deny} && echo deny=present\n\
          {fresh}",
+        session = quote(&session),
+        probes = quote(&probes),
         deny = quote(SUDOERS_DENY),
         fresh = probe(
             "sudo_fresh",
             "setpriv --reuid=agent --regid=agent --init-groups sudo -n true"
         ),
-        session = quote(&session),
-        probes = quote(&probes),
     );
     let name = "enforce1";
     let (code, _, err) = limactl(
@@ -224,23 +245,78 @@ fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
     let (code, _, err) = limactl(&w, &["start", "--tty=false", name], "");
     assert_eq!(code, 0, "start: {err}");
     let (code, out, err) = limactl(&w, &["shell", name, "bash", "-s"], &setup);
-    let _ = limactl(&w, &["delete", "--force", name], "");
+    let (deleted, _, derr) = limactl(&w, &["delete", "--force", name], "");
+    assert_eq!(deleted, 0, "delete: {derr}");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("== status 0"), "{out}\n{err}");
-
-    let pre = results(&out, "before");
-    for (k, want) in [
-        ("sudo", "ok"),
-        ("proxy", "ok"),
-        ("host_loopback", "ok"),
-        ("dns_lima", "ok"),
-        ("ipv6", "ok"),
-    ] {
-        assert_eq!(pre[k], want, "before the drop, {k}: {out}\n{err}");
+    assert_eq!(
+        host_ruleset(),
+        before_host,
+        "the host's nftables ruleset changed"
+    );
+    Outcome {
+        before: results(&out, "before"),
+        after: results(&out, "after"),
+        root: results(&out, "root"),
+        hits: [&proxy_hits, &allowed_hits, &service_hits].map(|h| h.load(Ordering::SeqCst)),
+        out,
+        err,
     }
-    assert!(pre["groups"].split(',').any(|g| g == "docker"), "{out}");
+}
 
-    let post = results(&out, "after");
+/// The guest needs a second uid (the simulator maps only one in a user namespace), and
+/// namespace mode.
+fn can_run() -> bool {
+    let ok = crate::support::isolated() && unsafe { libc::geteuid() } == 0;
+    if !ok {
+        eprintln!("enforce: needs the simulator's namespace mode as root; not run");
+    }
+    ok
+}
+
+fn assert_before_the_rules(o: &Outcome) {
+    let (out, err) = (&o.out, &o.err);
+    for k in [
+        "sudo",
+        "proxy",
+        "host_port",
+        "host_loopback",
+        "dns_lima",
+        "ipv6",
+    ] {
+        assert_eq!(o.before[k], "ok", "before the rules, {k}: {out}\n{err}");
+    }
+    assert!(
+        o.before["groups"].split(',').any(|g| g == "docker"),
+        "{out}"
+    );
+}
+
+fn assert_network_closed(o: &Outcome) {
+    let (out, err) = (&o.out, &o.err);
+    for k in ["host_loopback", "dns_lima", "dns_public", "dns_tcp", "ipv6"] {
+        assert_eq!(
+            o.after[k], "no",
+            "under the rules, {k} must fail: {out}\n{err}"
+        );
+    }
+    for k in ["proxy", "host_port"] {
+        assert_eq!(o.after[k], "ok", "under the rules, {k}: {out}\n{err}");
+    }
+    assert_eq!(o.root["table"], "present");
+    // Before and after for the proxy and the listed port; before only for the other service.
+    assert_eq!(o.hits, [2, 2, 1], "{out}");
+}
+
+#[test]
+fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
+    if !can_run() {
+        return;
+    }
+    let o = run_enforced(false);
+    let (out, err) = (&o.out, &o.err);
+    assert_before_the_rules(&o);
+    assert_network_closed(&o);
     for k in [
         "sudo",
         "nft_list",
@@ -249,35 +325,39 @@ fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
         "unshare_net",
         "sg_docker",
         "newgrp_docker",
-        "host_loopback",
-        "dns_lima",
-        "dns_public",
-        "dns_tcp",
-        "ipv6",
     ] {
-        assert_eq!(post[k], "no", "after the drop, {k} must fail: {out}\n{err}");
+        assert_eq!(
+            o.after[k], "no",
+            "after the drop, {k} must fail: {out}\n{err}"
+        );
     }
-    assert_eq!(post["proxy"], "ok", "{out}\n{err}");
-    let groups: Vec<&str> = post["groups"].split(',').collect();
+    let groups: Vec<&str> = o.after["groups"].split(',').collect();
     assert_eq!(groups, ["agent"], "{out}");
-    assert_ne!(post["uid"], "0");
-    assert_eq!(post["nnp"], "1");
-    assert_eq!(post["capeff"], "0000000000000000");
-    assert_eq!(post["capbnd"], "0000000000000000");
-    assert_eq!(post["var_kept"], "yes", "{out}");
-    assert_eq!(post["path_kept"], "yes", "{out}");
-    let root = results(&out, "root");
-    assert_eq!(root["table"], "present");
-    assert_eq!(root["deny"], "present");
+    assert_ne!(o.after["uid"], "0");
+    assert_eq!(o.after["nnp"], "1");
+    assert_eq!(o.after["capeff"], "0000000000000000");
+    assert_eq!(o.after["capbnd"], "0000000000000000");
+    assert_eq!(o.after["var_kept"], "yes", "{out}");
+    assert_eq!(o.after["path_kept"], "yes", "{out}");
+    assert_eq!(o.root["deny"], "present");
     // A new process of the user's (without no_new_privs) is refused by sudoers itself.
-    assert_eq!(root["sudo_fresh"], "no", "{out}\n{err}");
-    // Two proxy connections (before and after), one to the loopback service (before only).
-    assert_eq!(proxy_hits.load(Ordering::SeqCst), 2);
-    assert_eq!(service_hits.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        host_ruleset(),
-        before,
-        "the host's nftables ruleset changed"
-    );
-    assert!(!Path::new(&w.lima_home).join(name).exists());
+    assert_eq!(o.root["sudo_fresh"], "no", "{out}\n{err}");
+}
+
+#[test]
+fn a_shell_that_keeps_sudo_still_has_the_network_rules() {
+    if !can_run() {
+        return;
+    }
+    let o = run_enforced(true);
+    let (out, err) = (&o.out, &o.err);
+    assert_before_the_rules(&o);
+    assert_network_closed(&o);
+    for k in ["sudo", "nft_via_sudo"] {
+        assert_eq!(o.after[k], "ok", "keep_sudo: {k}: {out}\n{err}");
+    }
+    assert_eq!(o.after["nnp"], "0");
+    assert_eq!(o.after["var_kept"], "yes", "{out}");
+    assert_eq!(o.root.get("deny"), None, "{out}");
+    assert_eq!(o.root["sudo_fresh"], "ok", "{out}\n{err}");
 }
