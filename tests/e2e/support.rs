@@ -334,9 +334,10 @@ impl World {
             self.journal()
                 .iter()
                 .filter(|e| {
-                    e["owner"]["pid"]
-                        .as_u64()
-                        .is_some_and(|p| background.contains(&(p as u32)))
+                    let pid = e["owner"]["pid"].as_u64().map(|p| p as u32);
+                    // A keeper at work on a clone for its pool: the pool's, not the command's.
+                    let keeper_at_work = e["role"] == "warm" && pid.is_some_and(alive);
+                    keeper_at_work || pid.is_some_and(|p| background.contains(&p))
                 })
                 .filter_map(|e| e["instance"].as_str().map(str::to_owned)),
         );
@@ -422,4 +423,10 @@ impl World {
         self.check_invariants(&run);
         run
     }
+}
+
+/// Whether a process with this pid exists (signal 0 only asks).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 sends nothing.
+    libc::pid_t::try_from(pid).is_ok_and(|p| unsafe { libc::kill(p, 0) } == 0)
 }
