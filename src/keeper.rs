@@ -1,263 +1,33 @@
-//! `claude-vm warm [N]`, and the warm pool's keeper: the one background process per template
+//! The warm pool's keeper: the one background process per template
 //! that owns the pre-booted clones (in the journal), keeps as many ready as asked for, removes
 //! those of an outdated template or configuration, and empties the pool once it has been unused
 //! for `[pool] idle_minutes`.
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::session::{self, Basis, Purpose};
-use super::Context;
 use crate::cli::{GlobalOpts, SessionOpts};
-use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::handover::Handover;
 use crate::journal::{now, Entry, Journal};
-use crate::lima;
 use crate::lock::{self, Mode};
-use crate::names::{Role, TemplateName};
+use crate::names::Role;
 use crate::pool::{self, Pool, Ready, State};
-use crate::procinfo::{Liveness, ProcessIdentity};
 use crate::script::Final;
 use crate::signals;
+use crate::workflow::pool::{drain, keeper_announcement, wanted_size, BACKOFF, KEEPER_VAR};
+use crate::workflow::prepare::{self as session, Basis, Purpose};
+use crate::workflow::Context;
 
-/// Set in the keeper's environment; the keeper runs in the project's directory.
-const KEEPER_VAR: &str = "CLAUDE_VM_POOL_KEEPER";
 /// How often the keeper looks at the pool.
 const TICK: Duration = Duration::from_secs(1);
-/// After a failed clone, how long the keeper waits before trying again.
-const BACKOFF: Duration = Duration::from_secs(30);
-
-/// The size the pool should have: what `claude-vm warm N` asked for last, else `[pool] size`.
-pub fn wanted_size(config: &Config, pool: &Pool) -> u32 {
-    pool.state().size.unwrap_or(config.pool.size)
-}
-
-/// `claude-vm warm [N]`: fills the pool to N ready clones (default `[pool] size`, or 1) and
-/// returns once they are booted; `warm 0` empties it.
-pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
-    let basis = session::prepare(ctx, &SessionOpts::default(), Purpose::Pool)?;
-    let n = count.unwrap_or(if basis.config.pool.size > 0 {
-        basis.config.pool.size
-    } else {
-        1
-    });
-    if !crate::config::POOL_SIZE.contains(&n) {
-        return Err(Error::usage(format!(
-            "cannot keep {n} pre-booted VMs: at most {}",
-            crate::config::POOL_SIZE.end()
-        ))
-        .with_hint("ask for fewer, e.g. `claude-vm warm 2`"));
-    }
-    let pool = Pool::new(&ctx.paths, basis.template.as_str());
-    if ctx.dry_run {
-        crate::outln!(
-            "would keep {} of {} ready (no limactl call now)",
-            super::clean::count(n as usize, "pre-booted clone"),
-            basis.template
-        );
-        return Ok(0);
-    }
-    pool.set_state(State {
-        size: Some(n),
-        last_used: now(),
-    })?;
-    if n == 0 {
-        let gone = drain(ctx, &pool, &basis.template, |_| true)?;
-        ctx.ui.info(&format!(
-            "the pool of {} is empty ({} removed)",
-            ctx.project.identity().display(),
-            super::clean::count(gone, "pre-booted VM")
-        ));
-        return Ok(0);
-    }
-    // A failure from before this `warm` is not this one's.
-    pool.clear_failure();
-    let began = now();
-    ensure_keeper(ctx, &basis.config, basis.template.as_str());
-    let fingerprint = basis
-        .manifest
-        .fingerprint
-        .as_ref()
-        .map(|f| f.digest.clone());
-    let step = ctx.ui.step(format!(
-        "booting {} for {}",
-        super::clean::count(n as usize, "pre-booted VM"),
-        ctx.project.identity().display()
-    ));
-    signals::install();
-    // A keeper just started needs a moment to take its lock.
-    let started = Instant::now();
-    let mut seen_keeper = false;
-    loop {
-        signals::check()?;
-        let ready = pool
-            .ready()
-            .iter()
-            .filter(|r| r.fingerprint == fingerprint)
-            .count();
-        if ready >= n as usize {
-            break;
-        }
-        // The keeper retries later; `warm` does not wait for that.
-        if let Some(f) = pool.last_failure().filter(|f| f.at >= began) {
-            return Err(Error::failure(format!(
-                "a pre-booted VM could not be booted: {}",
-                f.message
-            ))
-            .with_hint(format!(
-                "the keeper tries again every {}s; its log: {}",
-                BACKOFF.as_secs(),
-                keeper_log(ctx, &basis.template).display()
-            )));
-        }
-        match keeper_running(&pool) {
-            Some(true) => seen_keeper = true,
-            Some(false) if seen_keeper || started.elapsed() > Duration::from_secs(10) => {
-                return Err(
-                    Error::failure("the pool's keeper stopped before the VMs were ready")
-                        .with_hint(format!(
-                            "see its log: {}",
-                            keeper_log(ctx, &basis.template).display()
-                        )),
-                );
-            }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    step.done();
-    ctx.ui.info(&format!(
-        "{} ready: sessions of this project start without a boot; unused for {} the pool empties itself (`claude-vm warm 0` empties it now)",
-        super::clean::count(n as usize, "pre-booted VM"),
-        super::clean::count(basis.config.pool.idle_minutes as usize, "minute")
-    ));
-    Ok(0)
-}
-
-fn keeper_log(ctx: &Context, template: &TemplateName) -> std::path::PathBuf {
-    ctx.paths
-        .data_dir
-        .join("logs")
-        .join(format!("{template}.pool.log"))
-}
-
-/// Whether a keeper holds the pool (None: cannot tell).
-fn keeper_running(pool: &Pool) -> Option<bool> {
-    match lock::try_acquire(&pool.keeper_lock(), Mode::Exclusive) {
-        Ok(Some(_)) => Some(false),
-        Ok(None) => Some(true),
-        Err(_) => None,
-    }
-}
-
-/// Starts the pool's keeper in the background if the pool should have clones and no keeper
-/// runs. Never waits and never fails the caller: the pool is an optimisation.
-pub fn ensure_keeper(ctx: &Context, config: &Config, template: &str) {
-    let pool = Pool::new(&ctx.paths, template);
-    if ctx.dry_run || wanted_size(config, &pool) == 0 || keeper_running(&pool) != Some(false) {
-        return;
-    }
-    if pool.state().size.is_none() {
-        // A pool from `[pool] size`: its idle time counts from now.
-        let _ = pool.touch();
-    }
-    let Ok(template) = ctx.template() else { return };
-    let log_path = keeper_log(ctx, &template);
-    if let Some(dir) = log_path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let spawned = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .and_then(|log| crate::detach::spawn_self(KEEPER_VAR, &ctx.project.root, log));
-    if let Err(e) = spawned {
-        ctx.ui
-            .warn(&format!("cannot start the warm pool's keeper: {e}"));
-    }
-}
-
-/// Stops the pool's keeper (it removes its clones as it goes) and keeps any other from
-/// starting until the returned lock is dropped.
-pub fn pause(ctx: &Context, pool: &Pool, template: &TemplateName) -> Result<lock::Lock> {
-    let path = pool.keeper_lock();
-    if let Some(held) = lock::try_acquire(&path, Mode::Exclusive)? {
-        return Ok(held);
-    }
-    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-    if let Some(pid) = live_keeper(&holder) {
-        // SAFETY: asking the keeper (the very process named in its lock) to stop.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let mut held = lock::acquire(&path, Mode::Exclusive, |_| {
-        ctx.ui
-            .info(&format!("waiting for the warm pool of {template} to stop"))
-    })?;
-    // No keeper holds it now: a later `pause` must not signal the one named there.
-    held.announce("");
-    Ok(held)
-}
-
-/// What a keeper writes into its lock: its process identity, so that `pause` never signals a
-/// pid that a dead keeper left behind and another process may have by now.
-fn keeper_announcement() -> String {
-    ProcessIdentity::current()
-        .and_then(|id| serde_json::to_string(&id).ok())
-        .unwrap_or_default()
-}
-
-/// The pid to ask to stop: only a keeper's identity whose process is still that keeper.
-fn live_keeper(holder: &str) -> Option<libc::pid_t> {
-    let id: ProcessIdentity = serde_json::from_str(holder.trim()).ok()?;
-    let pid = libc::pid_t::try_from(id.pid).ok().filter(|p| *p > 0)?;
-    (id.liveness() == Liveness::Alive).then_some(pid)
-}
 
 /// Runs `clone` holding the template lock shared, like a session: never while a rebuild
 /// swaps the template, and not at all when the lock cannot be taken.
 fn under_template_lock<T>(path: &Path, clone: impl FnOnce() -> T) -> Result<T> {
     let _shared = lock::acquire(path, Mode::Shared, |_| {})?;
     Ok(clone())
-}
-
-/// Claims every ready clone that `doomed` picks and deletes them in one call. Returns how
-/// many went.
-pub fn drain(
-    ctx: &Context,
-    pool: &Pool,
-    template: &TemplateName,
-    doomed: impl Fn(&Ready) -> bool,
-) -> Result<usize> {
-    let mut names = Vec::new();
-    for r in pool.ready() {
-        if doomed(&r) && pool.claim(&r.instance)? {
-            names.push(r.instance);
-        }
-    }
-    // Pool records are ours, but the VMs they name must be too (`owner.rs`).
-    let names = crate::owner::deletable(&ctx.paths, &ctx.ui, &names, &[]);
-    if names.is_empty() {
-        return Ok(0);
-    }
-    let _cleaning = signals::CleaningUp::begin();
-    let step = ctx.ui.step(format!(
-        "removing pre-booted VMs of {template}: {}",
-        names.join(", ")
-    ));
-    ctx.lima.cleanup(&lima::delete(&names), None)?;
-    step.done();
-    let journal = Journal::new(&ctx.paths);
-    for name in &names {
-        journal.remove(name)?;
-        pool.forget(name);
-        let _ = std::fs::remove_dir_all(ctx.paths.handover_root().join(name));
-    }
-    Ok(names.len())
 }
 
 /// In the keeper's process (started by `ensure_keeper`): keeps the pool and returns its exit
@@ -485,50 +255,6 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_live_keeper_named_by_its_identity_is_signalled() {
-        let me = ProcessIdentity::current().expect("this process has an identity");
-        let alive = serde_json::to_string(&me).unwrap();
-        assert_eq!(live_keeper(&alive), Some(me.pid as libc::pid_t));
-        // The same pid started at another time: a dead keeper's pid, reused.
-        let reused = ProcessIdentity {
-            start: me.start + 1,
-            ..me.clone()
-        };
-        assert_eq!(live_keeper(&serde_json::to_string(&reused).unwrap()), None);
-        // A keeper of an earlier boot.
-        let rebooted = ProcessIdentity {
-            boot: format!("{}-before", me.boot),
-            ..me.clone()
-        };
-        assert_eq!(
-            live_keeper(&serde_json::to_string(&rebooted).unwrap()),
-            None
-        );
-        // An exited process.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let exited = ProcessIdentity { pid, ..me.clone() };
-        assert_eq!(live_keeper(&serde_json::to_string(&exited).unwrap()), None);
-        // Bare pids (the old format), pids that signal a group, and nothing at all.
-        for text in ["", "pid 1", &std::process::id().to_string(), "garbage"] {
-            assert_eq!(live_keeper(text), None, "{text:?}");
-        }
-        for pid in [0, u32::MAX, i32::MAX as u32 + 1] {
-            let group = ProcessIdentity { pid, ..me.clone() };
-            assert_eq!(live_keeper(&serde_json::to_string(&group).unwrap()), None);
-        }
-    }
-
-    #[test]
-    fn the_keeper_announces_its_identity() {
-        let text = keeper_announcement();
-        let id: ProcessIdentity = serde_json::from_str(&text).unwrap();
-        assert_eq!(id, ProcessIdentity::current().unwrap());
-        assert_eq!(live_keeper(&text), Some(std::process::id() as libc::pid_t));
-    }
 
     #[test]
     fn no_clone_without_the_template_lock() {

@@ -15,6 +15,7 @@ mod handover;
 mod hostfile;
 mod integrations;
 mod journal;
+mod keeper;
 mod lima;
 mod lock;
 mod mcp;
@@ -30,7 +31,6 @@ mod procinfo;
 mod project;
 mod reap;
 mod script;
-mod session;
 mod signals;
 mod swap;
 mod template;
@@ -41,6 +41,7 @@ mod typos;
 mod ui;
 mod update;
 mod workdir;
+mod workflow;
 mod worktrees;
 
 use clap::Parser;
@@ -49,7 +50,7 @@ fn main() {
     if let Some(code) = update::notice::run_if_asked() {
         std::process::exit(code);
     }
-    if let Some(code) = commands::warm::keeper_if_asked() {
+    if let Some(code) = keeper::keeper_if_asked() {
         std::process::exit(code);
     }
     let args = cli::argv(std::env::args_os());

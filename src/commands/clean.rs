@@ -44,14 +44,7 @@ fn census(ctx: &Context) -> Result<Option<Census>> {
     Census::take(&ctx.lima, &ctx.paths).map(Some)
 }
 
-/// "1 VM", "2 VMs".
-pub fn count(n: usize, thing: &str) -> String {
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
-    }
-}
+pub use crate::ui::count;
 
 pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     let template = ctx.template()?;

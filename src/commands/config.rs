@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
             check_plans(ctx, &loaded.config)?;
             // What a session or setup would refuse: project files that widen the sandbox
             // without an approval (never approved here, never with --yes).
-            let mut scripts = super::setup::setup_script_review(ctx);
+            let mut scripts = crate::workflow::build::setup_script_review(ctx);
             scripts.extend(crate::trust::project_script(
                 &ctx.project.runtime_script(),
                 &ctx.project,

@@ -3,10 +3,10 @@
 
 pub mod environment;
 mod mounts;
-mod session;
+mod session_plan;
 mod setup;
 
-pub use session::{plan_session, GuestInputs, SessionInputs, SessionPlan};
+pub use session_plan::{plan_session, GuestInputs, SessionInputs, SessionPlan};
 pub use setup::{login_call, plan_setup, template_tools, SetupInputs, SetupPlan};
 
 pub use crate::hostfile::HostCopy;
