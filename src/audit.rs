@@ -23,7 +23,6 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::project::Project;
 use crate::ui::Ui;
@@ -856,11 +855,11 @@ fn fingerprint(path: &Path) -> String {
     let mode = meta.permissions().mode() & 0o111;
     match read_regular(path) {
         Ok(bytes) if meta.len() > READ_LIMIT => format!(
-            "sha256 of the first 16 MiB:{:x} size:{} exec:{mode:o}",
-            Sha256::digest(&bytes),
+            "sha256 of the first 16 MiB:{} size:{} exec:{mode:o}",
+            crate::digest::sha256_hex(&bytes),
             meta.len()
         ),
-        Ok(bytes) => format!("sha256:{:x} exec:{mode:o}", Sha256::digest(&bytes)),
+        Ok(bytes) => format!("sha256:{} exec:{mode:o}", crate::digest::sha256_hex(&bytes)),
         Err(e) => format!("unreadable: {}", e.kind()),
     }
 }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{GlobalOpts, SessionOpts};
 use crate::error::Result;
-use crate::handover::Handover;
+use crate::handover::HandoverDir;
 use crate::journal::{now, Entry, Journal};
 use crate::lock::{self, Mode};
 use crate::names::Role;
-use crate::pool::{self, Pool, Ready, State};
+use crate::pool::{Pool, Ready, State};
 use crate::script::Final;
 use crate::signals;
 use crate::workflow::pool::{drain, keeper_announcement, wanted_size, BACKOFF, KEEPER_VAR};
@@ -70,7 +70,7 @@ fn keep(ctx: &Context) -> Result<()> {
     adopt(&journal, &pool, &basis);
     let mut retry_at: Option<Instant> = None;
     // The fit is recomputed only when what it depends on changed (it may ask the host's gpg).
-    let mut fitted: Option<(String, (String, Option<String>))> = None;
+    let mut fitted: Option<Fit> = None;
     eprintln!(
         "claude-vm pool keeper {} started for {template}",
         std::process::id()
@@ -109,12 +109,14 @@ fn keep(ctx: &Context) -> Result<()> {
         }
         let stamp = serde_json::to_string(&(&basis.config, &basis.manifest.fingerprint))
             .unwrap_or_default();
-        let (key, fingerprint) = match &fitted {
-            Some((s, fit)) if *s == stamp => fit.clone(),
+        let Fit {
+            key, fingerprint, ..
+        } = match &fitted {
+            Some(f) if f.stamp == stamp => f.clone(),
             _ => {
-                let fit = fit(ctx, &basis)?;
-                fitted = Some((stamp, fit.clone()));
-                fit
+                let f = fit(ctx, &basis, stamp)?;
+                fitted = Some(f.clone());
+                f
             }
         };
         drain(ctx, &pool, &template, |r| {
@@ -129,19 +131,26 @@ fn keep(ctx: &Context) -> Result<()> {
     }
 }
 
+/// What a session would need a pre-booted clone to have, and what it was computed from.
+#[derive(Clone)]
+struct Fit {
+    /// The configuration and template fingerprint it was computed for.
+    stamp: String,
+    /// The pool key of the clone a session would make (`SessionPlan::pool_key`).
+    key: String,
+    /// The template's fingerprint digest.
+    fingerprint: Option<String>,
+}
+
 /// The key and fingerprint a session would need a clone to have right now.
-fn fit(ctx: &Context, basis: &Basis) -> Result<(String, Option<String>)> {
+fn fit(ctx: &Context, basis: &Basis, stamp: String) -> Result<Fit> {
     let probe = basis.template.instance(Role::Warm);
     let plan = session::plan_for(ctx, &SessionOpts::default(), basis, probe, Final::Shell)?;
-    let key = pool::key(&plan.clone, &plan.instance, &plan.handover_dir);
-    Ok((
-        key,
-        basis
-            .manifest
-            .fingerprint
-            .as_ref()
-            .map(|f| f.digest.clone()),
-    ))
+    Ok(Fit {
+        stamp,
+        key: plan.pool_key(),
+        fingerprint: basis.manifest.fingerprint_digest(),
+    })
 }
 
 /// Takes over clones a previous keeper left in the pool (it died; the reaper has not run).
@@ -194,7 +203,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
     for dir in &plan.host_dirs {
         let _ = crate::atomic::create_private_dir(dir);
     }
-    if journal.record(&entry).is_err() || Handover::prepare_empty(&plan.handover_dir).is_err() {
+    if journal.record(&entry).is_err() || HandoverDir::prepare_empty(&plan.handover_dir).is_err() {
         let _ = journal.remove(&instance);
         return false;
     }
@@ -202,7 +211,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
         &lock::template_lock(&ctx.paths, basis.template.as_str()),
         || {
             ctx.lima
-                .run(&plan.clone, Some(&instance), None)
+                .run(&plan.clone_call, Some(&instance), None)
                 .map_err(crate::error::Error::from)
                 .and_then(|()| crate::owner::mark(&ctx.paths, &instance))
         },
@@ -223,13 +232,9 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
     match cloned {
         Ok(()) => {
             let ready = Ready {
-                key: pool::key(&plan.clone, &plan.instance, &plan.handover_dir),
-                settings: pool::settings(&plan.clone, &plan.instance, &plan.handover_dir),
-                fingerprint: basis
-                    .manifest
-                    .fingerprint
-                    .as_ref()
-                    .map(|f| f.digest.clone()),
+                key: plan.pool_key(),
+                settings: plan.pool_settings(),
+                fingerprint: basis.manifest.fingerprint_digest(),
                 created_at: now(),
                 instance,
             };
@@ -243,7 +248,7 @@ fn make_one(ctx: &Context, journal: &Journal, pool: &Pool, basis: &Basis) -> boo
                 crate::ui::escape_text(&e.to_string(), true)
             );
             pool.record_failure(&e.to_string());
-            if ctx.lima.cleanup(&plan.delete, Some(&instance)).is_ok() {
+            if ctx.lima.run_shielded(&plan.delete, Some(&instance)).is_ok() {
                 let _ = journal.remove(&instance);
                 let _ = std::fs::remove_dir_all(&plan.handover_dir);
             }

@@ -3,9 +3,11 @@
 mod atomic;
 mod audit;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod detach;
+mod digest;
 mod doctor;
 mod error;
 mod events;

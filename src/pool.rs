@@ -14,7 +14,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
 use crate::journal::now;
@@ -184,12 +183,8 @@ pub fn forget_anywhere(paths: &HostPaths, instance: &str) {
 /// settings), without its own instance name and hand-over directory. Equal keys mean the
 /// session would have made exactly this clone.
 pub fn key(clone: &Call, instance: &str, handover_dir: &Path) -> String {
-    let mut hash = Sha256::new();
-    for arg in settings(clone, instance, handover_dir) {
-        hash.update(arg.as_bytes());
-        hash.update([0]);
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let settings = settings(clone, instance, handover_dir);
+    crate::digest::sha256_hex_parts(settings.iter().map(|a| a.as_bytes()))
 }
 
 /// The clone call's arguments without what differs per clone (its name, its hand-over

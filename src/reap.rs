@@ -20,7 +20,7 @@ use crate::ui::Ui;
 
 /// Deletes the VMs of dead owners found in the journal. Nothing to reap: no limactl call.
 /// A failed delete is a warning (the entries stay, the next command tries again).
-pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
+pub fn delete_orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
     let journal = Journal::new(paths);
     if !journal.entries().iter().any(|e| !e.owner_may_be_alive()) {
         return Ok(());
@@ -114,7 +114,7 @@ fn describe(dead: &[Entry]) -> String {
 fn delete(lima: &Limactl, ui: &Ui, names: &[String], what: &str) -> Result<bool> {
     let _cleaning = signals::CleaningUp::begin();
     let step = ui.step(what);
-    match lima.cleanup(&lima::delete(names), None) {
+    match lima.run_shielded(&lima::delete(names), None) {
         Ok(()) => {
             step.done();
             Ok(true)

@@ -8,7 +8,6 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +65,12 @@ pub struct SetupFlags {
 }
 
 impl Manifest {
+    /// The digest of what built the template (None: built by a claude-vm that recorded none):
+    /// what pre-booted clones are matched against.
+    pub fn fingerprint_digest(&self) -> Option<String> {
+        self.fingerprint.as_ref().map(|f| f.digest.clone())
+    }
+
     pub fn new(
         template: &TemplateName,
         project: &Path,
@@ -76,10 +81,7 @@ impl Manifest {
         Manifest {
             template: template.to_string(),
             project: project.to_path_buf(),
-            built_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            built_at: crate::clock::now(),
             claude_vm_version: env!("CARGO_PKG_VERSION").to_owned(),
             image: config.vm.image.clone(),
             disk: config.vm.disk,
@@ -225,7 +227,7 @@ fn build_recorded(
     let cleaned = {
         let _cleaning = signals::CleaningUp::begin();
         let step = ui.step(format!("removing the unfinished VM {}", plan.build));
-        match lima.cleanup(&plan.cleanup, Some(&plan.build)) {
+        match lima.run_shielded(&plan.cleanup, Some(&plan.build)) {
             Ok(()) => {
                 step.done();
                 true

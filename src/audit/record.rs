@@ -23,11 +23,7 @@ pub fn keep(
     headline: &str,
     lines: &[String],
 ) -> Result<PathBuf> {
-    let name = format!(
-        "{}-{}.txt",
-        crate::journal::now(),
-        crate::ui::escape(session)
-    );
+    let name = format!("{}-{}.txt", crate::clock::now(), crate::ui::escape(session));
     let mut text = format!(
         "{PROJECT}{}\nsession: {}\n{headline}\n",
         crate::ui::escape(&project.display().to_string()),

@@ -251,7 +251,7 @@ fn delete(
     };
     if !names.is_empty() {
         let step = ctx.ui.step(format!("deleting {}", names.join(", ")));
-        ctx.lima.cleanup(&lima::delete(names), None)?;
+        ctx.lima.run_shielded(&lima::delete(names), None)?;
         step.done();
         for n in names {
             let _ = std::fs::remove_dir_all(ctx.paths.handover_root().join(n));

@@ -162,10 +162,10 @@ impl Limactl {
         self.run_merged(call, instance, log, Some(input))
     }
 
-    /// Runs a cleanup call (delete): in its own process group, so a Ctrl-C on the terminal
+    /// Runs a call that must finish once begun (a delete, a swap's renames): in its own process group, so a Ctrl-C on the terminal
     /// cannot cut it short, with its output in a file rather than a pipe, so it can finish
     /// even if we stop waiting for it (asked twice) and exit.
-    pub fn cleanup(&self, call: &Call, instance: Option<&str>) -> Result<(), LimaError> {
+    pub fn run_shielded(&self, call: &Call, instance: Option<&str>) -> Result<(), LimaError> {
         let spawn_err = |e| self.error(call, instance, LimaErrorKind::Spawn(e));
         let mut out = tempfile::tempfile().map_err(spawn_err)?;
         let child = Command::new(&self.program)

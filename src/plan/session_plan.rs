@@ -67,25 +67,36 @@ pub struct SessionPlan {
     pub host_urls: Vec<super::environment::HostUrl>,
     /// Host directories to create before cloning (the conversation folder).
     pub host_dirs: Vec<PathBuf>,
-    pub clone: Call,
+    /// `limactl clone --start`: the session's VM from the template.
+    pub clone_call: Call,
     pub shell: Call,
     pub delete: Call,
 }
 
 impl SessionPlan {
+    /// What makes a pre-booted clone fit this session (`crate::pool::key`).
+    pub fn pool_key(&self) -> String {
+        crate::pool::key(&self.clone_call, &self.instance, &self.handover_dir)
+    }
+
+    /// The clone's settings, to say which differ from a pre-booted clone's.
+    pub fn pool_settings(&self) -> Vec<String> {
+        crate::pool::settings(&self.clone_call, &self.instance, &self.handover_dir)
+    }
+
     pub fn calls(&self) -> [&Call; 3] {
-        [&self.clone, &self.shell, &self.delete]
+        [&self.clone_call, &self.shell, &self.delete]
     }
 }
 
 /// Hand-over files and the guest scripts that use them, in the order they run.
 #[derive(Default)]
-struct Handover {
+struct HandoverContents {
     files: Vec<HandoverFile>,
     runtime: Vec<GuestScript>,
 }
 
-impl Handover {
+impl HandoverContents {
     fn text(&mut self, name: &str, text: String, printable: bool) -> String {
         self.files.push(HandoverFile {
             name: name.into(),
@@ -106,7 +117,7 @@ impl Handover {
 
 pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
     let g = &i.guest;
-    let mut h = Handover::default();
+    let mut h = HandoverContents::default();
 
     let env_file = (!g.env.is_empty()).then(|| h.text("env.sh", script::env_file(&g.env), false));
     for tool in &g.tools {
@@ -205,7 +216,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         files: h.files,
         mounted_dirs,
         host_urls: i.guest.host_urls.clone(),
-        clone,
+        clone_call: clone,
         shell,
         delete,
     })
@@ -369,9 +380,9 @@ mod tests {
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
         let verbs: Vec<Verb> = plan.calls().iter().map(|c| c.verb).collect();
         assert_eq!(verbs, [Verb::Clone, Verb::Shell, Verb::Delete]);
-        assert!(plan.clone.args.contains(&"--start".to_string()));
+        assert!(plan.clone_call.args.contains(&"--start".to_string()));
         assert!(
-            !plan.clone.args.contains(&"--cpus".to_string()),
+            !plan.clone_call.args.contains(&"--cpus".to_string()),
             "same resources as the template: no change"
         );
         assert_eq!(
@@ -411,11 +422,16 @@ mod tests {
         let mut c = Config::default();
         c.vm.disk = 10;
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
-        assert!(!plan.clone.args.contains(&"--disk".to_string()));
+        assert!(!plan.clone_call.args.contains(&"--disk".to_string()));
         c.vm.disk = 30;
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
-        let i = plan.clone.args.iter().position(|a| a == "--disk").unwrap();
-        assert_eq!(plan.clone.args[i + 1], "30");
+        let i = plan
+            .clone_call
+            .args
+            .iter()
+            .position(|a| a == "--disk")
+            .unwrap();
+        assert_eq!(plan.clone_call.args[i + 1], "30");
     }
 
     #[test]
@@ -431,7 +447,7 @@ mod tests {
         let mut i = inputs(&t, &p, &c);
         i.guest.env = BTreeMap::from([("TOKEN".into(), "s3cret".into())]);
         let plan = plan_session(i).unwrap();
-        let a = &plan.clone.args;
+        let a = &plan.clone_call.args;
         let cpus = a.iter().position(|x| x == "--cpus").unwrap();
         assert_eq!(a[cpus + 1], "8");
         for call in plan.calls() {
@@ -467,7 +483,7 @@ mod tests {
             host: 13000,
         }];
         let plan = plan_session(i).unwrap();
-        let a = &plan.clone.args;
+        let a = &plan.clone_call.args;
         let sets: Vec<&String> = a
             .iter()
             .enumerate()

@@ -246,7 +246,8 @@ pub fn build_template(
             "removing unfinished builds: {}",
             leftovers.join(", ")
         ));
-        ctx.lima.cleanup(&crate::lima::delete(&leftovers), None)?;
+        ctx.lima
+            .run_shielded(&crate::lima::delete(&leftovers), None)?;
         step.done();
     }
 
@@ -278,7 +279,7 @@ pub fn build_template(
     let paused = super::pool::pause(ctx, &pool, template)?;
     let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest)?;
     // Pre-booted clones of the old template must not outlive it.
-    let fingerprint = manifest.fingerprint.as_ref().map(|f| f.digest.clone());
+    let fingerprint = manifest.fingerprint_digest();
     super::pool::drain(ctx, &pool, template, |r| r.fingerprint != fingerprint)?;
     drop(paused);
     super::pool::ensure_keeper(ctx, config, template.as_str());

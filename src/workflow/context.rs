@@ -82,7 +82,7 @@ impl Context {
         lima::detect::ensure(&self.lima, &self.paths.lima_version_cache())?;
         // A rebuild stopped mid-swap is settled before anything looks at templates.
         crate::swap::recover_all(&self.lima, &self.ui, &self.paths)?;
-        crate::reap::orphans(&self.lima, &self.ui, &self.paths)
+        crate::reap::delete_orphans(&self.lima, &self.ui, &self.paths)
     }
 
     /// Refuses project files that widen the sandbox without approval (unless `yes`).

@@ -130,7 +130,7 @@ pub fn drain(
         "removing pre-booted VMs of {template}: {}",
         names.join(", ")
     ));
-    ctx.lima.cleanup(&lima::delete(&names), None)?;
+    ctx.lima.run_shielded(&lima::delete(&names), None)?;
     step.done();
     let journal = Journal::new(&ctx.paths);
     for name in &names {

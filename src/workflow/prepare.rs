@@ -53,7 +53,7 @@ pub(crate) fn session(
     };
     // Keep the pool topped up while this session runs; never waits.
     warm::ensure_keeper(ctx, &basis.config, basis.template.as_str());
-    let guard = super::execute::Guard {
+    let guard = super::execute::Safeguards {
         journal: Journal::new(&ctx.paths),
         entry: Entry::owned_here(
             &plan.instance,
@@ -296,13 +296,9 @@ fn take_warm(
         }
         return Ok(None);
     }
-    let key = pool::key(&cold.clone, &cold.instance, &cold.handover_dir);
-    let fingerprint = basis
-        .manifest
-        .fingerprint
-        .as_ref()
-        .map(|f| f.digest.clone());
-    let wanted = pool::settings(&cold.clone, &cold.instance, &cold.handover_dir);
+    let key = cold.pool_key();
+    let fingerprint = basis.manifest.fingerprint_digest();
+    let wanted = cold.pool_settings();
     let mut why = String::new();
     for r in ready {
         if r.fingerprint != fingerprint {

@@ -53,11 +53,7 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
     pool.clear_failure();
     let began = now();
     control::ensure_keeper(ctx, &basis.config, basis.template.as_str());
-    let fingerprint = basis
-        .manifest
-        .fingerprint
-        .as_ref()
-        .map(|f| f.digest.clone());
+    let fingerprint = basis.manifest.fingerprint_digest();
     let step = ctx.ui.step(format!(
         "booting {} for {}",
         crate::ui::count(n as usize, "pre-booted VM"),
