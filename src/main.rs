@@ -10,6 +10,7 @@ mod detach;
 mod digest;
 mod doctor;
 mod error;
+mod escape;
 mod events;
 mod fingerprint;
 mod fsread;
@@ -20,6 +21,7 @@ mod journal;
 mod keeper;
 mod lima;
 mod lock;
+mod manifest;
 mod mcp;
 mod names;
 // The session network proxy (issue 12); sessions start it once it is wired in.

@@ -46,7 +46,7 @@ pub fn delete_orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> 
         .into_iter()
         .filter(|n| paths.lima_home.join(n).exists())
         .collect();
-    let doomed = crate::owner::deletable(paths, ui, &present, &[]);
+    let doomed = crate::owner::deletable(paths, &|m| ui.warn(m), &present, &[]);
     let deleted: Vec<Entry> = dead
         .iter()
         .filter(|e| doomed.contains(&e.instance))
@@ -221,7 +221,7 @@ pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths, force: &[String]) -> Re
             candidates.push(name.clone());
         }
     }
-    let doomed = crate::owner::deletable(paths, ui, &candidates, force);
+    let doomed = crate::owner::deletable(paths, &|m| ui.warn(m), &candidates, force);
     if !doomed.is_empty() {
         let what = format!(
             "removing {} VMs nobody owns: {}",

@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::journal::Journal;
-use crate::lima::{self, Call, Limactl};
+use crate::lima::{self, Limactl};
 use crate::lock::{self, Mode};
+use crate::manifest::{self as template, Manifest};
 use crate::paths::HostPaths;
 use crate::signals;
-use crate::template::{self, Manifest};
 use crate::ui::Ui;
 
 /// Where a rebuild of `template` stands until its swap is over.
@@ -45,15 +45,6 @@ pub enum Direction {
     Back,
     /// Finish: the new template in (after a kill, the build the user waited for).
     Forward,
-}
-
-/// The three limactl calls of a swap, for plans and dry runs.
-pub fn calls(template: &str, build: &str, aside: &str) -> Vec<Call> {
-    vec![
-        lima::rename(template, aside),
-        lima::rename(build, template),
-        lima::delete(&[aside.to_owned()]),
-    ]
 }
 
 fn record_path(paths: &HostPaths, template: &str) -> PathBuf {

@@ -62,7 +62,7 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
             .filter(|i| census.live_owner(&i.name).is_none())
             .map(|i| i.name.clone())
             .collect();
-        doomed = crate::owner::deletable(&ctx.paths, &ctx.ui, &doomed, &[]);
+        doomed = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &doomed, &[]);
         spare_live(ctx, census, |t| t == &template);
     }
     // A template VM that is not provably ours stays, and so does its record.
@@ -160,7 +160,7 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
             .filter(|i| census.live_owner(&i.name).is_none())
             .map(|i| i.name.clone())
             .collect();
-        doomed = crate::owner::deletable(&ctx.paths, &ctx.ui, &doomed, &[]);
+        doomed = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &doomed, &[]);
         spare_live(ctx, census, |_| true);
     }
     // Records of template VMs that stay (not provably ours) stay too.

@@ -65,7 +65,7 @@ pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], files_headin
         }
     }
     // Scripts the agent may have written are shown, never obeyed by the terminal.
-    crate::ui::escape_text(&s, true)
+    crate::escape::escape_text(&s, true)
 }
 
 /// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute;
@@ -75,7 +75,7 @@ pub fn script_label(
     project_root: &std::path::Path,
     home: &std::path::Path,
 ) -> String {
-    crate::ui::escape(&raw_script_label(path, project_root, home))
+    crate::escape::escape(&raw_script_label(path, project_root, home))
 }
 
 fn raw_script_label(

@@ -240,7 +240,7 @@ pub fn build_template(
         .filter(|i| matches!(names::parse(&i.name), Some(Ours::Clone { template: t, role: Role::Build, .. }) if &t == template))
         .map(|i| i.name.clone())
         .collect();
-    let leftovers = crate::owner::deletable(&ctx.paths, &ctx.ui, &leftovers, &[]);
+    let leftovers = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &leftovers, &[]);
     if !leftovers.is_empty() {
         let step = ctx.ui.step(format!(
             "removing unfinished builds: {}",
@@ -361,7 +361,7 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Result<Vec<HostScript>> {
         add("~/.claude-vm.setup.sh".into(), HostCopy::plain(path));
     }
     let project = ctx.project.setup_script();
-    if super::prepare::script_present(&project)? {
+    if crate::project::script_present(&project)? {
         // The path in the project, not where it leads now: the copy checks that again.
         let source = HostCopy {
             approved: ctx.checked_digest(&project),

@@ -65,7 +65,8 @@ impl Context {
                         "set it like CLAUDE_VM_LIMA_TIMEOUTS=\"start=1800,list=60\" (seconds, 0 = no limit)",
                     )
                 })?,
-            ),
+            )
+            .with_terminal(crate::ui::lima_terminal()),
             dry_run: global.dry_run,
             allowed: Mutex::new(Vec::new()),
             checked: Mutex::new(Vec::new()),

@@ -121,7 +121,7 @@ pub fn drain(
         }
     }
     // Pool records are ours, but the VMs they name must be too (`owner.rs`).
-    let names = crate::owner::deletable(&ctx.paths, &ctx.ui, &names, &[]);
+    let names = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &names, &[]);
     if names.is_empty() {
         return Ok(0);
     }

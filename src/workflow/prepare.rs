@@ -204,7 +204,7 @@ fn plan_with(
     let writable = ctx.agent_writable(config);
     let mut runtime_scripts: Vec<HostScript> = Vec::new();
     let project_script = ctx.project.runtime_script();
-    if script_present(&project_script)? {
+    if crate::project::script_present(&project_script)? {
         // The path in the project, not where it leads now: the copy checks that again.
         runtime_scripts.push(HostScript {
             label: "./.claude-vm.runtime.sh".into(),
@@ -491,14 +491,5 @@ fn offer_setup(ctx: &Context, opts: &SessionOpts, template: &TemplateName) -> Re
     read_manifest(ctx, template)?.ok_or_else(|| {
         Error::failure("the template was built but its record is missing")
             .with_hint("run `claude-vm setup` again")
-    })
-}
-
-/// Whether a project script (`.claude-vm.setup.sh`, `.claude-vm.runtime.sh`) is there; one
-/// that is a FIFO, a device or huge is refused, not skipped (and never read).
-pub fn script_present(path: &std::path::Path) -> Result<bool> {
-    crate::fsread::present(path, crate::fsread::SCRIPT_MAX).map_err(|e| {
-        Error::usage(format!("cannot use {}: {e}", path.display()))
-            .with_hint("make it a regular file, or remove it")
     })
 }
