@@ -1159,6 +1159,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let fifo = tmp.path().join("hook");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         assert_eq!(fingerprint(&fifo), "a FIFO");
         assert!(read_regular(&fifo).is_err());
@@ -1177,6 +1178,7 @@ mod tests {
         let hooks = root.join(".git/hooks");
         fs::create_dir_all(&hooks).unwrap();
         let fifo = std::ffi::CString::new(hooks.join("pre-commit").to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let watch = Watch {
             roots: vec![root.clone()],

@@ -12,6 +12,7 @@ mod doctor;
 mod error;
 mod escape;
 mod events;
+mod filenames;
 mod fingerprint;
 mod fsread;
 mod handover;

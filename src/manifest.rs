@@ -97,7 +97,9 @@ impl Manifest {
 }
 
 pub fn manifest_path(paths: &HostPaths, template: &str) -> PathBuf {
-    paths.templates_dir().join(format!("{template}.json"))
+    paths
+        .templates_dir()
+        .join(crate::filenames::manifest(template))
 }
 
 pub fn read_manifest(paths: &HostPaths, template: &str) -> Result<Option<Manifest>> {
@@ -134,7 +136,7 @@ pub fn write_manifest(paths: &HostPaths, manifest: &Manifest) -> Result<()> {
     let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| Error::failure(format!("cannot encode the template record: {e}")))?;
     // Write then rename: a reader sees the old record or the new one, never half of one.
-    let name = format!("{}.json", manifest.template);
+    let name = crate::filenames::manifest(&manifest.template);
     crate::atomic::write(&paths.templates_dir(), &name, text.as_bytes())
 }
 

@@ -59,9 +59,7 @@ pub fn mark(paths: &HostPaths, instance: &str) -> Result<()> {
         created_as: instance.to_owned(),
     })
     .map_err(|e| Error::failure(format!("cannot encode the owner mark: {e}")))?;
-    let tmp = dir.join(format!(".{FILE}.tmp"));
-    fs::write(&tmp, text).io_context("write", &tmp)?;
-    fs::rename(&tmp, &path).io_context("write", &path)
+    crate::atomic::write(dir, FILE, text.as_bytes())
 }
 
 /// Who marked `instance`.

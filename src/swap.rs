@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::lima::{self, Limactl};
 use crate::lock::{self, Mode};
@@ -48,19 +48,17 @@ pub enum Direction {
 }
 
 fn record_path(paths: &HostPaths, template: &str) -> PathBuf {
-    paths.templates_dir().join(format!("{template}.swap"))
+    paths
+        .templates_dir()
+        .join(crate::filenames::swap_record(template))
 }
 
 /// Records the swap before its first step (a failure here leaves everything as it was).
 pub fn begin(paths: &HostPaths, swap: &Swap) -> Result<()> {
-    let dir = paths.templates_dir();
-    fs::create_dir_all(&dir).io_context("create", &dir)?;
     let text = serde_json::to_string_pretty(swap)
         .map_err(|e| Error::failure(format!("cannot encode the swap record: {e}")))?;
-    let tmp = dir.join(format!(".{}.swap.tmp", swap.template));
-    fs::write(&tmp, text).io_context("write", &tmp)?;
-    let path = record_path(paths, &swap.template);
-    fs::rename(&tmp, &path).io_context("write", &path)
+    let name = crate::filenames::swap_record(&swap.template);
+    crate::atomic::write(&paths.templates_dir(), &name, text.as_bytes())
 }
 
 fn forget_record(paths: &HostPaths, template: &str) -> Result<()> {

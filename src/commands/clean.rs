@@ -274,10 +274,9 @@ fn forget_files(ctx: &Context, template: &str) {
     }
     let pool = Pool::new(&ctx.paths, template);
     if let Ok(Some(_keeper)) = lock::try_acquire(&pool.keeper_lock(), Mode::Exclusive) {
-        let _ = std::fs::remove_dir_all(ctx.paths.data_dir.join("pool").join(template));
+        let _ = std::fs::remove_dir_all(ctx.paths.pool_dir(template));
     }
-    let logs = ctx.paths.data_dir.join("logs");
-    for log in ["setup", "pool"] {
-        let _ = std::fs::remove_file(logs.join(format!("{template}.{log}.log")));
+    for log in crate::filenames::TEMPLATE_LOGS {
+        let _ = std::fs::remove_file(ctx.paths.template_log(template, log));
     }
 }

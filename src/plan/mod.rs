@@ -2,10 +2,12 @@
 //! and the files handed over to the guest. Unit tests check plans; `--dry-run` prints them.
 
 pub mod environment;
+mod error;
 mod mounts;
 mod session_plan;
 mod setup;
 
+pub use error::PlanError;
 pub use session_plan::{plan_session, GuestInputs, SessionInputs, SessionPlan};
 pub use setup::{login_call, plan_setup, template_tools, SetupInputs, SetupPlan};
 

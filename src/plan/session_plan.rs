@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::mounts::{session_mounts, to_lima, MountInputs};
-use super::{FileSource, HandoverFile, HostScript};
+use super::{FileSource, HandoverFile, HostScript, PlanError};
 use crate::config::{Config, PortForward};
 use crate::integrations::{GitIdentity, GpgForward};
 use crate::lima::{self, Call, CloneSpec, Resources, SetExpr, ShellSpec};
@@ -115,7 +115,7 @@ impl HandoverContents {
     }
 }
 
-pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
+pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, PlanError> {
     let g = &i.guest;
     let mut h = HandoverContents::default();
 
@@ -225,12 +225,12 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
 /// The directories Claude Code is told it may trust: the project, and a worktree's main
 /// repository (Claude Code may key a worktree's settings by it). They are mounted at their
 /// host paths, so the host path is the guest's.
-fn trusted_dirs(project: &Project) -> Result<Vec<String>, String> {
+fn trusted_dirs(project: &Project) -> Result<Vec<String>, PlanError> {
     let mut dirs = Vec::new();
     for dir in std::iter::once(&project.root).chain(project.main_root.as_ref()) {
         let dir = dir
             .to_str()
-            .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;
+            .ok_or_else(|| PlanError::PathNotUtf8(dir.clone()))?;
         dirs.push(dir.to_owned());
     }
     Ok(dirs)
@@ -253,7 +253,7 @@ struct PortRule {
 }
 
 /// Instance settings the clone gets: agent forwarding, port and socket forwards.
-fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
+fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, PlanError> {
     let mut sets = Vec::new();
     if g.forward_agent {
         sets.push(SetExpr::assign(".ssh.forwardAgent", &true));
@@ -272,10 +272,7 @@ fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
         .chain(g.ports.iter().copied())
     {
         if seen_host.contains(&p.host) {
-            return Err(format!(
-                "host port {} is forwarded twice; give each [[ports]] entry its own host port",
-                p.host
-            ));
+            return Err(PlanError::DuplicateHostPort(p.host));
         }
         seen_host.push(p.host);
         rules.push(PortRule {
@@ -290,7 +287,7 @@ fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
         let host = gpg
             .extra_socket
             .to_str()
-            .ok_or("the gpg-agent socket path is not valid UTF-8")?;
+            .ok_or(PlanError::GpgSocketNotUtf8)?;
         rules.push(PortRule {
             guest_port: None,
             host_port: None,
@@ -559,8 +556,11 @@ mod tests {
                 host: 8080,
             },
         ];
-        assert!(plan_session(i)
-            .unwrap_err()
+        let err = plan_session(i).unwrap_err();
+        assert_eq!(err, PlanError::DuplicateHostPort(8080));
+        assert!(err
+            .to_string()
             .contains("host port 8080 is forwarded twice"));
+        assert!(!err.hint().contains("mount"), "{}", err.hint());
     }
 }

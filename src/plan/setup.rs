@@ -60,7 +60,7 @@ impl SetupPlan {
     }
 }
 
-pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
+pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, super::PlanError> {
     let guest = |name: &str| format!("{BUNDLE_DIR}/{name}");
     let mut files = Vec::new();
     let scripts: Vec<GuestScript> = i

@@ -112,7 +112,7 @@ fn plan_for(
         agent_writable: ctx.agent_writable(config),
         login,
     })
-    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))
+    .map_err(Error::from)
 }
 
 /// The fingerprint a template built from `config` now would have.
@@ -257,11 +257,7 @@ pub fn build_template(
         template.to_string()
     };
     let plan = plan_for(ctx, config, template, build, b.login)?;
-    let log = ctx
-        .paths
-        .data_dir
-        .join("logs")
-        .join(format!("{template}.setup.log"));
+    let log = ctx.paths.template_log(template.as_str(), "setup");
     ctx.ui.info(&format!(
         "{} template {template} for {}",
         if exists { "rebuilding" } else { "building" },

@@ -26,10 +26,7 @@ pub fn wanted_size(config: &Config, pool: &Pool) -> u32 {
 }
 
 pub(crate) fn keeper_log(ctx: &Context, template: &TemplateName) -> std::path::PathBuf {
-    ctx.paths
-        .data_dir
-        .join("logs")
-        .join(format!("{template}.pool.log"))
+    ctx.paths.template_log(template.as_str(), "pool")
 }
 
 /// Whether a keeper holds the pool (None: cannot tell).

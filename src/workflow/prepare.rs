@@ -260,9 +260,7 @@ fn plan_with(
         guest,
         workdir,
     })
-    .map_err(|m| {
-        Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
-    })
+    .map_err(Error::from)
 }
 
 /// Where the session starts: the user's directory when it is inside the project (or a
