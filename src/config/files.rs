@@ -33,13 +33,7 @@ pub fn read_with_digest(path: &Path, home: &Path) -> Result<Option<(LayerData, S
     parse(&text, path, home).map(|data| Some((data, digest)))
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::digest::sha256_hex;
 
 /// Parses and validates the text of a config file that lives at `path`.
 pub fn parse(text: &str, path: &Path, home: &Path) -> Result<LayerData> {

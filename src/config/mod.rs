@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 
-pub use files::sha256_hex;
 pub use layer::Origin;
 pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE};
 pub use widening::Review;
@@ -632,7 +631,7 @@ mod tests {
         let r = &l.reviews[0];
         assert_eq!(r.path, w.paths.home.join("proj/.claude-vm.toml"));
         assert_eq!(r.widens.len(), 1, "~/data is outside the project");
-        assert_eq!(r.digest, sha256_hex(mount.as_bytes()));
+        assert_eq!(r.digest, crate::digest::sha256_hex(mount.as_bytes()));
         // The home directory as the project: the agent can write ~/.claude-vm.toml.
         w.project.root = w.paths.home.clone();
         let l = w.load_with(&[], &Overrides::default()).unwrap();

@@ -163,6 +163,14 @@ fn unquote_go(s: &str) -> String {
     out
 }
 
+/// Lima's errors become the program's (message and hint); here, so that `error.rs` is a leaf.
+impl From<LimaError> for crate::error::Error {
+    fn from(err: LimaError) -> Self {
+        let hint = err.hint();
+        crate::error::Error::failure(err.to_string()).with_hint(hint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
