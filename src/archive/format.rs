@@ -367,11 +367,16 @@ pub fn decode(r: &mut impl Read) -> Result<Record, DecodeError> {
             )))
         }
     };
-    if let Some(path) = rec.path() {
-        check_path(path).map_err(bad)?;
-    }
-    check_kind(&rec).map_err(bad)?;
+    check(&rec).map_err(bad)?;
     Ok(rec)
+}
+
+/// What every record must satisfy (export checks it too, so what it writes imports).
+pub fn check(rec: &Record) -> Result<(), String> {
+    if let Some(path) = rec.path() {
+        check_path(path)?;
+    }
+    check_kind(rec)
 }
 
 /// Files of a Lima instance directory that make up a template (Lima's
@@ -423,11 +428,11 @@ pub fn check_path(path: &str) -> Result<(), String> {
 }
 
 /// Which kinds may stand where: links and whiteouts only inside the simulator's guest disk
-/// (plus Lima's legacy `disk -> diffdisk`); a link target never climbs above the guest's root.
+/// (plus Lima's own `disk -> diffdisk`, `iso -> basedisk`); a link target never climbs above the guest's root.
 fn check_kind(rec: &Record) -> Result<(), String> {
     match rec {
         Record::Link { path, target, .. } => {
-            if path == "disk" && target == "diffdisk" {
+            if lima_link(path, target) {
                 return Ok(());
             }
             let Some(inside) = path.strip_prefix("simdisk/") else {
@@ -449,6 +454,12 @@ fn check_kind(rec: &Record) -> Result<(), String> {
         },
         _ => Ok(()),
     }
+}
+
+/// The links Lima itself makes in an instance folder (pkg/driverutil/disk.go,
+/// MigrateDiskLayout): `disk -> diffdisk` and `iso -> basedisk`.
+pub fn lima_link(path: &str, target: &str) -> bool {
+    matches!((path, target), ("disk", "diffdisk") | ("iso", "basedisk"))
 }
 
 /// Whether `target`, a link at `link` (relative to the guest's root), resolved lexically

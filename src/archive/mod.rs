@@ -200,6 +200,83 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_folder_packs_and_unpacks_with_its_holes_links_and_modes() {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let inst = tmp.path().join("inst");
+        let home = inst.join("simdisk/home/u.linux");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(inst.join("simdisk/tmp")).unwrap();
+        std::fs::write(inst.join("simdisk/tmp/junk"), b"x").unwrap();
+        std::fs::write(inst.join("lima.yaml"), b"{}").unwrap();
+        std::fs::write(inst.join("ha.pid"), b"1").unwrap();
+        std::fs::write(inst.join("claude-vm.owner"), b"{}").unwrap();
+        std::fs::write(home.join(".profile"), b"PATH=x\n").unwrap();
+        std::fs::set_permissions(
+            home.join(".profile"),
+            std::fs::Permissions::from_mode(0o4640),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/home/u.linux/.profile", home.join("p")).unwrap();
+        let mut big = std::fs::File::create(inst.join("diffdisk")).unwrap();
+        big.set_len(4 << 30).unwrap();
+        big.seek(SeekFrom::Start(3 << 30)).unwrap();
+        big.write_all(&[9u8; 5000]).unwrap();
+        drop(big);
+
+        let records = write::scan(&inst).unwrap();
+        let paths: Vec<&str> = records.iter().filter_map(|r| r.path()).collect();
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.contains("ha.pid") || p.contains("owner") || p.contains("junk")),
+            "{paths:?}"
+        );
+        let file = tmp.path().join("a.cvm");
+        let mut out = std::fs::File::create(&file).unwrap();
+        let (sizes, sha) = write::payload(&inst, &records, &mut out, &|_| true).unwrap();
+        assert!(sizes.data_bytes < 1 << 20, "{sizes:?}");
+        assert!(sizes.nominal_bytes >= 4 << 30);
+        let mut m = manifest("x86_64", "qemu");
+        m.sizes = sizes;
+        m.payload_sha256 = sha;
+        write::finish(&mut out, &m).unwrap();
+        assert!(std::fs::metadata(&file).unwrap().len() < 1 << 20);
+
+        let opened = read::open(&file).unwrap();
+        assert_eq!(opened.manifest, m);
+        let summary = opened.verify().unwrap();
+        assert!(summary.has_config);
+        let dest = tmp.path().join("dest");
+        std::fs::create_dir(&dest).unwrap();
+        opened.unpack(&dest, &|_| true).unwrap();
+        let disk = std::fs::metadata(dest.join("diffdisk")).unwrap();
+        assert_eq!(disk.len(), 4 << 30);
+        assert!(disk.blocks() * 512 < 1 << 20, "holes stay holes");
+        let mut back = vec![0u8; 5000];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &std::fs::File::open(dest.join("diffdisk")).unwrap(),
+            &mut back,
+            3 << 30,
+        )
+        .unwrap();
+        assert_eq!(back, vec![9u8; 5000]);
+        let profile = dest.join("simdisk/home/u.linux/.profile");
+        assert_eq!(std::fs::read(&profile).unwrap(), b"PATH=x\n");
+        assert_eq!(
+            std::fs::metadata(&profile).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::read_link(dest.join("simdisk/home/u.linux/p")).unwrap(),
+            std::path::Path::new("/home/u.linux/.profile")
+        );
+        assert!(dest.join("simdisk/tmp").is_dir());
+        assert!(!dest.join("ha.pid").exists());
+    }
+
+    #[test]
     fn sizes_read_as_people_say_them() {
         assert_eq!(human(12), "12 B");
         assert_eq!(human(3_200_000), "3.2 MB");

@@ -33,6 +33,16 @@ pub fn scan(inst: &Path) -> Result<Vec<Record>> {
     for name in names {
         entry(inst, &name, &mut out)?;
     }
+    // What import would refuse is not written (a link leading out of the guest's disk).
+    for rec in &out {
+        format::check(rec).map_err(|why| {
+            format!(
+                "cannot export {}: {}",
+                inst.display(),
+                why.replacen("it holds", "it has", 1)
+            )
+        })?;
+    }
     Ok(out)
 }
 

@@ -464,13 +464,32 @@ fn credentials_are_kept_only_when_asked_and_the_manifest_says_so() {
     )
     .unwrap();
     let file = w.root.join("c.cvm-template");
-    w.run(&[
+    let r = w.run(&[
+        "--json",
         "export",
         "--include-credentials",
         "-o",
         file.to_str().unwrap(),
-    ])
-    .ok();
+    ]);
+    r.ok();
+    // With --json the long steps are events (and nothing else is drawn).
+    let events: Vec<Value> = r
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stderr line is an event"))
+        .collect();
+    let finished: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "step.finished")
+        .filter_map(|e| e["step"].as_str())
+        .collect();
+    assert!(
+        finished.iter().any(|s| s.starts_with("packing ")),
+        "{finished:?}"
+    );
+    assert!(finished
+        .iter()
+        .any(|s| s.starts_with("listing stored credentials")));
     let a = decode(&std::fs::read(&file).unwrap());
     assert_eq!(a.manifest["credentials"]["included"], true);
     assert_eq!(a.manifest["credentials"]["found"][0], "~/.git-credentials");
