@@ -789,3 +789,109 @@ fn a_template_of_another_architecture_or_vm_type_is_refused() {
         refused(&encode(&a, 1), needle);
     }
 }
+
+// ---- interruptions and usage -----------------------------------------------------------
+
+fn template_record(w: &World) -> String {
+    let t = &w.templates()[0];
+    std::fs::read_to_string(w.data_dir().join("templates").join(format!("{t}.json"))).unwrap()
+}
+
+fn unpack_folders(w: &World) -> Vec<String> {
+    std::fs::read_dir(&w.lima_home)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".claude-vm-import-"))
+        .collect()
+}
+
+#[test]
+fn an_interrupted_import_leaves_nothing_and_keeps_the_template() {
+    let a = World::new();
+    a.setup();
+    as_built_by_alice(&template_dir(&a));
+    let file = a.root.join("alice.cvm-template");
+    a.run(&["export", "-o", file.to_str().unwrap()]).ok();
+    let b = World::new();
+    b.setup();
+    let before = template_record(&b);
+    // Stopped while it boots the import to hand the home over.
+    let mut s = b.spawn_with(
+        &["import", file.to_str().unwrap()],
+        &[("LIMA_SIM_DELAY", "start=60")],
+    );
+    b.await_call(s.pid(), "start");
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.finish(), 143, "{}", s.stderr());
+    assert_eq!(b.instances(), b.templates(), "only the old template");
+    assert_eq!(template_record(&b), before);
+    assert!(unpack_folders(&b).is_empty());
+    b.assert_nothing_left(&s.stderr());
+    b.run(&["shell", "--", "true"]).ok();
+}
+
+#[test]
+fn an_interrupted_export_leaves_no_file_and_no_clone() {
+    let w = World::new();
+    w.setup();
+    let file = w.root.join("out/t.cvm-template");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut s = w.spawn_with(
+        &["export", "-o", file.to_str().unwrap()],
+        &[("LIMA_SIM_DELAY", "stop=60")],
+    );
+    w.await_call(s.pid(), "stop");
+    s.signal(libc::SIGINT);
+    assert_eq!(s.finish(), 130, "{}", s.stderr());
+    let left: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(w.instances(), w.templates());
+    w.assert_nothing_left(&s.stderr());
+}
+
+#[test]
+fn export_needs_a_template_and_a_folder_and_import_a_project() {
+    let w = World::new();
+    let r = w.run(&["export"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no template VM") && r.stderr.contains("claude-vm setup"),
+        "{}",
+        r.stderr
+    );
+    let r = w.run(&["export", "-o", "/nonexistent/dir/t.cvm-template"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("-o /nonexistent/dir/t.cvm-template: its folder does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.calls.is_empty());
+    // `--project DIR` from elsewhere, a relative FILE read from where it was typed.
+    let (_a, file) = exported();
+    std::fs::copy(&file, w.root.join("rel.cvm-template")).unwrap();
+    let r = w.run_in(
+        &[
+            "import",
+            "rel.cvm-template",
+            "--project",
+            w.project.to_str().unwrap(),
+        ],
+        &w.root.clone(),
+    );
+    r.ok();
+    assert_eq!(w.templates().len(), 1);
+    w.run(&["shell", "--", "true"]).ok();
+    let r = w.run(&["import", "missing.cvm-template"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("missing.cvm-template") && r.stderr.contains("cannot open it"),
+        "{}",
+        r.stderr
+    );
+}
