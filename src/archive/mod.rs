@@ -53,6 +53,19 @@ pub fn check_compatible(
             m.arch
         ));
     }
+    // The home is handed over by a script in the guest: it must be a plain home folder.
+    let home = &m.guest_user.home;
+    let parts: Vec<&str> = home.split('/').skip(1).collect();
+    if !home.starts_with('/')
+        || parts.len() < 2
+        || parts
+            .iter()
+            .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return Err(format!(
+            "its guest user's home {home:?} is not a home folder (like /home/NAME.linux)"
+        ));
+    }
     if m.vm_type != vm_type {
         return Err(format!(
             "it holds a template for Lima's {} VM type and this host uses {vm_type}",
@@ -197,6 +210,18 @@ mod tests {
                 .unwrap_err()
                 .contains("vz")
         );
+        for home in [
+            "/",
+            "/etc",
+            "home/a",
+            "/home/../etc",
+            "/home/a/",
+            "/home//a",
+        ] {
+            let mut m = manifest("x86_64", "qemu");
+            m.guest_user.home = home.into();
+            assert!(check_compatible(&m, "x86_64", "qemu").is_err(), "{home}");
+        }
     }
 
     #[test]
