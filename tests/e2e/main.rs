@@ -4,6 +4,7 @@
 mod live;
 mod support;
 
+mod artefacts;
 mod audit;
 mod boundary;
 mod closed_stdout;
