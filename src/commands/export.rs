@@ -144,7 +144,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<i32> {
     let cleaned = {
         let _cleaning = signals::CleaningUp::begin();
         let step = ctx.ui.step(format!("deleting the export's clone {clone}"));
-        match ctx.lima.cleanup(&calls[4], Some(&clone)) {
+        match ctx.lima.run_shielded(&calls[4], Some(&clone)) {
             Ok(()) => {
                 step.done();
                 true

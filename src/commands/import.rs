@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
         ctx.project.identity(),
     ))?;
     let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
-    let paused = super::warm::pause(ctx, &pool, &template)?;
+    let paused = crate::workflow::pool::pause(ctx, &pool, &template)?;
     let result = install(
         ctx,
         &opened,
@@ -123,7 +123,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
                 .step(format!("removing the unfinished import {name}"));
             match ctx
                 .lima
-                .cleanup(&lima::delete(std::slice::from_ref(&name)), Some(&name))
+                .run_shielded(&lima::delete(std::slice::from_ref(&name)), Some(&name))
             {
                 Ok(()) => {
                     step.done();
@@ -148,7 +148,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     }
     result.map_err(Stage::into_error)?;
     let fingerprint = manifest.fingerprint.as_ref().map(|f| f.digest.clone());
-    super::warm::drain(ctx, &pool, &template, |r| r.fingerprint != fingerprint)?;
+    crate::workflow::pool::drain(ctx, &pool, &template, |r| r.fingerprint != fingerprint)?;
     drop(paused);
     let creds = if m.credentials.included && !m.credentials.found.is_empty() {
         format!(
