@@ -1,5 +1,6 @@
 //! claude-vm: run Claude Code in disposable Lima VMs.
 
+mod archive;
 mod atomic;
 mod audit;
 mod cli;

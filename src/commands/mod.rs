@@ -5,7 +5,9 @@ mod clean;
 mod completions;
 mod config;
 mod doctor;
+mod export;
 mod gc;
+mod import;
 mod info;
 mod list;
 mod login;
@@ -45,6 +47,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             return update::run(&ui, u, cli.global.dry_run, data_dir.as_deref());
         }
         _ => {}
+    }
+    let mut cli = cli;
+    if let Some(Command::Import(i)) = &mut cli.command {
+        import::enter_project(i)?;
     }
     let trusting = matches!(cli.command, Some(Command::Trust(_)));
     let ctx = Context::new(&cli.global, trusting)?;
@@ -151,6 +157,14 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Trust(t)) => {
             only_session("trust")?;
             trust::run(ctx, t.revoke)
+        }
+        Some(Command::Export(e)) => {
+            only_session("export")?;
+            export::run(ctx, &e)
+        }
+        Some(Command::Import(i)) => {
+            only_session("import")?;
+            import::run(ctx, &i)
         }
     }
 }

@@ -107,8 +107,8 @@ fn key(binary: &Path) -> Option<(u128, u64)> {
     Some((modified.as_nanos(), meta.len()))
 }
 
-/// Fails with the install or upgrade hint when Lima is missing or too old.
-pub fn ensure(lima: &Limactl, cache: &Path) -> Result<()> {
+/// Lima's version; fails with the install or upgrade hint when Lima is missing or too old.
+pub fn ensure(lima: &Limactl, cache: &Path) -> Result<String> {
     let binary = find(std::env::var_os("PATH").as_deref()).ok_or_else(|| {
         Error::failure("`limactl` was not found on PATH; claude-vm needs Lima to run VMs")
             .with_hint(INSTALL)
@@ -144,7 +144,7 @@ pub fn ensure(lima: &Limactl, cache: &Path) -> Result<()> {
         ))
         .with_hint("upgrade Lima: `brew upgrade lima` on macOS, or see https://lima-vm.io/docs/installation/"));
     }
-    Ok(())
+    Ok(version)
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use std::process::{Command, ExitStatus, Stdio};
 #[cfg(test)]
 pub use call::Verb;
 pub use call::{
-    clone, create, delete, list, rename, shell, start, stop, version, Call, CloneSpec, CreateSpec,
-    LimaMount, Resources, SetExpr, ShellSpec,
+    clone, create, delete, edit, host_vm_type, list, rename, shell, start, stop, version, Call,
+    CloneSpec, CreateSpec, LimaMount, Resources, SetExpr, ShellSpec,
 };
 pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};

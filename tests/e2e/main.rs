@@ -8,6 +8,7 @@ mod support;
 #[path = "../common/pty.rs"]
 mod tty;
 
+mod artefacts;
 mod audit;
 mod boundary;
 mod closed_stdout;
