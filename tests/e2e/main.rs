@@ -16,6 +16,7 @@ mod concurrency;
 mod config_errors;
 mod config_show;
 mod doctor;
+mod enforce;
 mod environment;
 mod events;
 mod failures;
