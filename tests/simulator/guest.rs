@@ -24,7 +24,8 @@ fn shell_runs_like_an_ssh_session() {
         "{first}"
     );
     assert_eq!(fields[1], fields[2]);
-    assert_eq!(&fields[3..], ["/bin/bash", "C.UTF-8", "lima-vm", "0"]);
+    let uid = guest_uid().to_string();
+    assert_eq!(&fields[3..], ["/bin/bash", "C.UTF-8", "lima-vm", uid.as_str()]);
     assert!(
         !out.stdout.contains("HOST_ONLY_VARIABLE"),
         "host environment leaked:\n{}",
@@ -73,7 +74,7 @@ fn shell_runs_like_an_ssh_session() {
             .stdout,
         "a b\n"
     );
-    sim.sh("vm", "printf '#!/bin/sh\\necho custom-shell \"$@\"\\n' > /usr/local/bin/myshell && chmod +x /usr/local/bin/myshell").ok();
+    sim.sh("vm", "printf '#!/bin/sh\\necho custom-shell \"$@\"\\n' | sudo tee /usr/local/bin/myshell >/dev/null && sudo chmod +x /usr/local/bin/myshell").ok();
     assert_eq!(
         sim.run(&["shell", "--shell", "/usr/local/bin/myshell", "vm", "hi"])
             .ok()
@@ -154,13 +155,16 @@ fn mounts_are_the_only_window_to_the_host() {
     assert_namespace_mode(&sim);
 
     // Read-only means EROFS, even for root, and nested mounts stack.
-    let out = sim.sh("vm", "touch /mnt/ro/x; touch /workspace/nested-ro/x; id -u");
+    let out = sim.sh(
+        "vm",
+        "touch /mnt/ro/x; sudo touch /mnt/ro/x; touch /workspace/nested-ro/x; sudo touch /workspace/nested-ro/x; id -u",
+    );
     assert!(
-        out.stderr.matches("Read-only file system").count() == 2,
+        out.stderr.matches("Read-only file system").count() == 4,
         "{}",
         out.stderr
     );
-    assert_eq!(out.stdout, "0\n");
+    assert_eq!(out.stdout, format!("{}\n", guest_uid()));
     assert!(!ro.join("x").exists());
     // Nothing else of the host is there: not the project's siblings, not the host home.
     let probe = format!(
@@ -174,7 +178,7 @@ fn mounts_are_the_only_window_to_the_host() {
     // The guest cannot undo its mounts.
     let out = sim.sh(
         "vm",
-        "mount -o remount,rw /mnt/ro 2>&1; umount /mnt/ro 2>&1; cat /mnt/ro/data",
+        "sudo mount -o remount,rw /mnt/ro 2>&1; sudo umount /mnt/ro 2>&1; cat /mnt/ro/data",
     );
     assert!(out.stdout.ends_with("ro data"), "{}", out.stdout);
 }
@@ -204,7 +208,8 @@ fn the_guest_names_the_host_as_lima_does() {
 fn the_guest_disk_persists_and_tmp_is_per_boot() {
     let sim = Sim::new();
     sim.running_with_project("vm");
-    sim.sh("vm", "echo t > /tmp/t; echo o > /opt/o; echo e > /etc/sim-test; echo u > /usr/local/bin/u; echo h > ~/h; rm -f /etc/environment").ok();
+    // System paths through sudo, as on Lima.
+    sim.sh("vm", "echo t > /tmp/t; echo o | sudo tee /opt/o; echo e | sudo tee /etc/sim-test; echo u | sudo tee /usr/local/bin/u; echo h > ~/h; sudo rm -f /etc/environment").ok();
     sim.run(&["stop", "vm"]).ok();
     sim.run(&["start", "vm"]).ok();
     let out = sim.sh("vm", "ls /tmp; cat /opt/o /etc/sim-test /usr/local/bin/u ~/h; test -e /etc/environment && echo still-there; true").ok();
@@ -226,7 +231,7 @@ fn signals_end_the_session_like_ssh() {
             "vm",
             "bash",
             "-c",
-            "touch /opt/started; exec -a claude /.limasim/limactl --sim-sleep 30",
+            "sudo touch /opt/started; exec -a claude /.limasim/limactl --sim-sleep 30",
         ])
         .stdout(Stdio::null())
         .spawn()
