@@ -253,7 +253,16 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
     // The guest's ruleset as root sees it, from the host (the user can no longer ask sudo).
     let agent = std::fs::read_to_string(w.lima_home.join(name).join("ha.pid")).unwrap_or_default();
     let table = Command::new("nsenter")
-        .args(["-t", agent.trim(), "-n", "nft", "list", "table", "inet", "claude_vm"])
+        .args([
+            "-t",
+            agent.trim(),
+            "-n",
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "claude_vm",
+        ])
         .output()
         .expect("run nsenter");
     if table.status.success() {

@@ -25,7 +25,10 @@ fn shell_runs_like_an_ssh_session() {
     );
     assert_eq!(fields[1], fields[2]);
     let uid = guest_uid().to_string();
-    assert_eq!(&fields[3..], ["/bin/bash", "C.UTF-8", "lima-vm", uid.as_str()]);
+    assert_eq!(
+        &fields[3..],
+        ["/bin/bash", "C.UTF-8", "lima-vm", uid.as_str()]
+    );
     assert!(
         !out.stdout.contains("HOST_ONLY_VARIABLE"),
         "host environment leaked:\n{}",
@@ -322,4 +325,103 @@ fn copy_between_host_and_guest() {
     sim.run(&["stop", "vm"]).ok();
     sim.run(&["copy", "vm:/x", "."])
         .fails_with(1, "instance \\\"vm\\\" is stopped");
+}
+
+/// As root (the privileged namespace mode) the guest is Lima's: its own user as cloud-init
+/// makes it, Debian's sudo, and host files shown as the user's through idmapped mounts.
+#[test]
+fn the_guest_user_is_limas_with_real_sudo_and_idmapped_mounts() {
+    let fallback = std::env::var_os("LIMA_SIM_ISOLATION").is_some_and(|v| v == "fallback");
+    if !cfg!(target_os = "linux") || fallback || unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs the simulator's namespace mode as root; not run");
+        return;
+    }
+    let sim = Sim::new();
+    let ro = sim.base().join("work/ro");
+    fs::create_dir_all(&ro).expect("mkdir");
+    fs::write(ro.join("data"), "ro data").expect("write");
+    let mounts = serde_json::json!([
+        {"location": sim.project, "mountPoint": "/workspace", "writable": true},
+        {"location": ro, "mountPoint": "/mnt/ro"},
+    ]);
+    sim.create("vm", &["--set", &format!(".mounts = {mounts}")]);
+    sim.run(&["start", "vm"]).ok();
+    let log = fs::read_to_string(sim.lima_home.join("vm/ha.stderr.log")).expect("ha log");
+    assert!(log.contains("the guest user is lima (uid 1000)"), "{log}");
+    let out = sim
+        .sh(
+            "vm",
+            "id -un; id -u; id -g; echo $USER $LOGNAME $HOME; getent passwd lima; \
+             sudo -n grep -x 'lima ALL=(ALL) NOPASSWD:ALL' /etc/sudoers.d/90-cloud-init-users; \
+             stat -c '%a %U' /etc/sudoers.d/90-cloud-init-users; \
+             sudo -n getent shadow lima | cut -d: -f2; stat -c %U ~ ~/.profile /run/user/1000; \
+             command -v sudo; sudo -n id -u; stat -c %U /workspace /workspace/README /mnt/ro/data; \
+             echo new > /workspace/by-user; cat /proc/self/status | grep -E '^Cap(Eff|Bnd)'",
+        )
+        .ok();
+    assert_namespace_mode(&sim);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        &lines[..17],
+        [
+            "lima",
+            "1000",
+            "1000",
+            "lima lima /home/lima.linux",
+            "lima:x:1000:1000:root:/home/lima.linux:/bin/bash",
+            "lima ALL=(ALL) NOPASSWD:ALL",
+            "440 root",
+            "!",
+            "lima",
+            "lima",
+            "lima",
+            "/usr/bin/sudo",
+            "0",
+            "lima",
+            "lima",
+            "lima",
+            "CapEff:\t0000000000000000",
+        ],
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Even root in the guest never gets CAP_SYS_ADMIN back (bit 21 of the bounding set).
+    let bnd = lines[17].strip_prefix("CapBnd:\t").expect("CapBnd");
+    let bnd = u64::from_str_radix(bnd, 16).expect("hex");
+    assert_eq!(bnd & (1 << 21), 0, "{bnd:x}");
+    // A file the user made through a writable mount is the host caller's, as with Lima.
+    use std::os::unix::fs::MetadataExt;
+    let made = fs::metadata(sim.project.join("by-user")).expect("written through");
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+    // Without sudo, root-only work fails as the real tools fail; read-only stays EROFS for root.
+    let out = sim.sh("vm", "apt-get install -y jq");
+    assert_eq!(out.code, Some(100), "{}", out.stderr);
+    assert!(out.stderr.contains("are you root?"), "{}", out.stderr);
+    let out = sim.sh(
+        "vm",
+        "sudo -n apt-get install -y -qq nodejs && npm install -g @anthropic-ai/claude-code",
+    );
+    assert_eq!(out.code, Some(243), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("npm error code EACCES"),
+        "{}",
+        out.stderr
+    );
+    sim.sh(
+        "vm",
+        "sudo -n npm install -g @anthropic-ai/claude-code >/dev/null && claude --version",
+    )
+    .ok();
+    let out = sim.sh("vm", "sudo -n touch /mnt/ro/x; touch /mnt/ro/x; echo x | sudo -n tee /etc/x >/dev/null && stat -c %U /etc/x");
+    assert_eq!(
+        out.stderr.matches("Read-only file system").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "root\n");
+    // The host's own user database is untouched.
+    let host_passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    assert!(!host_passwd.lines().any(|l| l.starts_with("lima:x:1000:")));
 }

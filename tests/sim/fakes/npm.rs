@@ -188,7 +188,8 @@ fn not_writable(dir: &Path) -> i32 {
         "errno -13".into(),
         format!("Error: EACCES: permission denied, mkdir '{parent}'"),
         "The operation was rejected by your operating system.".into(),
-        "It is likely you do not have the permissions to access this file as the current user".into(),
+        "It is likely you do not have the permissions to access this file as the current user"
+            .into(),
     ]);
     243
 }

@@ -592,7 +592,10 @@ fn idmapped_bind(src: &Path, target: &Path, userns: &File, writable: bool) -> Re
         )
     };
     let result = if set != 0 {
-        Err(errno(format!("mount_setattr(MOUNT_ATTR_IDMAP) {}", src.display())))
+        Err(errno(format!(
+            "mount_setattr(MOUNT_ATTR_IDMAP) {}",
+            src.display()
+        )))
     } else {
         // SAFETY: moving the detached tree fd onto a live path.
         let moved = unsafe {
@@ -642,10 +645,9 @@ fn mount_lima_mounts_idmapped(root: &Path, mounts: &[Mount], userns: &File) -> R
     }
     let mut done: Vec<PathBuf> = Vec::new();
     for m in sorted {
-        let step = resolve_in_root(root, &m.mount_point, false)
-            .and_then(|target| {
-                idmapped_bind(Path::new(&m.location), &target, userns, m.writable).map(|_| target)
-            });
+        let step = resolve_in_root(root, &m.mount_point, false).and_then(|target| {
+            idmapped_bind(Path::new(&m.location), &target, userns, m.writable).map(|_| target)
+        });
         match step {
             Ok(target) => done.push(target),
             Err(e) => {
@@ -678,8 +680,11 @@ fn become_lima_guest(root: &Path, plan: &BootPlan, gid: u32) -> Result<(), Strin
         }
     }
     let file = crate::user::run_file(&plan.inst);
-    std::fs::write(&file, format!("{} {} {gid}\n", plan.user.name, plan.user.uid))
-        .map_err(|e| sys::path_error("write", &file, &e))
+    std::fs::write(
+        &file,
+        format!("{} {} {gid}\n", plan.user.name, plan.user.uid),
+    )
+    .map_err(|e| sys::path_error("write", &file, &e))
 }
 
 /// A guest that runs as uid 0 keeps the fake sudo (a previous boot as Lima's may have removed it).

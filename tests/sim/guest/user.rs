@@ -23,9 +23,20 @@ fn err(what: &str, path: &Path, e: &io::Error) -> String {
 /// Puts `line` in the file, first removing any other entry of the same name or id: the
 /// guest's /etc starts as the host's, whose users a fresh image does not have (cloud-init
 /// finds the uid free). Idempotent.
-fn set_entry(path: &Path, line: &str, clashes: &dyn Fn(&[&str]) -> bool, mode: u32) -> Result<(), String> {
+fn set_entry(
+    path: &Path,
+    line: &str,
+    clashes: &dyn Fn(&[&str]) -> bool,
+    mode: u32,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    if text.lines().any(|l| l == line) && text.lines().filter(|l| clashes(&l.split(':').collect::<Vec<_>>())).count() == 1 {
+    if text.lines().any(|l| l == line)
+        && text
+            .lines()
+            .filter(|l| clashes(&l.split(':').collect::<Vec<_>>()))
+            .count()
+            == 1
+    {
         return Ok(());
     }
     let mut out: String = text
@@ -96,9 +107,15 @@ pub fn provision(root: &Path, user: &User) -> Result<(u32, u32), String> {
     set_entry(&passwd, &line, &same_user, mode_of(&passwd, 0o644))?;
     let group = etc.join("group");
     let same_group = |f: &[&str]| f.len() > 2 && (f[0] == name || f[2] == gid_text);
-    set_entry(&group, &format!("{name}:x:{gid}:"), &same_group, mode_of(&group, 0o644))?;
+    set_entry(
+        &group,
+        &format!("{name}:x:{gid}:"),
+        &same_group,
+        mode_of(&group, 0o644),
+    )?;
     let shadow = etc.join("shadow");
-    let same_shadow = |f: &[&str]| !f.is_empty() && (f[0] == name || taken.iter().any(|t| t == f[0]));
+    let same_shadow =
+        |f: &[&str]| !f.is_empty() && (f[0] == name || taken.iter().any(|t| t == f[0]));
     set_entry(
         &shadow,
         &format!("{name}:!:{days}:0:99999:7:::"),
@@ -123,10 +140,14 @@ pub fn provision(root: &Path, user: &User) -> Result<(u32, u32), String> {
         })
         .unwrap_or(false);
     if !owned {
-        if std::fs::read_dir(&home).map(|mut d| d.next().is_none()).unwrap_or(true) {
+        if std::fs::read_dir(&home)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+        {
             let skel = root.join("etc/skel");
             if skel.is_dir() {
-                crate::fsutil::copy_archive(&skel.join("."), &home).map_err(|e| e.msg.unwrap_or_default())?;
+                crate::fsutil::copy_archive(&skel.join("."), &home)
+                    .map_err(|e| e.msg.unwrap_or_default())?;
             }
         }
         chown_tree(&home, user.uid, gid)?;
@@ -160,8 +181,12 @@ pub fn switch_to(name: &str) -> Result<(), String> {
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 7 && f[0] == name)
         .ok_or_else(|| format!("no user {name:?} in the guest's /etc/passwd"))?;
-    let uid: u32 = fields[2].parse().map_err(|_| format!("bad uid for {name}"))?;
-    let gid: u32 = fields[3].parse().map_err(|_| format!("bad gid for {name}"))?;
+    let uid: u32 = fields[2]
+        .parse()
+        .map_err(|_| format!("bad uid for {name}"))?;
+    let gid: u32 = fields[3]
+        .parse()
+        .map_err(|_| format!("bad gid for {name}"))?;
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let mut groups: Vec<libc::gid_t> = vec![gid];
     for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
@@ -173,7 +198,12 @@ pub fn switch_to(name: &str) -> Result<(), String> {
             }
         }
     }
-    let os = |what: &str| format!("{what}: {}", sys::go_errno_text(&io::Error::last_os_error()));
+    let os = |what: &str| {
+        format!(
+            "{what}: {}",
+            sys::go_errno_text(&io::Error::last_os_error())
+        )
+    };
     // SAFETY: the slice outlives the call; the ids are plain integers.
     unsafe {
         if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
@@ -208,8 +238,16 @@ mod tests {
             format!("root:x:0:0:root:/root:/bin/bash\nhostuser:x:{uid}:{uid}::/home/h:/bin/sh\n"),
         )
         .unwrap();
-        std::fs::write(root.join("etc/group"), format!("root:x:0:\nhostuser:x:{uid}:\n")).unwrap();
-        std::fs::write(root.join("etc/shadow"), "root:*:1:0:99999:7:::\nhostuser:*:1:0:99999:7:::\n").unwrap();
+        std::fs::write(
+            root.join("etc/group"),
+            format!("root:x:0:\nhostuser:x:{uid}:\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/shadow"),
+            "root:*:1:0:99999:7:::\nhostuser:*:1:0:99999:7:::\n",
+        )
+        .unwrap();
         let user = User {
             name: "lima".into(),
             comment: "root".into(),
@@ -230,14 +268,23 @@ mod tests {
         let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
         assert!(shadow.lines().any(|l| l.starts_with("lima:!:")));
         assert!(!shadow.contains("hostuser"));
-        let sudoers = std::fs::read_to_string(root.join("etc/sudoers.d/90-cloud-init-users")).unwrap();
+        let sudoers =
+            std::fs::read_to_string(root.join("etc/sudoers.d/90-cloud-init-users")).unwrap();
         assert!(sudoers.contains("\nlima ALL=(ALL) NOPASSWD:ALL\n"));
-        assert_eq!(mode_of(&root.join("etc/sudoers.d/90-cloud-init-users"), 0), 0o440);
+        assert_eq!(
+            mode_of(&root.join("etc/sudoers.d/90-cloud-init-users"), 0),
+            0o440
+        );
         if root_caller {
             use std::os::unix::fs::MetadataExt;
             let profile = root.join("home/lima.linux/.profile");
             assert_eq!(std::fs::metadata(&profile).unwrap().uid(), uid);
-            assert_eq!(std::fs::metadata(root.join("home/lima.linux")).unwrap().uid(), uid);
+            assert_eq!(
+                std::fs::metadata(root.join("home/lima.linux"))
+                    .unwrap()
+                    .uid(),
+                uid
+            );
         }
     }
 }
