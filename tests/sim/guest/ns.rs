@@ -4,7 +4,8 @@
 //! Only what Lima mounts (and what a VM has of its own) is visible inside:
 //! overlays of the host's /etc, /usr and /var with persistent upper layers,
 //! persistent /home, /root, /opt, /srv, a boot-scoped /tmp, fresh /proc and
-//! /run, the host's /dev, and each lima.yaml mount at its mountPoint.
+//! /run, the host's /dev, and each lima.yaml mount at its mountPoint (idmapped,
+//! when the guest has its own user: see user.rs).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -319,8 +320,8 @@ fn mount_layers_fallback(root: &Path, inst: &Path) -> Result<(), String> {
 const GNUPG_PACKAGES: &[&str] = &["gnupg", "gnupg2", "gpg-agent"];
 
 // The guest user's runtime directory, as logind makes it for the ssh login
-// of the host agent. Guest commands run as uid 0 but stand for that user, so
-// /run/user/0 is the same directory. With GnuPG installed (by apt-get),
+// of the host agent. Where guest commands run as uid 0 standing for that user,
+// /run/user/0 is the same directory (the guest user's boot removes the link). With GnuPG installed (by apt-get),
 // its socket units have made /run/user/UID/gnupg as well.
 fn make_runtime_dir(run: &Path, uid: u32) -> Result<(), String> {
     let user_dir = run.join("user");
