@@ -252,11 +252,25 @@ pub enum Command {
     /// Serve MCP on stdio (tools run_agent, exec, list_sessions, session_log), for an agent
     /// on the host: `claude mcp add claude-vm -- claude-vm mcp`.
     Mcp,
+    /// Serve a web app on 127.0.0.1 to start, watch, stop and review sessions (the URL it
+    /// prints carries the access token).
+    Web(WebArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell: bash, zsh or fish (also elvish, powershell).
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// The port on 127.0.0.1 (default: a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Open the page in the desktop's browser (with a one-use code, not the token).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

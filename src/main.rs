@@ -40,6 +40,7 @@ mod tty;
 mod typos;
 mod ui;
 mod update;
+mod web;
 mod workdir;
 mod worktrees;
 

@@ -14,6 +14,7 @@ mod setup;
 mod trust;
 mod update;
 pub mod warm;
+mod web;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -63,8 +64,13 @@ impl Context {
     /// `accept_main_repo`: a worktree's changed main repository is taken as the new one
     /// (`claude-vm trust`); otherwise it stops the command.
     fn new(global: &GlobalOpts, accept_main_repo: bool) -> Result<Context> {
-        let paths = HostPaths::from_env()?;
         let cwd = std::env::current_dir().io_context("read the current directory", ".")?;
+        Context::in_dir(global, accept_main_repo, cwd)
+    }
+
+    /// As if claude-vm were run in `cwd` (the web server looks at many projects).
+    fn in_dir(global: &GlobalOpts, accept_main_repo: bool, cwd: PathBuf) -> Result<Context> {
+        let paths = HostPaths::from_env()?;
         let project = Project::discover(&cwd)?;
         let main_repo = crate::worktrees::pin(&paths, &project, accept_main_repo, !global.dry_run)?;
         Ok(Context {
@@ -184,6 +190,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             return mcp::run(HostPaths::from_env()?.data_dir);
         }
+        Some(Command::Web(w)) => {
+            if !cli.session.is_empty() {
+                return Err(
+                    Error::usage("session flags given before `web` do not apply to it").with_hint(
+                        "run `claude-vm web`; sessions started from the page use each project's configuration",
+                    ),
+                );
+            }
+            return web::run(w);
+        }
         Some(Command::Update(u)) => {
             let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
             let data_dir = HostPaths::from_env().ok().map(|p| p.data_dir);
@@ -285,6 +301,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Completions { shell }) => completions::run(shell),
         Some(Command::Mcp) => Err(Error::failure(
             "internal error: `mcp` runs before the project is read",
+        )),
+        Some(Command::Web(_)) => Err(Error::failure(
+            "internal error: `web` runs before the project is read",
         )),
         Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",
