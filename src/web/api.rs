@@ -164,7 +164,7 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response 
         {
             gate.check_cookie(c, now)
         } else {
-            gate.missing(now)
+            gate.missing()
         }
     };
     match verdict {

@@ -128,12 +128,10 @@ impl Gate {
         self.cookies.insert(value, now + COOKIE_TTL);
     }
 
-    /// No credential at all counts as a failure too (a guesser could leave it out).
-    pub fn missing(&mut self, now: Instant) -> Verdict {
-        if self.limited(now) {
-            return Verdict::Limited;
-        }
-        self.fail(now)
+    /// No credential at all: refused, and not counted, since it guesses nothing (and any
+    /// page may make the browser send such requests, which must not lock the user out).
+    pub fn missing(&mut self) -> Verdict {
+        Verdict::Refused
     }
 }
 
@@ -193,12 +191,16 @@ mod tests {
         let now = Instant::now();
         let mut g = Gate::new("secret".into());
         g.new_cookie("c1".into(), now);
+        for _ in 0..3 * FAILURES_MAX {
+            assert_eq!(g.missing(), Verdict::Refused);
+        }
+        assert_eq!(g.check_token("secret", now), Verdict::Ok, "not counted");
         for _ in 0..FAILURES_MAX {
             assert_eq!(g.check_token("guess", now), Verdict::Refused);
         }
         assert_eq!(g.check_token("secret", now), Verdict::Limited);
         assert_eq!(g.check_cookie("nope", now), Verdict::Limited);
-        assert_eq!(g.missing(now), Verdict::Limited);
+        assert_eq!(g.missing(), Verdict::Refused);
         assert_eq!(g.check_cookie("c1", now), Verdict::Ok);
         let later = now + FAILURE_WINDOW + Duration::from_secs(1);
         assert_eq!(g.check_token("secret", later), Verdict::Ok);

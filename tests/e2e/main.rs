@@ -43,4 +43,5 @@ mod tools;
 mod trust;
 mod typos;
 mod update;
+mod web;
 mod workdir;
