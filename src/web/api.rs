@@ -3,6 +3,9 @@
 //! every `/api` call but the login must carry the token or the login's cookie. Bad input
 //! gets a 4xx with `{"error": "..."}`.
 
+// A refusal is the finished Response, made at most once per request: its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,7 +109,7 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
     r
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -66,10 +66,8 @@ pub struct App {
 /// deletes its VM) and waits for them.
 pub fn run(opts: Options) -> Result<i32> {
     let exe = std::env::current_exe().io_context("find claude-vm's own executable", ".")?;
-    let store = store::Store::open(&opts.paths.data_dir.join("web")).io_context(
-        "open the web UI's records",
-        &opts.paths.data_dir.join("web"),
-    )?;
+    let store = store::Store::open(&opts.paths.data_dir.join("web"))
+        .io_context("open the web UI's records", opts.paths.data_dir.join("web"))?;
     let token = auth::random_hex(32).io_context("read random bytes", "/dev/urandom")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,9 +156,13 @@ fn open_browser(url: &str) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
-    if let Err(e) = started {
-        crate::ui::raw_stderr(&format!(
+    match started {
+        // Reaped when it exits (it normally hands the URL over and exits at once).
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => crate::ui::raw_stderr(&format!(
             "claude-vm: warning: cannot run {opener} to open a browser ({e}); open the URL above yourself\n"
-        ));
+        )),
     }
 }

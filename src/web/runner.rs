@@ -168,8 +168,9 @@ pub fn spawn(exe: &Path, args: &[String], dir: &Path, sink: Arc<dyn Sink>) -> st
 /// SIGTERM to a child: claude-vm deletes its VM and exits.
 pub fn terminate(pid: u32) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: a plain signal to a child this server started and has not reaped (its
-        // waiting thread reaps it only after the exit is recorded, under the caller's lock).
+        // SAFETY: a plain signal to a child this server started. Callers signal only a job
+        // whose record is live; its waiting thread records the exit right after reaping, so
+        // only that instant could see a reused pid.
         unsafe { libc::kill(pid, libc::SIGTERM) };
     }
 }

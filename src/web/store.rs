@@ -334,11 +334,14 @@ fn read_messages(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// What to do when a job's child exits: (store, job id, exit status).
+pub type OnExit = Box<dyn Fn(&Store, &str, i32) + Send + Sync>;
+
 /// A job's child output, into the store; the exit through `on_exit`.
 pub struct JobSink {
     pub store: Store,
     pub id: String,
-    pub on_exit: Box<dyn Fn(&Store, &str, i32) + Send + Sync>,
+    pub on_exit: OnExit,
 }
 
 impl Sink for JobSink {

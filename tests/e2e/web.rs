@@ -1122,3 +1122,72 @@ fn a_sigkilled_server_leaves_no_vm_behind() {
     drop(server);
     w.assert_nothing_left("after SIGKILL");
 }
+
+#[test]
+fn open_gives_the_browser_a_one_use_code_and_never_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let opener = w.bin.join(if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    });
+    std::fs::write(
+        &opener,
+        "#!/bin/sh\nprintf '%s' \"$1\" > \"$HOME/opened\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = w.command(&["web", "--open"], &w.root);
+    cmd.stderr(Stdio::inherit());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server {
+        port: line
+            .trim()
+            .strip_prefix("http://127.0.0.1:")
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap(),
+        token: line.trim().rsplit_once("#token=").unwrap().1.to_owned(),
+        child: Some(child),
+    };
+    let opened = w.home.join("opened");
+    wait_until("the opener", 30, || opened.exists());
+    let url = std::fs::read_to_string(&opened).unwrap();
+    let code = url
+        .strip_prefix(&format!("http://127.0.0.1:{}/#launch=", server.port))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_owned();
+    assert!(!url.contains(&server.token), "{url}");
+    assert!(code.len() >= 32 && code != server.token, "{url}");
+    let host = server.host();
+    let ct = [
+        ("Host", host.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let body = json!({"token": code}).to_string();
+    let r = http(server.port, "POST", "/api/login", &ct, Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("set-cookie").contains("HttpOnly"));
+    let r = http(server.port, "POST", "/api/login", &ct, Some(&body));
+    assert_eq!(r.status, 401, "the code works once");
+    // Not as a bearer token either, once used.
+    let r = http(
+        server.port,
+        "GET",
+        "/api/sessions",
+        &[
+            ("Host", &host),
+            ("Authorization", &format!("Bearer {code}")),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 401);
+}
