@@ -49,4 +49,5 @@ mod tools;
 mod trust;
 mod typos;
 mod update;
+mod web;
 mod workdir;
