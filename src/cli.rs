@@ -161,6 +161,17 @@ pub struct SessionOpts {
     /// mounted writable into the VM (normally refused: run from a project instead).
     #[arg(long)]
     pub allow_any_dir: bool,
+
+    // The network (issue 12), for this session only.
+    /// The network policy: allowlist (the default: Claude Code's hosts, the tools' presets
+    /// and [network] allow), open (anything public, still logged) or offline (only the
+    /// Anthropic API, through the host).
+    #[arg(long = "network", value_name = "MODE")]
+    pub network: Option<String>,
+
+    /// Also allow HOST (`api.example.com`, `*.example.com`, `host:port`). Repeatable.
+    #[arg(long = "allow", value_name = "HOST")]
+    pub allow: Vec<String>,
 }
 
 impl SessionOpts {
@@ -178,6 +189,8 @@ impl SessionOpts {
             && !self.rebuild
             && !self.yes
             && !self.allow_any_dir
+            && self.network.is_none()
+            && self.allow.is_empty()
     }
 
     /// Combines flags given before and after the subcommand name.
@@ -207,6 +220,8 @@ impl SessionOpts {
             rebuild: self.rebuild || later.rebuild,
             yes: self.yes || later.yes,
             allow_any_dir: self.allow_any_dir || later.allow_any_dir,
+            network: later.network.clone().or_else(|| self.network.clone()),
+            allow: cat(&self.allow, &later.allow),
         }
     }
 }

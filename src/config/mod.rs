@@ -21,7 +21,9 @@ use figment::Figment;
 
 pub use files::sha256_hex;
 pub use layer::Origin;
-pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE};
+pub use schema::{
+    Config, InstallMethod, Mount, Policy, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE,
+};
 pub use widening::Review;
 
 use crate::error::{Error, Result};
@@ -61,6 +63,10 @@ pub struct Overrides {
     pub tools: Vec<String>,
     /// `-A/--forward-ssh-agent`.
     pub forward_agent: bool,
+    /// `--network MODE`, for one session.
+    pub network: Option<String>,
+    /// `--allow HOST`, for one session.
+    pub allow: Vec<String>,
 }
 
 /// Everything configuration is made from.
@@ -144,6 +150,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
             if agent_writable {
                 let mut widens = widening::widens(&data, &project_roots);
                 widens.extend(widening::widens_resources(&data, &allowance));
+                widens.extend(widening::widens_network(&data, &allowance));
                 reviews.push(Review {
                     path: path.clone(),
                     digest,
@@ -178,6 +185,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     dedup_first(&mut config.inherit.env);
     dedup_first(&mut config.inherit.host_urls);
     dedup_first(&mut config.packages.system);
+    dedup_first(&mut config.network.allow);
+    dedup_first(&mut config.network.deny);
+    let mut seen = std::collections::HashSet::new();
+    config.network.host_ports.retain(|p| seen.insert(*p));
     // One forward per host port: the higher-precedence layer's rule wins.
     let mut hosts = std::collections::HashSet::new();
     config.ports.reverse();
@@ -286,6 +297,19 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
     }
     if o.forward_agent {
         data.ssh.forward_agent = Some(true);
+    }
+    if let Some(mode) = &o.network {
+        data.network.policy = Some(Policy::parse(mode).ok_or_else(|| {
+            Error::usage(format!("invalid --network `{}`: not a policy", crate::ui::escape(mode)))
+                .with_hint("use --network allowlist, --network open or --network offline")
+        })?);
+    }
+    for host in &o.allow {
+        files::network_pattern(host).map_err(|m| {
+            Error::usage(format!("invalid --allow `{}`: {m}", crate::ui::escape(host)))
+                .with_hint("pass a host name, such as --allow api.github.com or --allow '*.example.com'")
+        })?;
+        data.network.allow.push(host.clone());
     }
     Ok(data)
 }
