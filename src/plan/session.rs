@@ -164,6 +164,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
             trusted_dirs: &trusted_dirs,
         }),
         last: &i.last,
+        enforcement: None,
     });
     let session_script = h.text("session.sh", text, true);
 

@@ -29,6 +29,8 @@ pub struct SessionInput<'a> {
     /// Claude Code's per-session answers, given just before the final command.
     pub claude_state: Option<ClaudeState<'a>>,
     pub last: &'a Final,
+    /// The network rules and the privilege drop, around the final command (None: neither).
+    pub enforcement: Option<&'a super::Enforcement>,
 }
 
 /// The per-session part of Claude Code's state: these directories trusted, and the
@@ -92,15 +94,26 @@ pub fn session(input: &SessionInput) -> String {
             s.push_str(
                 "command -v claude >/dev/null 2>&1 || cvm_fail 'claude is not installed in this VM; rebuild the template with: claude-vm setup' 127\n",
             );
-            let _ = writeln!(s, "exec claude {}", quote_words(args));
+            final_line(&mut s, input, &format!("exec claude {}", quote_words(args)));
         }
         // Not a login shell: /etc/profile would reset the PATH the runtime scripts set.
-        Final::Shell => s.push_str("exec \"${SHELL:-/bin/bash}\" -i\n"),
+        Final::Shell => final_line(&mut s, input, "exec \"${SHELL:-/bin/bash}\" -i"),
         Final::Command(argv) => {
-            let _ = writeln!(s, "exec {}", quote_words(argv));
+            final_line(&mut s, input, &format!("exec {}", quote_words(argv)));
         }
     }
     s
+}
+
+/// The final command, behind the root step and the drop when the session enforces a policy.
+fn final_line(s: &mut String, input: &SessionInput, command: &str) {
+    match input.enforcement {
+        Some(e) => s.push_str(&super::drop_and_run(e, command)),
+        None => {
+            s.push_str(command);
+            s.push('\n');
+        }
+    }
 }
 
 /// Shell lines that link each (target, link) pair, with sudo where the guest user cannot
@@ -183,6 +196,7 @@ mod tests {
             runtime: &[],
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &Final::Command(argv),
         });
         let (code, out, err) = run_bash(&script, &[]);
@@ -215,6 +229,7 @@ mod tests {
             runtime: &ok,
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &last,
         });
         let (code, out, _) = run_bash(&script, &[]);
@@ -230,6 +245,7 @@ mod tests {
             runtime: &failing,
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &last,
         });
         let (code, out, err) = run_bash(&script, &[]);
@@ -265,6 +281,7 @@ mod tests {
             runtime: &runtime,
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &Final::ClaudeStdio(vec!["--input-format".into(), "stream-json".into()]),
         });
         let mut child = std::process::Command::new("bash")
@@ -311,6 +328,7 @@ mod tests {
             runtime: &rt,
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &Final::Command(vec!["true".into()]),
         });
         let (code, _, err) = run_bash(&script, &[]);
@@ -329,6 +347,7 @@ mod tests {
             runtime: &[],
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &last,
         });
         assert_eq!(run_bash(&script, &[]).0, 7);
@@ -344,6 +363,7 @@ mod tests {
             runtime: &[],
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &Final::Claude(args),
         });
         assert!(
@@ -362,6 +382,7 @@ mod tests {
             runtime: &[],
             links: &[],
             claude_state: None,
+            enforcement: None,
             last: &Final::Command(vec!["printenv".into(), "PATH".into()]),
         });
         let (code, out, err) = run_bash(
@@ -400,6 +421,7 @@ mod tests {
                 program: "/mnt/claude-vm/claude-state.py",
                 trusted_dirs: &dirs,
             }),
+            enforcement: None,
             last: &Final::Command(vec!["echo".into(), "ran".into()]),
         });
         let (code, out, err) = run_bash(
@@ -424,5 +446,32 @@ mod tests {
         );
         assert_eq!((code, out.as_str()), (0, "ran\n"), "{err}");
         assert!(err.contains("python3 is missing"), "{err}");
+    }
+
+    #[test]
+    fn an_enforced_session_drops_privileges_around_the_final_command_only() {
+        let e = crate::script::Enforcement {
+            proxy: "192.168.5.2:3128".parse().unwrap(),
+            host_ports: vec![],
+            keep_sudo: false,
+        };
+        let last = Final::ClaudeStdio(vec!["--input-format".into(), "stream-json".into()]);
+        let input = |enforcement| SessionInput {
+            env_file: None,
+            runtime: &[],
+            links: &[],
+            claude_state: None,
+            enforcement,
+            last: &last,
+        };
+        let plain = session(&input(None));
+        let enforced = session(&input(Some(&e)));
+        let command = "exec claude --input-format stream-json";
+        assert!(plain.ends_with(&format!("{command}\n")));
+        assert!(!plain.contains("sudo -n"));
+        let drop = crate::script::drop_and_run(&e, command);
+        assert_eq!(enforced, plain.replace(&format!("{command}\n"), &drop));
+        // After the program's pipes are back on 0 and 1 (sudo closes every other descriptor).
+        assert!(enforced.find("exec >&3 <&4 3>&- 4<&-").unwrap() < enforced.find(&drop).unwrap());
     }
 }
