@@ -267,6 +267,9 @@ pub enum Command {
     /// Serve MCP on stdio (tools run_agent, exec, list_sessions, session_log), for an agent
     /// on the host: `claude mcp add claude-vm -- claude-vm mcp`.
     Mcp,
+    /// What sessions' VMs reached on the network, and what was denied (issue 12).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell: bash, zsh or fish (also elvish, powershell).
@@ -441,6 +444,20 @@ pub enum ConfigCommand {
     Validate {
         /// A .claude-vm.toml to check on its own.
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// The network log per host: requests, first and last seen, allowed or denied and by
+    /// which rule (with --json: one JSON document on stdout).
+    Log {
+        /// One session (its VM name, as `list` and the session's last line show it);
+        /// default: every session's log.
+        session: Option<String>,
+        /// Keep printing requests as they are logged, one line each (JSON lines with --json).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 

@@ -20,6 +20,7 @@ mod install;
 mod journal;
 mod lima;
 mod mcp;
+mod network;
 mod messages;
 mod messages_api;
 mod notice;
