@@ -19,10 +19,8 @@ mod lima;
 mod lock;
 mod mcp;
 mod names;
-mod network;
-// The session network proxy (issue 12); sessions start it once it is wired in.
-#[allow(dead_code, unused_imports)]
 mod net;
+mod network;
 mod owner;
 mod paths;
 mod plan;

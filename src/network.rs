@@ -22,9 +22,11 @@ pub const HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 5, 2);
 /// What tools in the guest must not send through the proxy.
 pub const NO_PROXY: &str = "localhost,127.0.0.1";
 
+type MakeCredential = fn(String) -> Credential;
+
 /// The variables that carry a credential for Claude Code, in the order one is chosen for
 /// the proxy to put in (an API key first).
-const CREDENTIALS: [(&str, fn(String) -> Credential); 3] = [
+const CREDENTIALS: [(&str, MakeCredential); 3] = [
     ("ANTHROPIC_API_KEY", Credential::ApiKey),
     ("ANTHROPIC_AUTH_TOKEN", Credential::Bearer),
     ("CLAUDE_CODE_OAUTH_TOKEN", Credential::Bearer),
@@ -94,8 +96,12 @@ pub fn start(
             anthropic,
         })
         .map_err(|m| {
-            Error::usage(format!("cannot route the Anthropic API through the proxy: {m}"))
-                .with_hint("check ANTHROPIC_BASE_URL (an https URL, or http on this machine's loopback)")
+            Error::usage(format!(
+                "cannot route the Anthropic API through the proxy: {m}"
+            ))
+            .with_hint(
+                "check ANTHROPIC_BASE_URL (an https URL, or http on this machine's loopback)",
+            )
         })?;
     guest_env(env, host_urls, &access, swap);
     Ok(Running {
@@ -236,16 +242,24 @@ pub fn describe(config: &Config, tools: &[String]) -> Vec<String> {
         policy.as_str(),
         match policy {
             Policy::Allowlist => " (only the hosts below, through the proxy on the host)",
-            Policy::Open => " (any public host, logged; the host's loopback only through host_ports)",
+            Policy::Open =>
+                " (any public host, logged; the host's loopback only through host_ports)",
             Policy::Offline => " (nothing but the Anthropic API, through the proxy on the host)",
         }
     )];
     if policy == Policy::Allowlist {
         for p in &presets {
-            out.push(format!("  allow {} (preset: {})", p.hosts.join(", "), p.origin));
+            out.push(format!(
+                "  allow {} (preset: {})",
+                p.hosts.join(", "),
+                p.origin
+            ));
         }
         if !n.allow.is_empty() {
-            out.push(format!("  allow {} ([network] allow, --allow)", n.allow.join(", ")));
+            out.push(format!(
+                "  allow {} ([network] allow, --allow)",
+                n.allow.join(", ")
+            ));
         }
     }
     if !n.deny.is_empty() {
@@ -267,7 +281,10 @@ pub fn describe(config: &Config, tools: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn access_env(policy: Policy, env: &[(&str, &str)]) -> (BTreeMap<String, String>, Vec<HostUrl>, Running) {
+    fn access_env(
+        policy: Policy,
+        env: &[(&str, &str)],
+    ) -> (BTreeMap<String, String>, Vec<HostUrl>, Running) {
         let tmp = tempfile::tempdir().unwrap();
         let paths = HostPaths {
             home: tmp.path().to_path_buf(),
@@ -277,8 +294,10 @@ mod tests {
         let mut c = Config::default();
         c.network.policy = policy;
         c.network.host_ports = vec![5432];
-        let mut vars: BTreeMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut vars: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut urls = vec![HostUrl {
             name: "ANTHROPIC_BASE_URL".into(),
             host_value: "http://127.0.0.1:4000".into(),
@@ -302,7 +321,10 @@ mod tests {
                 ],
             );
             let all: String = env.values().cloned().collect();
-            assert!(!all.contains("sk-real") && !all.contains("oauth-real"), "{policy:?}");
+            assert!(
+                !all.contains("sk-real") && !all.contains("oauth-real"),
+                "{policy:?}"
+            );
             assert!(env["ANTHROPIC_API_KEY"].starts_with("claude-vm-placeholder-"));
             assert_eq!(env["ANTHROPIC_API_KEY"], env["CLAUDE_CODE_OAUTH_TOKEN"]);
             let port = running.proxy.port();
@@ -313,18 +335,31 @@ mod tests {
             assert!(urls.is_empty(), "the rewrite no longer applies: {urls:?}");
             for v in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
                 assert!(env[v].starts_with("http://claude-vm:"), "{v}");
-                assert!(env[v].ends_with(&format!("@host.lima.internal:{port}")), "{v}");
+                assert!(
+                    env[v].ends_with(&format!("@host.lima.internal:{port}")),
+                    "{v}"
+                );
             }
             assert_eq!(env["NO_PROXY"], "localhost,127.0.0.1");
             let e = running.enforcement(false).unwrap();
             assert_eq!(e.proxy, SocketAddrV4::new(HOST_ADDRESS, port));
-            let want: Vec<u16> = if policy == Policy::Offline { vec![] } else { vec![5432] };
+            let want: Vec<u16> = if policy == Policy::Offline {
+                vec![]
+            } else {
+                vec![5432]
+            };
             assert_eq!(e.host_ports, want);
             running.proxy.stop();
         }
         let (env, _, running) = access_env(Policy::Open, &[("ANTHROPIC_API_KEY", "sk-real")]);
-        assert_eq!(env["ANTHROPIC_API_KEY"], "sk-real", "open keeps today's behaviour");
-        assert!(env["HTTPS_PROXY"].contains("@host.lima.internal:"), "still logged");
+        assert_eq!(
+            env["ANTHROPIC_API_KEY"], "sk-real",
+            "open keeps today's behaviour"
+        );
+        assert!(
+            env["HTTPS_PROXY"].contains("@host.lima.internal:"),
+            "still logged"
+        );
         assert!(running.enforcement(false).is_none());
         running.proxy.stop();
     }
@@ -349,15 +384,30 @@ mod tests {
         assert!(matches!(d(&r, "api.anthropic.com"), Decision::Allowed(_)));
         assert!(matches!(d(&r, "crates.io"), Decision::Allowed(_)));
         assert!(matches!(d(&r, "api.example.com"), Decision::Allowed(_)));
-        assert!(matches!(d(&r, "registry.npmjs.org"), Decision::Denied(_)), "deny wins");
-        assert!(matches!(d(&r, "sh.rustup.rs"), Decision::Denied(_)), "setup only");
+        assert!(
+            matches!(d(&r, "registry.npmjs.org"), Decision::Denied(_)),
+            "deny wins"
+        );
+        assert!(
+            matches!(d(&r, "sh.rustup.rs"), Decision::Denied(_)),
+            "setup only"
+        );
         assert!(matches!(d(&r, "evil.example"), Decision::Denied(_)));
         let lines = describe(&c, &tools);
         assert!(lines[0].contains("allowlist"), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("crates.io (preset: tool rust)") || l.contains("preset: tool rust")), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("crates.io (preset: tool rust)")
+                    || l.contains("preset: tool rust")),
+            "{lines:?}"
+        );
         c.network.policy = Policy::Offline;
         let lines = describe(&c, &tools);
         assert!(lines[0].contains("offline"), "{lines:?}");
-        assert!(!lines.iter().any(|l| l.contains("preset")), "offline opens no preset: {lines:?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("preset")),
+            "offline opens no preset: {lines:?}"
+        );
     }
 }

@@ -12,15 +12,21 @@ pub fn log(ctx: &Context, session: Option<&str>, follow: bool, json: bool) -> Re
     let dir = crate::network::log_dir(&ctx.paths);
     if let Some(s) = session {
         if log::file_name(s).is_none() {
-            return Err(Error::usage(format!("`{}` is not a session name", escape(s)))
-                .with_hint("pass a VM name as `claude-vm list` or the session's last line shows it"));
+            return Err(
+                Error::usage(format!("`{}` is not a session name", escape(s))).with_hint(
+                    "pass a VM name as `claude-vm list` or the session's last line shows it",
+                ),
+            );
         }
     }
     if follow {
         return follow_log(&dir, session, json);
     }
     let read = log::read(&dir, session).map_err(|e| {
-        Error::failure(format!("cannot read the network log in {}: {e}", dir.display()))
+        Error::failure(format!(
+            "cannot read the network log in {}: {e}",
+            dir.display()
+        ))
     })?;
     let hosts = log::summarize(&read.records);
     if json {

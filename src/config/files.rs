@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::layer::{ClaudeArgs, LayerData, Lists, Names, PackageLists, Scripts};
 use super::mounts;
 use super::schema::{
-    FileLayer, MountLayer, NetworkFileLayer, NetworkLayer, Policy, PortForward, PortLayer,
-    VmLayer, CPUS, DISK_GB, MEMORY_GB,
+    FileLayer, MountLayer, NetworkFileLayer, NetworkLayer, Policy, PortForward, PortLayer, VmLayer,
+    CPUS, DISK_GB, MEMORY_GB,
 };
 use super::suggest;
 use super::values;

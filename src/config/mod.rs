@@ -300,14 +300,22 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
     }
     if let Some(mode) = &o.network {
         data.network.policy = Some(Policy::parse(mode).ok_or_else(|| {
-            Error::usage(format!("invalid --network `{}`: not a policy", crate::ui::escape(mode)))
-                .with_hint("use --network allowlist, --network open or --network offline")
+            Error::usage(format!(
+                "invalid --network `{}`: not a policy",
+                crate::ui::escape(mode)
+            ))
+            .with_hint("use --network allowlist, --network open or --network offline")
         })?);
     }
     for host in &o.allow {
         files::network_pattern(host).map_err(|m| {
-            Error::usage(format!("invalid --allow `{}`: {m}", crate::ui::escape(host)))
-                .with_hint("pass a host name, such as --allow api.github.com or --allow '*.example.com'")
+            Error::usage(format!(
+                "invalid --allow `{}`: {m}",
+                crate::ui::escape(host)
+            ))
+            .with_hint(
+                "pass a host name, such as --allow api.github.com or --allow '*.example.com'",
+            )
         })?;
         data.network.allow.push(host.clone());
     }

@@ -142,7 +142,8 @@ impl Allowance {
         if let Some(p) = data.network.policy {
             self.network_policy = self.network_policy.max(p);
         }
-        self.network_allow.extend(data.network.allow.iter().cloned());
+        self.network_allow
+            .extend(data.network.allow.iter().cloned());
         self.network_host_ports
             .extend(data.network.host_ports.iter().copied());
     }

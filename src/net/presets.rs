@@ -123,8 +123,8 @@ pub fn hosts(presets: &[Preset]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::policy::Pattern;
+    use super::*;
 
     #[test]
     fn every_preset_is_a_valid_pattern() {
@@ -140,7 +140,9 @@ mod tests {
     fn tools_bring_their_hosts_and_only_theirs() {
         let none = hosts(&session(&[]));
         assert!(none.contains(&"api.anthropic.com".to_owned()));
-        assert!(!none.iter().any(|h| h.contains("npmjs") || h.contains("github")));
+        assert!(!none
+            .iter()
+            .any(|h| h.contains("npmjs") || h.contains("github")));
         let node = session(&["node"]);
         assert_eq!(node[1].origin, "tool node");
         assert!(hosts(&node).contains(&"registry.npmjs.org".to_owned()));

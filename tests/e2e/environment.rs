@@ -44,7 +44,13 @@ fn credentials_and_proxies_are_forwarded_and_never_on_argv() {
     assert!(env.get("UNRELATED_SECRET").is_none());
     no_secret_in_any_call(&w, "SECRET");
     no_secret_in_any_call(&w, "user:pw");
-    no_secret_in_any_call(&w, ours.trim_start_matches("http://claude-vm:").split('@').next().unwrap());
+    no_secret_in_any_call(
+        &w,
+        ours.trim_start_matches("http://claude-vm:")
+            .split('@')
+            .next()
+            .unwrap(),
+    );
 
     // The switch turns credentials off, not the proxy.
     w.write_project(".claude-vm.toml", "[claude]\nforward_credentials = false\n");
@@ -52,7 +58,10 @@ fn credentials_and_proxies_are_forwarded_and_never_on_argv() {
     r.ok();
     let env = &r.claude()["env"];
     assert!(env.get("ANTHROPIC_API_KEY").is_none() && env.get("CLAUDE_CODE_OAUTH_TOKEN").is_none());
-    assert!(env["HTTPS_PROXY"].as_str().unwrap().starts_with("http://claude-vm:"));
+    assert!(env["HTTPS_PROXY"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://claude-vm:"));
 }
 
 #[test]

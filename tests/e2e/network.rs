@@ -53,9 +53,10 @@ fn local_name() -> String {
         .expect("hostname")
         .trim()
         .to_owned();
-    let addrs: Vec<std::net::IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 80))
-        .map(|a| a.map(|s| s.ip()).collect())
-        .unwrap_or_default();
+    let addrs: Vec<std::net::IpAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 80))
+            .map(|a| a.map(|s| s.ip()).collect())
+            .unwrap_or_default();
     assert!(
         !addrs.is_empty()
             && addrs.iter().all(|a| match a {
@@ -131,21 +132,40 @@ fn guest_requests_are_allowed_denied_and_logged_per_host() {
     let cells: Vec<&str> = evil.split_whitespace().collect();
     assert_eq!(&cells[1..3], ["2", "denied"], "{}", log.stdout);
     assert!(row("evil.example").contains("not in allow"));
-    assert!(row("host.lima.internal").contains("1 allowed, 1 denied"), "{}", log.stdout);
+    assert!(
+        row("host.lima.internal").contains("1 allowed, 1 denied"),
+        "{}",
+        log.stdout
+    );
     let json = w.run(&["--json", "network", "log", &vm]);
     json.ok();
     let doc: Value = serde_json::from_str(&json.stdout).expect("one JSON document");
     let requests = doc["requests"].as_array().expect("requests");
     assert_eq!(requests.len(), 5, "{doc:#}");
-    let denied: Vec<&Value> = requests.iter().filter(|r| r["decision"] == "denied").collect();
+    let denied: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["decision"] == "denied")
+        .collect();
     assert_eq!(denied.len(), 4);
     for r in requests {
         assert_eq!(r["session"], vm.as_str());
-        for key in ["time", "method", "host", "port", "rule", "bytes_up", "bytes_down", "duration_ms"] {
+        for key in [
+            "time",
+            "method",
+            "host",
+            "port",
+            "rule",
+            "bytes_up",
+            "bytes_down",
+            "duration_ms",
+        ] {
             assert!(!r[key].is_null(), "{key} missing in {r}");
         }
     }
-    let allowed = requests.iter().find(|r| r["decision"] == "allowed").unwrap();
+    let allowed = requests
+        .iter()
+        .find(|r| r["decision"] == "allowed")
+        .unwrap();
     assert_eq!(allowed["port"], port);
     assert!(allowed["bytes_down"].as_u64().unwrap() > 0);
     // Every session's log, when no session is named.
@@ -178,8 +198,10 @@ fn the_key_stays_on_the_host_and_the_api_receives_it() {
     w.setup();
     let api = MessagesApi::start("hi");
     const KEY: &str = "sk-ant-REAL-never-in-the-vm-7f3a";
-    w.set_env("ANTHROPIC_API_KEY", KEY)
-        .set_env("ANTHROPIC_BASE_URL", &format!("http://127.0.0.1:{}", api.port));
+    w.set_env("ANTHROPIC_API_KEY", KEY).set_env(
+        "ANTHROPIC_BASE_URL",
+        &format!("http://127.0.0.1:{}", api.port),
+    );
     // The key in two halves: the script itself is a guest file (session.sh).
     let (k1, k2) = KEY.split_at(10);
     let script = format!(
@@ -194,7 +216,11 @@ fn the_key_stays_on_the_host_and_the_api_receives_it() {
         r.ok();
         let parts: Vec<&str> = r.stdout.split("---\n").collect();
         assert_eq!(parts.len(), 3, "{}", r.stdout);
-        assert!(!parts[0].contains(KEY), "the key is in the guest's env: {}", parts[0]);
+        assert!(
+            !parts[0].contains(KEY),
+            "the key is in the guest's env: {}",
+            parts[0]
+        );
         assert!(
             parts[0].contains("ANTHROPIC_API_KEY=claude-vm-placeholder-"),
             "{}",
@@ -205,13 +231,25 @@ fn the_key_stays_on_the_host_and_the_api_receives_it() {
             "{}",
             parts[0]
         );
-        assert_eq!(parts[1].trim(), "", "the key is in guest files: {}", parts[1]);
-        assert!(parts[2].contains("\"type\":\"message\""), "{flags:?}: {}", r.stdout);
+        assert_eq!(
+            parts[1].trim(),
+            "",
+            "the key is in guest files: {}",
+            parts[1]
+        );
+        assert!(
+            parts[2].contains("\"type\":\"message\""),
+            "{flags:?}: {}",
+            r.stdout
+        );
         let got = api.messages_requests();
         let last = got.last().expect("the API got the request");
         assert_eq!(last.headers["x-api-key"], KEY, "the real key upstream");
         for call in w.logged() {
-            assert!(!call.iter().any(|a| a.contains(KEY)), "key on argv: {call:?}");
+            assert!(
+                !call.iter().any(|a| a.contains(KEY)),
+                "key on argv: {call:?}"
+            );
         }
     }
     // Offline: nothing but the route.
@@ -225,8 +263,16 @@ fn the_key_stays_on_the_host_and_the_api_receives_it() {
     // Open: today's behaviour, still through the proxy.
     let r = in_guest(&w, &["--network", "open"], "env");
     r.ok();
-    assert!(r.stdout.contains(&format!("ANTHROPIC_API_KEY={KEY}")), "{}", r.stdout);
-    assert!(r.stdout.contains("HTTPS_PROXY=http://claude-vm:"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("ANTHROPIC_API_KEY={KEY}")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("HTTPS_PROXY=http://claude-vm:"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -234,7 +280,10 @@ fn a_project_file_that_loosens_the_network_needs_trust() {
     let w = World::new();
     w.setup();
     for (text, why) in [
-        ("[network]\npolicy = \"open\"\n", "network.policy = \"open\""),
+        (
+            "[network]\npolicy = \"open\"\n",
+            "network.policy = \"open\"",
+        ),
         ("[network]\nallow = [\"evil.example\"]\n", "evil.example"),
         ("[network]\nhost_ports = [5432]\n", "5432"),
     ] {
@@ -243,7 +292,11 @@ fn a_project_file_that_loosens_the_network_needs_trust() {
         assert_eq!(r.code, 2, "{text}: {}", r.stderr);
         assert!(r.stderr.contains(why), "{text}: {}", r.stderr);
         assert!(r.stderr.contains("claude-vm trust"), "{}", r.stderr);
-        assert!(!r.verbs().contains(&"clone"), "nothing started: {:?}", r.calls);
+        assert!(
+            !r.verbs().contains(&"clone"),
+            "nothing started: {:?}",
+            r.calls
+        );
         let v = w.run(&["config", "validate"]);
         assert!(
             format!("{}{}", v.stdout, v.stderr).contains(why),
@@ -278,16 +331,40 @@ fn a_project_file_that_loosens_the_network_needs_trust() {
 fn bad_network_settings_name_the_file_or_flag_and_the_fix() {
     let w = World::new();
     for (text, key, fix) in [
-        ("[network]\nallow = [\"https://x.example/a\"]\n", "network.allow[0]", "x.example"),
-        ("[network]\nallow = [\"x.example/a\"]\n", "network.allow[0]", "path"),
-        ("[network]\ndeny = [\"ok.example\", \"*\"]\n", "network.deny[1]", "would allow every host"),
-        ("[network]\npolicy = \"closed\"\n", "network.policy", "offline"),
-        ("[network]\nhost_ports = [0]\n", "network.host_ports[0]", "65535"),
+        (
+            "[network]\nallow = [\"https://x.example/a\"]\n",
+            "network.allow[0]",
+            "x.example",
+        ),
+        (
+            "[network]\nallow = [\"x.example/a\"]\n",
+            "network.allow[0]",
+            "path",
+        ),
+        (
+            "[network]\ndeny = [\"ok.example\", \"*\"]\n",
+            "network.deny[1]",
+            "would allow every host",
+        ),
+        (
+            "[network]\npolicy = \"closed\"\n",
+            "network.policy",
+            "offline",
+        ),
+        (
+            "[network]\nhost_ports = [0]\n",
+            "network.host_ports[0]",
+            "65535",
+        ),
     ] {
         w.write_project(".claude-vm.toml", text);
         let r = w.run(&["shell", "--", "true"]);
         assert_eq!(r.code, 2, "{text}: {}", r.stderr);
-        assert!(r.stderr.contains(".claude-vm.toml"), "names the file: {}", r.stderr);
+        assert!(
+            r.stderr.contains(".claude-vm.toml"),
+            "names the file: {}",
+            r.stderr
+        );
         assert!(r.stderr.contains(key), "names {key}: {}", r.stderr);
         assert!(r.stderr.contains(fix), "{fix}: {}", r.stderr);
         assert!(r.calls.is_empty(), "nothing ran: {:?}", r.calls);
@@ -310,10 +387,17 @@ fn bad_network_settings_name_the_file_or_flag_and_the_fix() {
 #[test]
 fn dry_run_and_config_show_tell_the_policy_and_each_preset_origin() {
     let w = World::new();
-    w.write_project(".claude-vm.toml", "[tools]\nnode = true\n[network]\ndeny = [\"x.example\"]\n");
+    w.write_project(
+        ".claude-vm.toml",
+        "[tools]\nnode = true\n[network]\ndeny = [\"x.example\"]\n",
+    );
     let r = w.run(&["--dry-run", "shell"]);
     r.ok();
-    assert!(r.stdout.contains("network policy: allowlist"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("network policy: allowlist"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout.contains("allow api.anthropic.com") && r.stdout.contains("(preset: claude code)"),
         "{}",
@@ -331,11 +415,19 @@ fn dry_run_and_config_show_tell_the_policy_and_each_preset_origin() {
             .unwrap_or_else(|| panic!("{host} not shown:\n{}", show.stdout))
             .to_owned()
     };
-    assert!(show.stdout.contains("network.policy = \"allowlist\""), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("network.policy = \"allowlist\""),
+        "{}",
+        show.stdout
+    );
     assert!(line("api.anthropic.com").contains("# preset: claude code"));
     assert!(line("registry.npmjs.org").contains("# preset: tool node"));
     assert!(line("deb.debian.org").contains("# preset: setup: apt"));
-    assert!(line("x.example").contains("project file"), "{}", show.stdout);
+    assert!(
+        line("x.example").contains("project file"),
+        "{}",
+        show.stdout
+    );
 }
 
 #[test]
@@ -356,9 +448,15 @@ fn the_denied_requests_are_events_and_the_session_says_its_policy() {
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
         .collect();
-    let started = events.iter().find(|e| e["type"] == "session.started").unwrap();
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "session.started")
+        .unwrap();
     assert_eq!(started["policy"], "allowlist");
-    let denied: Vec<&Value> = events.iter().filter(|e| e["type"] == "network.denied").collect();
+    let denied: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "network.denied")
+        .collect();
     assert_eq!(denied.len(), 2, "{}", r.stderr);
     for d in denied {
         assert_eq!(d["host"], "evil.example");
