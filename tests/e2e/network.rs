@@ -464,3 +464,44 @@ fn the_denied_requests_are_events_and_the_session_says_its_policy() {
         assert_eq!(d["rule"], "not in allow");
     }
 }
+
+#[test]
+fn info_and_list_say_which_policy_a_session_runs_under() {
+    let w = World::new();
+    w.write_project(".claude-vm.toml", "[tools]\nnode = true\n");
+    let info = w.run(&["info"]);
+    info.ok();
+    assert!(
+        info.stdout.contains("network:      allowlist"),
+        "{}",
+        info.stdout
+    );
+    assert!(
+        info.stdout
+            .contains("allow registry.npmjs.org (preset: tool node)"),
+        "{}",
+        info.stdout
+    );
+    w.setup();
+    let mut s = w.spawn(&["--network", "offline", "shell", "--", "sleep", "60"]);
+    w.background.lock().expect("background").push(s.child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let session = loop {
+        let r = w.run(&["--json", "list"]);
+        r.ok();
+        let doc: Value = serde_json::from_str(&r.stdout).expect("one JSON document");
+        let found = doc["sessions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["role"] == "run").cloned());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "no session listed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(session["policy"], "offline", "{session}");
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.finish(), 143);
+    w.background.lock().expect("background").clear();
+    w.assert_nothing_left("after the listed session");
+}
