@@ -166,12 +166,12 @@ fn run(
         Some(instance) => (instance, Start::Warm),
         None => (cold_plan.instance.clone(), Start::Cold),
     };
+    // Keep the pool topped up while this session runs; never waits.
+    warm::ensure_keeper(ctx, &basis.config, basis.template.as_str());
     // The proxy serves this session from before the clone boots until after the delete.
     let mut guest = guest;
     let network = start_network(ctx, &basis, &instance, &mut guest)?;
     let plan = plan_with(ctx, opts, &basis, instance, last, guest)?;
-    // Keep the pool topped up while this session runs; never waits.
-    warm::ensure_keeper(ctx, &basis.config, basis.template.as_str());
     let guard = crate::session::Guard {
         journal: Journal::new(&ctx.paths),
         entry: Entry {
