@@ -1,5 +1,7 @@
-//! Files written whole or not at all: a temporary file next to the target, then a rename.
-//! A failed write (a full disk) removes the temporary file, so nothing zero-length is left.
+//! The one way claude-vm writes a state file: whole or not at all. A temporary file with a
+//! name of its own (two writers never share one) in the same directory, synced, then renamed
+//! over the target. A failed write (a full disk) removes the temporary file, so nothing
+//! zero-length is left.
 
 use std::fs;
 use std::io::Write;
@@ -7,19 +9,28 @@ use std::path::Path;
 
 use crate::error::{IoContext, Result};
 
-/// Writes `bytes` to `dir/name` atomically, creating `dir` (mode 0700 when new).
+/// Writes `bytes` to `dir/name` atomically, creating `dir` (mode 0700 when new). The file is
+/// the owner's only (0600).
 pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let target = dir.join(name);
-    let written = fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.flush()))
-        .io_context("write", &tmp)
-        .and_then(|()| fs::rename(&tmp, &target).io_context("write", &target));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .io_context("write a temporary file in", dir)?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .io_context("write", tmp.path())?;
+    // On failure the temporary file is dropped, and with it removed.
+    tmp.persist(&target)
+        .map_err(|e| e.error)
+        .io_context("write", &target)?;
+    // The rename itself survives a crash once the directory is synced (best effort).
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
     }
-    written
+    Ok(())
 }
 
 /// `create_dir_all`, with the directories it creates readable by the owner only.

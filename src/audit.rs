@@ -23,7 +23,6 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::project::Project;
 use crate::ui::Ui;
@@ -856,11 +855,11 @@ fn fingerprint(path: &Path) -> String {
     let mode = meta.permissions().mode() & 0o111;
     match read_regular(path) {
         Ok(bytes) if meta.len() > READ_LIMIT => format!(
-            "sha256 of the first 16 MiB:{:x} size:{} exec:{mode:o}",
-            Sha256::digest(&bytes),
+            "sha256 of the first 16 MiB:{} size:{} exec:{mode:o}",
+            crate::digest::sha256_hex(&bytes),
             meta.len()
         ),
-        Ok(bytes) => format!("sha256:{:x} exec:{mode:o}", Sha256::digest(&bytes)),
+        Ok(bytes) => format!("sha256:{} exec:{mode:o}", crate::digest::sha256_hex(&bytes)),
         Err(e) => format!("unreadable: {}", e.kind()),
     }
 }
@@ -1160,6 +1159,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let fifo = tmp.path().join("hook");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         assert_eq!(fingerprint(&fifo), "a FIFO");
         assert!(read_regular(&fifo).is_err());
@@ -1178,6 +1178,7 @@ mod tests {
         let hooks = root.join(".git/hooks");
         fs::create_dir_all(&hooks).unwrap();
         let fifo = std::ffi::CString::new(hooks.join("pre-commit").to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let watch = Watch {
             roots: vec![root.clone()],

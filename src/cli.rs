@@ -270,6 +270,11 @@ pub enum Command {
     /// What sessions' VMs reached on the network, and what was denied (issue 12).
     #[command(subcommand)]
     Network(NetworkCommand),
+    // Templates as files (issue 15).
+    /// Write this project's template (stopped, complete) to one file, to import elsewhere.
+    Export(ExportArgs),
+    /// Install a template file written by `claude-vm export` as this project's template.
+    Import(ImportArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell: bash, zsh or fish (also elvish, powershell).
@@ -411,6 +416,26 @@ impl ToolFlags {
             .map(|(n, _)| (*n).to_owned())
             .collect()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file to write (default: the template's name with `.cvm-template`, here).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Keep the credentials stored in the template (`claude-vm login`, gh, git) in the file.
+    #[arg(long)]
+    pub include_credentials: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A file written by `claude-vm export`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The project to install it for (default: the current directory's).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

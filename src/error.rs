@@ -4,8 +4,6 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
-use crate::lima::LimaError;
-
 /// Exit code for bad input: flags, config files, paths, names.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code for everything else that went wrong.
@@ -80,13 +78,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<LimaError> for Error {
-    fn from(err: LimaError) -> Self {
-        let hint = err.hint();
-        Error::failure(err.to_string()).with_hint(hint)
-    }
-}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -8,10 +8,8 @@
 //! clone, so changing them never needs a rebuild.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::plan::{FileSource, SetupPlan};
@@ -33,12 +31,7 @@ const INSTANCE: &str = "<instance>";
 const RESOURCE_FLAGS: [&str; 3] = ["--cpus", "--memory", "--disk"];
 
 fn hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    crate::digest::sha256_hex(bytes)
 }
 
 /// The fingerprint of `plan`, built by claude-vm `version`. Reads the files the plan copies.

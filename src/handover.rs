@@ -13,15 +13,15 @@ use crate::plan::{FileSource, HandoverFile};
 
 /// Removes the directory when dropped.
 #[derive(Debug)]
-pub struct Handover {
+pub struct HandoverDir {
     dir: PathBuf,
 }
 
-impl Handover {
+impl HandoverDir {
     /// Creates `dir` (which must not exist yet) and writes `files` into it.
-    pub fn create(dir: &Path, files: &[HandoverFile]) -> Result<Handover> {
-        Handover::prepare_empty(dir)?;
-        let handover = Handover {
+    pub fn create(dir: &Path, files: &[HandoverFile]) -> Result<HandoverDir> {
+        HandoverDir::prepare_empty(dir)?;
+        let handover = HandoverDir {
             dir: dir.to_path_buf(),
         };
         for f in files {
@@ -46,9 +46,9 @@ impl Handover {
             .io_context("create the hand-over directory", dir)
     }
 
-    /// Writes `files` into `dir`, made empty by [`Handover::prepare_empty`] and mounted in
+    /// Writes `files` into `dir`, made empty by [`HandoverDir::prepare_empty`] and mounted in
     /// a clone that is already running.
-    pub fn fill(dir: &Path, files: &[HandoverFile]) -> Result<Handover> {
+    pub fn fill(dir: &Path, files: &[HandoverFile]) -> Result<HandoverDir> {
         let meta = fs::symlink_metadata(dir).io_context("read the hand-over directory", dir)?;
         if !meta.is_dir() || fs::read_dir(dir).io_context("read", dir)?.next().is_some() {
             return Err(crate::error::Error::failure(format!(
@@ -57,7 +57,7 @@ impl Handover {
             ))
             .with_hint("run `claude-vm warm 0` to empty the pool, then try again"));
         }
-        let handover = Handover {
+        let handover = HandoverDir {
             dir: dir.to_path_buf(),
         };
         for f in files {
@@ -83,7 +83,7 @@ impl Handover {
     }
 }
 
-impl Drop for Handover {
+impl Drop for HandoverDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -112,7 +112,7 @@ mod tests {
                 printable: true,
             },
         ];
-        let h = Handover::create(&dir, &files).unwrap();
+        let h = HandoverDir::create(&dir, &files).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("env.sh")), 0o600);
@@ -121,7 +121,7 @@ mod tests {
             "echo hi"
         );
         assert!(
-            Handover::create(&dir, &[]).is_err(),
+            HandoverDir::create(&dir, &[]).is_err(),
             "never reuses a directory"
         );
         drop(h);

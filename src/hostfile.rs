@@ -37,7 +37,7 @@ impl HostCopy {
         let (target, bytes) = read_regular(&self.path)?;
         let inside = |p: &Path| self.confined_to.iter().any(|r| p.starts_with(r));
         if inside(&self.path) && !inside(&target) {
-            let digest = crate::trust::script_digest(&target, &bytes);
+            let digest = script_digest(&target, &bytes);
             if self.approved.as_deref() != Some(digest.as_str()) {
                 return Err(Error::failure(format!(
                     "{} now leads to {}, outside the project (it changed after claude-vm checked it, possibly from inside a VM); it was not copied",
@@ -133,6 +133,15 @@ fn opened_path(_file: &File) -> Option<PathBuf> {
     None
 }
 
+/// What an approval of a script that leads out of the project covers: where it leads and
+/// its exact bytes.
+pub fn script_digest(target: &Path, content: &[u8]) -> String {
+    let mut bytes = target.as_os_str().as_encoded_bytes().to_vec();
+    bytes.push(0);
+    bytes.extend_from_slice(content);
+    crate::digest::sha256_hex(&bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,10 +171,7 @@ mod tests {
         );
         // An approved link with the approved content is fine; other content is not.
         let approved = HostCopy {
-            approved: Some(crate::trust::script_digest(
-                &root.join("secret"),
-                b"host secret",
-            )),
+            approved: Some(script_digest(&root.join("secret"), b"host secret")),
             ..copy.clone()
         };
         assert_eq!(approved.read().unwrap(), b"host secret");

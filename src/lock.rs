@@ -30,11 +30,15 @@ pub enum Mode {
 }
 
 pub fn setup_lock(paths: &HostPaths, template: &str) -> PathBuf {
-    paths.locks_dir().join(format!("{template}.setup.lock"))
+    paths
+        .locks_dir()
+        .join(crate::filenames::setup_lock(template))
 }
 
 pub fn template_lock(paths: &HostPaths, template: &str) -> PathBuf {
-    paths.locks_dir().join(format!("{template}.template.lock"))
+    paths
+        .locks_dir()
+        .join(crate::filenames::template_lock(template))
 }
 
 fn open(path: &Path) -> Result<File> {

@@ -1,22 +1,29 @@
 //! claude-vm: run Claude Code in disposable Lima VMs.
 
+mod archive;
 mod atomic;
 mod audit;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod detach;
+mod digest;
 mod doctor;
 mod error;
+mod escape;
 mod events;
+mod filenames;
 mod fingerprint;
 mod fsread;
 mod handover;
 mod hostfile;
 mod integrations;
 mod journal;
+mod keeper;
 mod lima;
 mod lock;
+mod manifest;
 mod mcp;
 mod names;
 mod net;
@@ -29,7 +36,6 @@ mod procinfo;
 mod project;
 mod reap;
 mod script;
-mod session;
 mod signals;
 mod swap;
 mod template;
@@ -40,6 +46,7 @@ mod typos;
 mod ui;
 mod update;
 mod workdir;
+mod workflow;
 mod worktrees;
 
 use clap::Parser;
@@ -48,7 +55,7 @@ fn main() {
     if let Some(code) = update::notice::run_if_asked() {
         std::process::exit(code);
     }
-    if let Some(code) = commands::warm::keeper_if_asked() {
+    if let Some(code) = keeper::keeper_if_asked() {
         std::process::exit(code);
     }
     let args = cli::argv(std::env::args_os());

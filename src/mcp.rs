@@ -227,7 +227,7 @@ const NETLOG_LINES: usize = 1000;
 /// `name`): its audit reports and its network log. Files are read without following links,
 /// bounded.
 pub fn session_log(data_dir: &Path, name: &str) -> Value {
-    let audit = data_dir.join("audit");
+    let audit = data_dir.join(crate::filenames::AUDIT);
     let mut names: Vec<String> = std::fs::read_dir(&audit)
         .map(|rd| {
             rd.flatten()
@@ -250,7 +250,9 @@ pub fn session_log(data_dir: &Path, name: &str) -> Value {
             }
         })
         .collect();
-    let net = data_dir.join("network").join(format!("{name}.jsonl"));
+    let net = data_dir
+        .join(crate::filenames::NETWORK)
+        .join(crate::filenames::network_log(name));
     let network = match read_nofollow(&net, NETLOG_MAX, true) {
         Ok(text) => {
             let lines: Vec<&str> = text.lines().collect();

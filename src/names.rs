@@ -9,8 +9,6 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 
 pub const PREFIX: &str = "claude-vm-";
@@ -207,12 +205,9 @@ fn slug(dir_name: &[u8], room: usize) -> String {
 }
 
 fn path_hash(path: &Path) -> String {
-    let digest = Sha256::digest(path.as_os_str().as_bytes());
-    digest
-        .iter()
-        .take(HASH_LEN / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = crate::digest::sha256_hex(path.as_os_str().as_bytes());
+    hex.truncate(HASH_LEN);
+    hex
 }
 
 /// A short random identifier for clones: lower-case letters and digits.

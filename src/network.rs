@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use crate::config::presets;
 use crate::config::{Config, Policy};
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::net::{self, presets, Credential, Mode, Rules};
+use crate::net::{self, Credential, Mode, Rules};
 use crate::paths::HostPaths;
 use crate::plan::environment::{HostUrl, HOST_FROM_GUEST};
 use crate::script::Enforcement;

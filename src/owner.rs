@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::names;
 use crate::paths::HostPaths;
-use crate::ui::Ui;
 
 pub const FILE: &str = "claude-vm.owner";
 
@@ -60,9 +59,7 @@ pub fn mark(paths: &HostPaths, instance: &str) -> Result<()> {
         created_as: instance.to_owned(),
     })
     .map_err(|e| Error::failure(format!("cannot encode the owner mark: {e}")))?;
-    let tmp = dir.join(format!(".{FILE}.tmp"));
-    fs::write(&tmp, text).io_context("write", &tmp)?;
-    fs::rename(&tmp, &path).io_context("write", &path)
+    crate::atomic::write(dir, FILE, text.as_bytes())
 }
 
 /// Who marked `instance`.
@@ -113,8 +110,13 @@ fn shown(name: &str) -> String {
 }
 
 /// The names among `names` that may be deleted: ours by name and mark, or named in `forced`.
-/// The others are reported once each, with how to delete them anyway.
-pub fn deletable(paths: &HostPaths, ui: &Ui, names: &[String], forced: &[String]) -> Vec<String> {
+/// The others are reported once each to `warn`, with how to delete them anyway.
+pub fn deletable(
+    paths: &HostPaths,
+    warn: &dyn Fn(&str),
+    names: &[String],
+    forced: &[String],
+) -> Vec<String> {
     let mut out = Vec::new();
     for name in names {
         match refusal(paths, name) {
@@ -122,7 +124,7 @@ pub fn deletable(paths: &HostPaths, ui: &Ui, names: &[String], forced: &[String]
             None => out.push(name.clone()),
             Some(why) => {
                 let shown = shown(name);
-                ui.warn(&format!(
+                warn(&format!(
                     "not deleting {shown}: {why}\n  if it is claude-vm's and unused, `claude-vm gc --force {shown}` deletes it"
                 ))
             }

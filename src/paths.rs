@@ -4,6 +4,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::filenames;
 
 /// The host locations the program reads and writes, resolved once from the environment.
 #[derive(Debug, Clone)]
@@ -50,30 +51,56 @@ impl HostPaths {
     }
 
     pub fn templates_dir(&self) -> PathBuf {
-        self.data_dir.join("templates")
+        self.data_dir.join(filenames::TEMPLATES)
     }
 
     pub fn handover_root(&self) -> PathBuf {
-        self.data_dir.join("handover")
+        self.data_dir.join(filenames::HANDOVER)
     }
 
     /// One file per live VM and its owner (`journal.rs`).
     pub fn journal_dir(&self) -> PathBuf {
-        self.data_dir.join("journal")
+        self.data_dir.join(filenames::JOURNAL)
     }
 
     pub fn locks_dir(&self) -> PathBuf {
-        self.data_dir.join("locks")
+        self.data_dir.join(filenames::LOCKS)
     }
 
     /// Approved project files (`trust.rs`).
     pub fn trust_dir(&self) -> PathBuf {
-        self.data_dir.join("trust")
+        self.data_dir.join(filenames::TRUST)
     }
 
     /// What `limactl --version` said, keyed by the binary (`lima/detect.rs`).
     pub fn lima_version_cache(&self) -> PathBuf {
-        self.data_dir.join("lima-version.json")
+        self.data_dir.join(filenames::LIMA_VERSION_CACHE)
+    }
+
+    /// The warm pool of `template` (`pool.rs`).
+    pub fn pool_dir(&self, template: &str) -> PathBuf {
+        self.data_dir.join(filenames::POOL).join(template)
+    }
+
+    /// Build and keeper logs, the update check's log.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join(filenames::LOGS)
+    }
+
+    /// The log `kind` (`filenames::TEMPLATE_LOGS`) of `template`.
+    pub fn template_log(&self, template: &str, kind: &str) -> PathBuf {
+        self.logs_dir()
+            .join(filenames::template_log(template, kind))
+    }
+
+    /// Audit reports (`audit/record.rs`).
+    pub fn audit_dir(&self) -> PathBuf {
+        self.data_dir.join(filenames::AUDIT)
+    }
+
+    /// A worktree's remembered main repository, by digest (`worktrees.rs`).
+    pub fn worktrees_dir(&self) -> PathBuf {
+        self.data_dir.join(filenames::WORKTREES)
     }
 
     /// Claude Code's own folder on the host.

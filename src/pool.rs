@@ -14,9 +14,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::filenames;
 use crate::journal::now;
 use crate::lima::Call;
 use crate::paths::HostPaths;
@@ -60,20 +60,20 @@ pub struct Failure {
 impl Pool {
     pub fn new(paths: &HostPaths, template: &str) -> Pool {
         Pool {
-            dir: paths.data_dir.join("pool").join(template),
+            dir: paths.pool_dir(template),
         }
     }
 
     fn ready_dir(&self) -> PathBuf {
-        self.dir.join("ready")
+        self.dir.join(filenames::POOL_READY)
     }
 
     fn claimed_dir(&self) -> PathBuf {
-        self.dir.join("claimed")
+        self.dir.join(filenames::POOL_CLAIMED)
     }
 
     pub fn keeper_lock(&self) -> PathBuf {
-        self.dir.join("keeper.lock")
+        self.dir.join(filenames::KEEPER_LOCK)
     }
 
     /// The clones ready to be taken, oldest first.
@@ -94,10 +94,10 @@ impl Pool {
     pub fn add(&self, ready: &Ready) -> Result<()> {
         let text = serde_json::to_string(ready)
             .map_err(|e| Error::failure(format!("cannot encode a pool record: {e}")))?;
-        write_atomically(
+        crate::atomic::write(
             &self.ready_dir(),
             &format!("{}.json", ready.instance),
-            &text,
+            text.as_bytes(),
         )
     }
 
@@ -120,7 +120,7 @@ impl Pool {
     }
 
     pub fn state(&self) -> State {
-        fs::read_to_string(self.dir.join("state.json"))
+        fs::read_to_string(self.dir.join(filenames::POOL_STATE))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
@@ -129,15 +129,17 @@ impl Pool {
     pub fn set_state(&self, state: State) -> Result<()> {
         let text = serde_json::to_string(&state)
             .map_err(|e| Error::failure(format!("cannot encode the pool state: {e}")))?;
-        write_atomically(&self.dir, "state.json", &text)
+        crate::atomic::write(&self.dir, filenames::POOL_STATE, text.as_bytes())
     }
 
     /// Forgets the size asked for (`[pool] size` decides again).
     pub fn reset(&self) -> Result<()> {
-        match fs::remove_file(self.dir.join("state.json")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io("remove", &self.dir.join("state.json"), e))
-            }
+        match fs::remove_file(self.dir.join(filenames::POOL_STATE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                "remove",
+                &self.dir.join(filenames::POOL_STATE),
+                e,
+            )),
             _ => Ok(()),
         }
     }
@@ -150,18 +152,18 @@ impl Pool {
             message: message.to_owned(),
         })
         .unwrap_or_default();
-        let _ = write_atomically(&self.dir, "failure.json", &text);
+        let _ = crate::atomic::write(&self.dir, filenames::POOL_FAILURE, text.as_bytes());
     }
 
     /// The keeper's last failure to boot a clone, if it has not succeeded since.
     pub fn last_failure(&self) -> Option<Failure> {
-        let path = self.dir.join("failure.json");
+        let path = self.dir.join(filenames::POOL_FAILURE);
         let text = crate::fsread::small_regular_file(&path, 1 << 20).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     pub fn clear_failure(&self) {
-        let _ = fs::remove_file(self.dir.join("failure.json"));
+        let _ = fs::remove_file(self.dir.join(filenames::POOL_FAILURE));
     }
 
     pub fn touch(&self) -> Result<()> {
@@ -184,12 +186,8 @@ pub fn forget_anywhere(paths: &HostPaths, instance: &str) {
 /// settings), without its own instance name and hand-over directory. Equal keys mean the
 /// session would have made exactly this clone.
 pub fn key(clone: &Call, instance: &str, handover_dir: &Path) -> String {
-    let mut hash = Sha256::new();
-    for arg in settings(clone, instance, handover_dir) {
-        hash.update(arg.as_bytes());
-        hash.update([0]);
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let settings = settings(clone, instance, handover_dir);
+    crate::digest::sha256_hex_parts(settings.iter().map(|a| a.as_bytes()))
 }
 
 /// The clone call's arguments without what differs per clone (its name, its hand-over
@@ -248,10 +246,6 @@ pub fn differences(made: &[String], wanted: &[String]) -> Vec<String> {
         }
     }
     names
-}
-
-fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<()> {
-    crate::atomic::write(dir, name, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -117,6 +117,15 @@ pub fn claude_project_folder(path: &str) -> Option<String> {
     (encoded.len() <= MAX).then_some(encoded)
 }
 
+/// Whether a project script (`.claude-vm.setup.sh`, `.claude-vm.runtime.sh`) is there; one
+/// that is a FIFO, a device or huge is refused, not skipped (and never read).
+pub fn script_present(path: &std::path::Path) -> Result<bool> {
+    crate::fsread::present(path, crate::fsread::SCRIPT_MAX).map_err(|e| {
+        Error::usage(format!("cannot use {}: {e}", path.display()))
+            .with_hint("make it a regular file, or remove it")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

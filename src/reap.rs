@@ -20,7 +20,7 @@ use crate::ui::Ui;
 
 /// Deletes the VMs of dead owners found in the journal. Nothing to reap: no limactl call.
 /// A failed delete is a warning (the entries stay, the next command tries again).
-pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
+pub fn delete_orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
     let journal = Journal::new(paths);
     if !journal.entries().iter().any(|e| !e.owner_may_be_alive()) {
         return Ok(());
@@ -46,7 +46,7 @@ pub fn orphans(lima: &Limactl, ui: &Ui, paths: &HostPaths) -> Result<()> {
         .into_iter()
         .filter(|n| paths.lima_home.join(n).exists())
         .collect();
-    let doomed = crate::owner::deletable(paths, ui, &present, &[]);
+    let doomed = crate::owner::deletable(paths, &|m| ui.warn(m), &present, &[]);
     let deleted: Vec<Entry> = dead
         .iter()
         .filter(|e| doomed.contains(&e.instance))
@@ -114,7 +114,7 @@ fn describe(dead: &[Entry]) -> String {
 fn delete(lima: &Limactl, ui: &Ui, names: &[String], what: &str) -> Result<bool> {
     let _cleaning = signals::CleaningUp::begin();
     let step = ui.step(what);
-    match lima.cleanup(&lima::delete(names), None) {
+    match lima.run_shielded(&lima::delete(names), None) {
         Ok(()) => {
             step.done();
             Ok(true)
@@ -221,7 +221,7 @@ pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths, force: &[String]) -> Re
             candidates.push(name.clone());
         }
     }
-    let doomed = crate::owner::deletable(paths, ui, &candidates, force);
+    let doomed = crate::owner::deletable(paths, &|m| ui.warn(m), &candidates, force);
     if !doomed.is_empty() {
         let what = format!(
             "removing {} VMs nobody owns: {}",

@@ -17,13 +17,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::lima::{self, Call, Limactl};
+use crate::lima::{self, Limactl};
 use crate::lock::{self, Mode};
+use crate::manifest::{self as template, Manifest};
 use crate::paths::HostPaths;
 use crate::signals;
-use crate::template::{self, Manifest};
 use crate::ui::Ui;
 
 /// Where a rebuild of `template` stands until its swap is over.
@@ -47,29 +47,18 @@ pub enum Direction {
     Forward,
 }
 
-/// The three limactl calls of a swap, for plans and dry runs.
-pub fn calls(template: &str, build: &str, aside: &str) -> Vec<Call> {
-    vec![
-        lima::rename(template, aside),
-        lima::rename(build, template),
-        lima::delete(&[aside.to_owned()]),
-    ]
-}
-
 fn record_path(paths: &HostPaths, template: &str) -> PathBuf {
-    paths.templates_dir().join(format!("{template}.swap"))
+    paths
+        .templates_dir()
+        .join(crate::filenames::swap_record(template))
 }
 
 /// Records the swap before its first step (a failure here leaves everything as it was).
 pub fn begin(paths: &HostPaths, swap: &Swap) -> Result<()> {
-    let dir = paths.templates_dir();
-    fs::create_dir_all(&dir).io_context("create", &dir)?;
     let text = serde_json::to_string_pretty(swap)
         .map_err(|e| Error::failure(format!("cannot encode the swap record: {e}")))?;
-    let tmp = dir.join(format!(".{}.swap.tmp", swap.template));
-    fs::write(&tmp, text).io_context("write", &tmp)?;
-    let path = record_path(paths, &swap.template);
-    fs::rename(&tmp, &path).io_context("write", &path)
+    let name = crate::filenames::swap_record(&swap.template);
+    crate::atomic::write(&paths.templates_dir(), &name, text.as_bytes())
 }
 
 fn forget_record(paths: &HostPaths, template: &str) -> Result<()> {

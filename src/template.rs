@@ -7,152 +7,21 @@
 //! shared: they get the old template or the new one, never the moment in between.
 
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::fingerprint::Fingerprint;
 use crate::journal::{Entry, Journal};
-use crate::lima::{Limactl, Resources};
+use crate::lima::Limactl;
 use crate::lock::{self, Mode};
-use crate::names::{Role, TemplateName};
+use crate::names::Role;
 use crate::paths::HostPaths;
 use crate::plan::{FileSource, SetupPlan};
 use crate::signals;
 use crate::ui::Ui;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub template: String,
-    /// The main repository the template belongs to.
-    pub project: PathBuf,
-    /// Seconds since the epoch.
-    pub built_at: u64,
-    pub claude_vm_version: String,
-    pub image: String,
-    pub disk: u32,
-    pub memory: u32,
-    pub cpus: u32,
-    #[serde(default)]
-    pub tools: Vec<String>,
-    /// What built it (`fingerprint.rs`); none from claude-vm versions before fingerprints.
-    #[serde(default)]
-    pub fingerprint: Option<Fingerprint>,
-    /// The `claude-vm setup` flags it was built with, so a session can tell whether it is
-    /// out of date and rebuild it the same way.
-    #[serde(default)]
-    pub setup_flags: SetupFlags,
-}
-
-/// Flags given to `claude-vm setup` (paths absolute).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetupFlags {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub setup_scripts: Vec<PathBuf>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub setup_mounts: Vec<String>,
-    /// `--docker`, `--node`, ... (`--all` recorded as every tool).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<String>,
-}
-
-impl Manifest {
-    pub fn new(
-        template: &TemplateName,
-        project: &Path,
-        config: &Config,
-        fingerprint: Option<Fingerprint>,
-        setup_flags: SetupFlags,
-    ) -> Manifest {
-        Manifest {
-            template: template.to_string(),
-            project: project.to_path_buf(),
-            built_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            claude_vm_version: env!("CARGO_PKG_VERSION").to_owned(),
-            image: config.vm.image.clone(),
-            disk: config.vm.disk,
-            memory: config.vm.memory,
-            cpus: config.vm.cpus,
-            // What the template contains: the enabled tools and what they brought along.
-            tools: crate::plan::template_tools(config)
-                .iter()
-                .map(|t| t.name.clone())
-                .collect(),
-            fingerprint,
-            setup_flags,
-        }
-    }
-
-    pub fn resources(&self) -> Resources {
-        Resources {
-            cpus: Some(self.cpus),
-            memory_gib: Some(self.memory),
-            disk_gib: Some(self.disk),
-        }
-    }
-}
-
-pub fn manifest_path(paths: &HostPaths, template: &str) -> PathBuf {
-    paths.templates_dir().join(format!("{template}.json"))
-}
-
-pub fn read_manifest(paths: &HostPaths, template: &str) -> Result<Option<Manifest>> {
-    let path = manifest_path(paths, template);
-    match fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            Error::failure(format!(
-                "the template record {} is damaged: {e}",
-                path.display()
-            ))
-            .with_hint("rebuild the template with `claude-vm setup`")
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", &path, e)),
-    }
-}
-
-/// Every template record, for `list` and `clean-all`.
-pub fn all_manifests(paths: &HostPaths) -> Vec<Manifest> {
-    let Ok(dir) = fs::read_dir(paths.templates_dir()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Manifest> = dir
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| fs::read_to_string(e.path()).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect();
-    out.sort_by(|a, b| a.template.cmp(&b.template));
-    out
-}
-
-pub fn write_manifest(paths: &HostPaths, manifest: &Manifest) -> Result<()> {
-    let text = serde_json::to_string_pretty(manifest)
-        .map_err(|e| Error::failure(format!("cannot encode the template record: {e}")))?;
-    // Write then rename: a reader sees the old record or the new one, never half of one.
-    let name = format!("{}.json", manifest.template);
-    crate::atomic::write(&paths.templates_dir(), &name, text.as_bytes())
-}
-
-pub fn remove_manifest(paths: &HostPaths, template: &str) -> Result<()> {
-    let path = manifest_path(paths, template);
-    match fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &path, e)),
-        _ => Ok(()),
-    }
-}
+pub use crate::manifest::{
+    all_manifests, read_manifest, remove_manifest, write_manifest, Manifest, SetupFlags,
+};
 
 /// Runs a setup plan and writes `manifest` once the template is in place. On any failure
 /// (or a termination signal) the instance being built is deleted, so a failed setup leaves
@@ -225,7 +94,7 @@ fn build_recorded(
     let cleaned = {
         let _cleaning = signals::CleaningUp::begin();
         let step = ui.step(format!("removing the unfinished VM {}", plan.build));
-        match lima.cleanup(&plan.cleanup, Some(&plan.build)) {
+        match lima.run_shielded(&plan.cleanup, Some(&plan.build)) {
             Ok(()) => {
                 step.done();
                 true

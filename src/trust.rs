@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::Review;
-use crate::config::{sha256_hex, Review as R};
+use crate::config::Review as R;
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::paths::HostPaths;
 use crate::project::Project;
@@ -116,14 +117,7 @@ pub fn project_script(script: &Path, project: &Project) -> Option<R> {
     })
 }
 
-/// What an approval of a script that leads out of the project covers: where it leads and
-/// its exact bytes.
-pub fn script_digest(target: &Path, content: &[u8]) -> String {
-    let mut bytes = target.as_os_str().as_encoded_bytes().to_vec();
-    bytes.push(0);
-    bytes.extend_from_slice(content);
-    sha256_hex(&bytes)
-}
+pub use crate::hostfile::script_digest;
 
 /// The files of `reviews` that widen the sandbox and are not approved as they are now.
 pub fn unapproved<'a>(store: &Store, reviews: &'a [R]) -> Vec<(&'a R, Status)> {

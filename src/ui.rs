@@ -57,40 +57,7 @@ pub const TERMINAL_RESET: &str =
 static ACTIVE: Mutex<Option<(u64, ProgressBar)>> = Mutex::new(None);
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// Makes text that the guest, Lima or a release may have chosen safe to print: control
-/// characters (ESC, CR, backspace, C1 codes) and bidirectional overrides become visible
-/// escapes, so a file name cannot move the cursor, erase a line or reorder what follows.
-/// `keep_newlines` keeps `\n` and tabs (a multi-line message); single names escape them too.
-pub fn escape_text(text: &str, keep_newlines: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' | '\t' if keep_newlines => out.push(c),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() || is_bidi_control(c) => {
-                let n = u32::from(c);
-                if n < 0x100 {
-                    out.push_str(&format!("\\x{n:02x}"));
-                } else {
-                    out.push_str(&format!("\\u{{{n:04x}}}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// One name or value on one line.
-pub fn escape(text: &str) -> String {
-    escape_text(text, false)
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
-}
+pub use crate::escape::{escape, escape_text};
 
 /// The first failure to write command output other than a closed pipe (`main` reports it).
 static STDOUT_FAILED: Mutex<Option<String>> = Mutex::new(None);
@@ -387,6 +354,33 @@ pub fn seconds(d: Duration) -> String {
 
 pub fn stdin_is_terminal() -> bool {
     io::stdin().is_terminal()
+}
+
+/// The Lima client's terminal: limactl's output under --verbose, escaped (it quotes the
+/// guest: shown, never obeyed by the terminal); an attached child gets the terminal with no
+/// spinner drawing over it, and its mode is put back afterwards.
+pub fn lima_terminal() -> crate::lima::Terminal {
+    crate::lima::Terminal {
+        echo: |bytes| raw_stderr(&escape_text(&String::from_utf8_lossy(bytes), true)),
+        hand_over: || {
+            release_terminal();
+            let saved = crate::tty::save_stdin();
+            Box::new(move || {
+                if let Some(t) = &saved {
+                    t.restore();
+                }
+            })
+        },
+    }
+}
+
+/// "1 VM", "2 VMs".
+pub fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }
 
 #[cfg(test)]

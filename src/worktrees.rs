@@ -35,10 +35,9 @@ pub enum Pin {
 }
 
 fn record_path(paths: &HostPaths, worktree: &Path) -> PathBuf {
-    let digest = crate::config::sha256_hex(worktree.as_os_str().as_encoded_bytes());
+    let digest = crate::digest::sha256_hex(worktree.as_os_str().as_encoded_bytes());
     paths
-        .data_dir
-        .join("worktrees")
+        .worktrees_dir()
         .join(format!("{}.json", &digest[..32]))
 }
 

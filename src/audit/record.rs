@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::paths::HostPaths;
 
 fn dir(paths: &HostPaths) -> PathBuf {
-    paths.data_dir.join("audit")
+    paths.audit_dir()
 }
 
 /// Where a report names its project.
@@ -23,11 +23,7 @@ pub fn keep(
     headline: &str,
     lines: &[String],
 ) -> Result<PathBuf> {
-    let name = format!(
-        "{}-{}.txt",
-        crate::journal::now(),
-        crate::ui::escape(session)
-    );
+    let name = format!("{}-{}.txt", crate::clock::now(), crate::ui::escape(session));
     let mut text = format!(
         "{PROJECT}{}\nsession: {}\n{headline}\n",
         crate::ui::escape(&project.display().to_string()),
@@ -39,13 +35,13 @@ pub fn keep(
     let dir = dir(paths);
     crate::atomic::write(&dir, &name, text.as_bytes())?;
     // Unseen until a later command has pointed at it.
-    crate::atomic::write(&dir.join("unseen"), &name, b"")?;
+    crate::atomic::write(&dir.join(crate::filenames::AUDIT_UNSEEN), &name, b"")?;
     Ok(dir.join(name))
 }
 
 /// Reports no later command has pointed at yet; they count as seen from now on.
 pub fn take_unseen(paths: &HostPaths) -> Vec<PathBuf> {
-    let unseen = dir(paths).join("unseen");
+    let unseen = dir(paths).join(crate::filenames::AUDIT_UNSEEN);
     let Ok(rd) = fs::read_dir(&unseen) else {
         return Vec::new();
     };

@@ -44,14 +44,7 @@ fn census(ctx: &Context) -> Result<Option<Census>> {
     Census::take(&ctx.lima, &ctx.paths).map(Some)
 }
 
-/// "1 VM", "2 VMs".
-pub fn count(n: usize, thing: &str) -> String {
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
-    }
-}
+pub use crate::ui::count;
 
 pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     let template = ctx.template()?;
@@ -69,7 +62,7 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
             .filter(|i| census.live_owner(&i.name).is_none())
             .map(|i| i.name.clone())
             .collect();
-        doomed = crate::owner::deletable(&ctx.paths, &ctx.ui, &doomed, &[]);
+        doomed = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &doomed, &[]);
         spare_live(ctx, census, |t| t == &template);
     }
     // A template VM that is not provably ours stays, and so does its record.
@@ -167,7 +160,7 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
             .filter(|i| census.live_owner(&i.name).is_none())
             .map(|i| i.name.clone())
             .collect();
-        doomed = crate::owner::deletable(&ctx.paths, &ctx.ui, &doomed, &[]);
+        doomed = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &doomed, &[]);
         spare_live(ctx, census, |_| true);
     }
     // Records of template VMs that stay (not provably ours) stay too.
@@ -258,7 +251,7 @@ fn delete(
     };
     if !names.is_empty() {
         let step = ctx.ui.step(format!("deleting {}", names.join(", ")));
-        ctx.lima.cleanup(&lima::delete(names), None)?;
+        ctx.lima.run_shielded(&lima::delete(names), None)?;
         step.done();
         for n in names {
             let _ = std::fs::remove_dir_all(ctx.paths.handover_root().join(n));
@@ -281,10 +274,9 @@ fn forget_files(ctx: &Context, template: &str) {
     }
     let pool = Pool::new(&ctx.paths, template);
     if let Ok(Some(_keeper)) = lock::try_acquire(&pool.keeper_lock(), Mode::Exclusive) {
-        let _ = std::fs::remove_dir_all(ctx.paths.data_dir.join("pool").join(template));
+        let _ = std::fs::remove_dir_all(ctx.paths.pool_dir(template));
     }
-    let logs = ctx.paths.data_dir.join("logs");
-    for log in ["setup", "pool"] {
-        let _ = std::fs::remove_file(logs.join(format!("{template}.{log}.log")));
+    for log in crate::filenames::TEMPLATE_LOGS {
+        let _ = std::fs::remove_file(ctx.paths.template_log(template, log));
     }
 }

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand, opts: &SessionOpts) -> Result<i32>
             check_plans(ctx, &loaded.config)?;
             // What a session or setup would refuse: project files that widen the sandbox
             // without an approval (never approved here, never with --yes).
-            let mut scripts = super::setup::setup_script_review(ctx);
+            let mut scripts = crate::workflow::build::setup_script_review(ctx);
             scripts.extend(crate::trust::project_script(
                 &ctx.project.runtime_script(),
                 &ctx.project,
@@ -74,7 +74,7 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
         agent_writable: ctx.agent_writable(config),
         login: false,
     })
-    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))?;
+    .map_err(Error::from)?;
     let instance = template.instance(Role::Run);
     let root = crate::error::utf8_path(&ctx.project.root, "the project path")?;
     let conversations = claude_project_folder(root).map(|folder| {
@@ -107,8 +107,6 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
             ..GuestInputs::default()
         },
     })
-    .map_err(|m| {
-        Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
-    })?;
+    .map_err(Error::from)?;
     Ok(())
 }

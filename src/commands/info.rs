@@ -11,7 +11,11 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
     let manifest = template::read_manifest(&ctx.paths, template.as_str())?;
     if let Some(m) = &manifest {
         // What a session would use: the template's remembered resources, unless asked.
-        super::session::remembered_resources(&mut loaded.config, &m.setup_flags, &opts.resources);
+        crate::workflow::prepare::remembered_resources(
+            &mut loaded.config,
+            &m.setup_flags,
+            &opts.resources,
+        );
     }
     let c = &loaded.config;
     let p = &ctx.project;
@@ -33,13 +37,13 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                 m.cpus,
                 m.image
             );
-            let flags = super::setup::describe_flags(&m.setup_flags);
+            let flags = crate::workflow::build::describe_flags(&m.setup_flags);
             if !flags.is_empty() {
                 crate::outln!(
                     "  flags:      {flags} (remembered: a plain `claude-vm setup` uses them again)"
                 );
             }
-            let (_, _, reasons) = super::setup::staleness(ctx, &template, m)?;
+            let (_, _, reasons) = crate::workflow::build::staleness(ctx, &template, m)?;
             if reasons.is_empty() {
                 crate::outln!("  up to date: yes");
             } else {
@@ -124,7 +128,7 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
         crate::script::HANDOVER_MOUNT
     );
     let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
-    let wanted = super::warm::wanted_size(c, &pool);
+    let wanted = crate::workflow::pool::wanted_size(c, &pool);
     let ready = pool.ready().len();
     if wanted > 0 || ready > 0 {
         crate::outln!(

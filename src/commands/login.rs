@@ -43,7 +43,7 @@ pub fn run(ctx: &Context) -> Result<i32> {
     // The template must be stopped again whatever happened, or no session can clone it.
     let _cleaning = signals::CleaningUp::begin();
     let step = ctx.ui.step(format!("stopping the template {template}"));
-    ctx.lima.cleanup(&calls[2], Some(template.as_str()))?;
+    ctx.lima.run_shielded(&calls[2], Some(template.as_str()))?;
     step.done();
     match login {
         Some(Ok(status)) if status.success() => {

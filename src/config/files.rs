@@ -34,13 +34,7 @@ pub fn read_with_digest(path: &Path, home: &Path) -> Result<Option<(LayerData, S
     parse(&text, path, home).map(|data| Some((data, digest)))
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::digest::sha256_hex;
 
 /// Parses and validates the text of a config file that lives at `path`.
 pub fn parse(text: &str, path: &Path, home: &Path) -> Result<LayerData> {
@@ -340,7 +334,7 @@ impl FileCtx<'_> {
 /// One `allow`/`deny` entry, checked as the proxy will read it; the message says what is
 /// wrong (a scheme, a path, `*`) and what to write.
 pub fn network_pattern(text: &str) -> Result<(), String> {
-    crate::net::policy::Pattern::parse(text).map(|_| ())
+    super::net_policy::Pattern::parse(text).map(|_| ())
 }
 
 /// A script path from a file or flag: `~` expands, relative paths start at `base`, and it

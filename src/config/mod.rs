@@ -8,6 +8,12 @@
 mod files;
 mod layer;
 pub mod mounts;
+// The proxy's pattern syntax (net is above config in the layers; the file is self-contained),
+// so that a bad `[network]` entry is an error naming its file and key.
+#[path = "../net/policy.rs"]
+#[allow(dead_code, clippy::duplicate_mod)]
+mod net_policy;
+pub mod presets;
 mod schema;
 pub mod show;
 pub mod suggest;
@@ -19,7 +25,6 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 
-pub use files::sha256_hex;
 pub use layer::Origin;
 pub use schema::{
     Config, InstallMethod, Mount, Policy, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE,
@@ -302,7 +307,7 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
         data.network.policy = Some(Policy::parse(mode).ok_or_else(|| {
             Error::usage(format!(
                 "invalid --network `{}`: not a policy",
-                crate::ui::escape(mode)
+                crate::escape::escape(mode)
             ))
             .with_hint("use --network allowlist, --network open or --network offline")
         })?);
@@ -311,7 +316,7 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
         files::network_pattern(host).map_err(|m| {
             Error::usage(format!(
                 "invalid --allow `{}`: {m}",
-                crate::ui::escape(host)
+                crate::escape::escape(host)
             ))
             .with_hint(
                 "pass a host name, such as --allow api.github.com or --allow '*.example.com'",
@@ -664,7 +669,7 @@ mod tests {
         let r = &l.reviews[0];
         assert_eq!(r.path, w.paths.home.join("proj/.claude-vm.toml"));
         assert_eq!(r.widens.len(), 1, "~/data is outside the project");
-        assert_eq!(r.digest, sha256_hex(mount.as_bytes()));
+        assert_eq!(r.digest, crate::digest::sha256_hex(mount.as_bytes()));
         // The home directory as the project: the agent can write ~/.claude-vm.toml.
         w.project.root = w.paths.home.clone();
         let l = w.load_with(&[], &Overrides::default()).unwrap();

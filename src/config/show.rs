@@ -102,8 +102,8 @@ impl Loaded {
         let tools = c.network_tools();
         let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
         for (key, presets) in [
-            ("network.presets", crate::net::presets::session(&tools)),
-            ("network.setup_presets", crate::net::presets::setup(&tools)),
+            ("network.presets", super::presets::session(&tools)),
+            ("network.setup_presets", super::presets::setup(&tools)),
         ] {
             let items = presets
                 .iter()

@@ -30,6 +30,7 @@ pub fn usage(dir: &Path) -> u64 {
 pub fn free_space(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data, valid when zeroed.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid C string and a pointer to a statvfs we own.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use super::Finding;
+use crate::lima::detect::{self, Version};
 
 /// The oldest Lima claude-vm works with (`template:NAME`, `clone`, `--tty=false`).
-pub const MINIMUM: (u64, u64) = (2, 0);
+pub const MINIMUM: (u64, u64) = (detect::MIN_MAJOR, 0);
 
 const INSTALL: &str = "install Lima 2.0 or later: `brew install lima` (macOS and Linux), or see \
                        https://lima-vm.io/docs/installation/";
@@ -35,44 +36,29 @@ pub fn limactl(path: Option<&Path>, version: Result<&str, String>) -> Finding {
             format!("make sure `limactl` is Lima's; {INSTALL}"),
         );
     };
-    if (v.0, v.1) < MINIMUM {
+    if v.too_old() {
         return Finding::fail(
             format!(
-                "Lima {}.{}.{} ({where_}) is too old: claude-vm needs {}.{} or later",
-                v.0, v.1, v.2, MINIMUM.0, MINIMUM.1
+                "Lima {v} ({where_}) is too old: claude-vm needs {}.{} or later",
+                MINIMUM.0, MINIMUM.1
             ),
             "upgrade Lima: `brew upgrade lima`, or the latest release from \
              https://github.com/lima-vm/lima/releases",
         );
     }
-    Finding::ok(format!("limactl {}.{}.{} ({where_})", v.0, v.1, v.2))
+    Finding::ok(format!("limactl {v} ({where_})"))
 }
 
-/// `limactl version 2.0.3` (also `v2.0.3`, `2.1.0-beta.1`).
-pub fn parse(out: &str) -> Option<(u64, u64, u64)> {
-    let word = out.split_whitespace().last()?;
-    let word = word.strip_prefix('v').unwrap_or(word);
-    let mut parts = word
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u64>().ok());
-    Some((
-        parts.next()??,
-        parts.next()??,
-        parts.next().flatten().unwrap_or(0),
-    ))
+/// `limactl version 2.0.3`, read as every command reads it (`lima::detect`).
+pub fn parse(out: &str) -> Option<Version> {
+    detect::parse_version(out).and_then(|v| Version::parse(&v))
 }
 
-/// The first `name` on PATH that is an executable file.
+/// The first `name` on PATH that is an executable file, absolute entries only (as sessions
+/// look for `limactl`).
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    detect::find_on_path(name, std::env::var_os("PATH").as_deref())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,10 +66,15 @@ mod tests {
 
     #[test]
     fn versions_are_read() {
-        assert_eq!(parse("limactl version 2.0.3\n"), Some((2, 0, 3)));
-        assert_eq!(parse("limactl version v2.1.0-beta.1"), Some((2, 1, 0)));
-        assert_eq!(parse("limactl version 1.2"), Some((1, 2, 0)));
-        assert_eq!(parse("limactl version HEAD-abc"), None);
+        let r = |a, b, c| Some(Version::Release(a, b, c));
+        assert_eq!(parse("limactl version 2.0.3\n"), r(2, 0, 3));
+        assert_eq!(parse("limactl version v2.1.0-beta.1"), r(2, 1, 0));
+        assert_eq!(parse("limactl version 1.2"), r(1, 2, 0));
+        // A development build is accepted, as sessions accept it.
+        assert_eq!(
+            parse("limactl version HEAD-abc"),
+            Some(Version::Development("HEAD-abc".into()))
+        );
         assert_eq!(parse(""), None);
     }
 
@@ -99,6 +90,11 @@ mod tests {
         let f = limactl(Some(p), Ok("limactl version 2.0.3"));
         assert_eq!(f, Finding::ok("limactl 2.0.3 (/usr/bin/limactl)"));
         assert_eq!(limactl(Some(p), Ok("garbage")).level, Level::Warn);
+        let f = limactl(Some(p), Ok("limactl version HEAD-1a2b3c"));
+        assert_eq!(
+            f,
+            Finding::ok("limactl HEAD-1a2b3c (a development build) (/usr/bin/limactl)")
+        );
         assert_eq!(limactl(Some(p), Err("exit 1".into())).level, Level::Fail);
     }
 }

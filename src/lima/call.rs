@@ -19,6 +19,7 @@ pub enum Verb {
     Rename,
     List,
     Version,
+    Edit,
 }
 
 impl Verb {
@@ -33,6 +34,7 @@ impl Verb {
             Verb::Rename => "rename",
             Verb::List => "list",
             Verb::Version => "--version",
+            Verb::Edit => "edit",
         }
     }
 }
@@ -109,6 +111,11 @@ pub struct LimaMount {
 pub struct SetExpr(String);
 
 impl SetExpr {
+    /// `del(.path)`: the key goes, so Lima fills its default.
+    pub fn delete(path: &str) -> SetExpr {
+        SetExpr(format!("del({path})"))
+    }
+
     /// `.path = <value as JSON>`.
     pub fn assign(path: &str, value: &impl Serialize) -> SetExpr {
         // Serializing plain data (strings, numbers, vectors of them) cannot fail.
@@ -234,6 +241,11 @@ pub fn rename(old: &str, new: &str) -> Call {
 /// `limactl --version`: prints `limactl version X.Y.Z`.
 pub fn version() -> Call {
     Call::new(Verb::Version)
+}
+
+/// `limactl edit --set EXPR NAME`: rewrites a stopped instance's lima.yaml.
+pub fn edit(name: &str, sets: &[SetExpr]) -> Call {
+    Call::new(Verb::Edit).sets(sets).arg(name)
 }
 
 pub fn list() -> Call {

@@ -26,14 +26,65 @@ struct Cached {
 
 /// `limactl` as PATH finds it, symlinks resolved.
 pub fn find(path_var: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    find_on_path("limactl", path_var).map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+}
+
+/// The first executable file `name` in the absolute entries of `path_var`. A relative entry
+/// (`.`, `bin`, an empty one) is skipped: a shell resolves it against the current directory,
+/// which may be the project, so a `limactl` there would be the project's, not Lima's.
+pub fn find_on_path(name: &str, path_var: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path_var?)
         .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join("limactl"))
+        .map(|dir| dir.join(name))
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+}
+
+/// A version `limactl --version` printed, read the same way by every command and `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// A release: `2.0.3`, `v2.1.0-beta.1`, `1.2` (patch 0).
+    Release(u64, u64, u64),
+    /// A build from source (`HEAD-<sha>`): accepted, its age unknown.
+    Development(String),
+}
+
+impl Version {
+    /// Reads a version as `parse_version` returns it; None: not a version.
+    pub fn parse(version: &str) -> Option<Version> {
+        let v = version.trim();
+        if v.starts_with("HEAD-") && v.len() > "HEAD-".len() {
+            return Some(Version::Development(v.to_owned()));
+        }
+        let v = v.strip_prefix('v').unwrap_or(v);
+        if !v.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut parts = v
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u64>().ok());
+        Some(Version::Release(
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    }
+
+    /// Older than Lima 2.0 (a development build is not).
+    pub fn too_old(&self) -> bool {
+        matches!(self, Version::Release(major, ..) if *major < MIN_MAJOR)
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Version::Release(a, b, c) => write!(f, "{a}.{b}.{c}"),
+            Version::Development(v) => write!(f, "{v} (a development build)"),
+        }
+    }
 }
 
 /// "limactl version 2.0.3" -> "2.0.3".
@@ -44,14 +95,10 @@ pub fn parse_version(out: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Older than 2.0? A version we cannot read (a development build) is given the benefit of
-/// the doubt.
+/// Older than 2.0? A development build (`HEAD-<sha>`) is not; a version we cannot read at
+/// all is given the benefit of the doubt here (`doctor` warns about it).
 pub fn too_old(version: &str) -> bool {
-    version
-        .split(['.', '-', '+'])
-        .next()
-        .and_then(|major| major.parse::<u64>().ok())
-        .is_some_and(|major| major < MIN_MAJOR)
+    Version::parse(version).is_some_and(|v| v.too_old())
 }
 
 fn key(binary: &Path) -> Option<(u128, u64)> {
@@ -60,8 +107,8 @@ fn key(binary: &Path) -> Option<(u128, u64)> {
     Some((modified.as_nanos(), meta.len()))
 }
 
-/// Fails with the install or upgrade hint when Lima is missing or too old.
-pub fn ensure(lima: &Limactl, cache: &Path) -> Result<()> {
+/// Lima's version; fails with the install or upgrade hint when Lima is missing or too old.
+pub fn ensure(lima: &Limactl, cache: &Path) -> Result<String> {
     let binary = find(std::env::var_os("PATH").as_deref()).ok_or_else(|| {
         Error::failure("`limactl` was not found on PATH; claude-vm needs Lima to run VMs")
             .with_hint(INSTALL)
@@ -83,7 +130,9 @@ pub fn ensure(lima: &Limactl, cache: &Path) -> Result<()> {
             };
             if let (Some(dir), Ok(text)) = (cache.parent(), serde_json::to_string(&entry)) {
                 // A cache we cannot write only costs a `limactl --version` next time.
-                let _ = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(cache, text));
+                if let Some(name) = cache.file_name().and_then(|n| n.to_str()) {
+                    let _ = crate::atomic::write(dir, name, text.as_bytes());
+                }
             }
             version
         }
@@ -95,12 +144,19 @@ pub fn ensure(lima: &Limactl, cache: &Path) -> Result<()> {
         ))
         .with_hint("upgrade Lima: `brew upgrade lima` on macOS, or see https://lima-vm.io/docs/installation/"));
     }
-    Ok(())
+    Ok(version)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `to` relative to `from` (`../../tmp/x`), so a PATH entry can name it relatively.
+    fn pathdiff(to: &Path, from: &Path) -> String {
+        let ups = from.components().count() - 1;
+        let down = to.strip_prefix("/").unwrap();
+        format!("{}{}", "../".repeat(ups), down.display())
+    }
 
     #[test]
     fn versions() {
@@ -119,6 +175,21 @@ mod tests {
         assert!(!too_old("2.1.0-rc.1"));
         assert!(!too_old("10.0.0"));
         assert!(!too_old("HEAD-abcdef"));
+        assert!(!too_old("garbage"));
+        assert_eq!(Version::parse("2.0.3"), Some(Version::Release(2, 0, 3)));
+        assert_eq!(
+            Version::parse("v2.1.0-beta.1"),
+            Some(Version::Release(2, 1, 0))
+        );
+        assert_eq!(Version::parse("1.2"), Some(Version::Release(1, 2, 0)));
+        assert_eq!(
+            Version::parse("HEAD-1a2b3c"),
+            Some(Version::Development("HEAD-1a2b3c".into()))
+        );
+        assert!(!Version::parse("HEAD-1a2b3c").unwrap().too_old());
+        for bad in ["", "HEAD-", "HEAD", "garbage", "2", "v"] {
+            assert_eq!(Version::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -140,5 +211,18 @@ mod tests {
         );
         assert_eq!(find(Some(std::ffi::OsStr::new("relative:dirs"))), None);
         assert_eq!(find(None), None);
+        // A relative entry is never searched, even when it holds an executable `limactl`
+        // (the current directory may be the project), nor is an empty one (also `.`).
+        let here = std::env::current_dir().unwrap();
+        let rel = pathdiff(&b, &here);
+        for path_var in [rel.clone(), format!("{rel}:"), format!(":{rel}")] {
+            let found = find_on_path("limactl", Some(std::ffi::OsStr::new(&path_var)));
+            assert_eq!(found, None, "{path_var:?}");
+        }
+        let with_abs = format!("{rel}:{}", b.display());
+        assert_eq!(
+            find_on_path("limactl", Some(std::ffi::OsStr::new(&with_abs))),
+            Some(b.join("limactl"))
+        );
     }
 }

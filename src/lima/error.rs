@@ -79,6 +79,7 @@ impl LimaError {
             (_, Verb::List) => "Lima could not list its instances: check `limactl list` and $LIMA_HOME".into(),
             (_, Verb::Version) => "check that `limactl --version` works; reinstall Lima if it does not".into(),
             (_, Verb::Stop) => format!("stop it by hand with `limactl stop --force {inst}`"),
+            (_, Verb::Edit) => format!("Lima could not rewrite the configuration of {inst}: `limactl edit {inst}` shows why"),
         }
     }
 }
@@ -161,6 +162,14 @@ fn unquote_go(s: &str) -> String {
         }
     }
     out
+}
+
+/// Lima's errors become the program's (message and hint); here, so that `error.rs` is a leaf.
+impl From<LimaError> for crate::error::Error {
+    fn from(err: LimaError) -> Self {
+        let hint = err.hint();
+        crate::error::Error::failure(err.to_string()).with_hint(hint)
+    }
 }
 
 #[cfg(test)]

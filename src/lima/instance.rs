@@ -20,6 +20,10 @@ pub struct Instance {
     pub disk: Option<u64>,
     #[serde(default)]
     pub config: serde_json::Value,
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub vm_type: String,
 }
 
 #[cfg(test)]

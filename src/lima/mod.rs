@@ -16,8 +16,8 @@ use std::process::{Command, ExitStatus, Stdio};
 #[cfg(test)]
 pub use call::Verb;
 pub use call::{
-    clone, create, delete, list, rename, shell, start, stop, version, Call, CloneSpec, CreateSpec,
-    LimaMount, Resources, SetExpr, ShellSpec,
+    clone, create, delete, edit, host_vm_type, list, rename, shell, start, stop, version, Call,
+    CloneSpec, CreateSpec, LimaMount, Resources, SetExpr, ShellSpec,
 };
 pub use error::{LimaError, LimaErrorKind};
 pub use instance::{parse_list, Instance};
@@ -33,6 +33,26 @@ pub struct Limactl {
     verbose: bool,
     /// When a call counts as hung (`timeout.rs`).
     timeouts: Timeouts,
+    terminal: Terminal,
+}
+
+/// What the client needs of the terminal, given by its caller: the Lima client itself never
+/// prints and knows nothing of the UI.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    /// Shows limactl's output under --verbose (it quotes the guest: the caller escapes it).
+    pub echo: fn(&[u8]),
+    /// Called before an attached child takes the terminal; what it returns is called once the
+    /// child has exited (to put the terminal back as it was).
+    pub hand_over: fn() -> Box<dyn FnOnce()>,
+}
+
+impl Terminal {
+    /// No terminal: nothing is echoed, nothing to hand over.
+    pub const NONE: Terminal = Terminal {
+        echo: |_| {},
+        hand_over: || Box::new(|| {}),
+    };
 }
 
 impl Limactl {
@@ -41,7 +61,18 @@ impl Limactl {
             program: OsString::from("limactl"),
             verbose,
             timeouts,
+            terminal: Terminal::NONE,
         }
+    }
+
+    /// The same client, echoing and handing over the terminal through `terminal`.
+    pub fn with_terminal(self, terminal: Terminal) -> Limactl {
+        Limactl { terminal, ..self }
+    }
+
+    /// The echo for `--verbose`, if on.
+    fn echo(&self) -> Option<fn(&[u8])> {
+        self.verbose.then_some(self.terminal.echo)
     }
 
     /// The child's exit status, or the error of a call that hung and was killed.
@@ -114,11 +145,11 @@ impl Limactl {
         let out = child
             .stdout
             .take()
-            .map(|s| Collector::start(s, false, None, true));
+            .map(|s| Collector::start(s, None, None, true));
         let err = child
             .stderr
             .take()
-            .map(|s| Collector::start(s, self.verbose, None, false));
+            .map(|s| Collector::start(s, self.echo(), None, false));
         let status = self.exited(
             call,
             instance,
@@ -162,10 +193,10 @@ impl Limactl {
         self.run_merged(call, instance, log, Some(input))
     }
 
-    /// Runs a cleanup call (delete): in its own process group, so a Ctrl-C on the terminal
+    /// Runs a call that must finish once begun (a delete, a swap's renames): in its own process group, so a Ctrl-C on the terminal
     /// cannot cut it short, with its output in a file rather than a pipe, so it can finish
     /// even if we stop waiting for it (asked twice) and exit.
-    pub fn cleanup(&self, call: &Call, instance: Option<&str>) -> Result<(), LimaError> {
+    pub fn run_shielded(&self, call: &Call, instance: Option<&str>) -> Result<(), LimaError> {
         let spawn_err = |e| self.error(call, instance, LimaErrorKind::Spawn(e));
         let mut out = tempfile::tempfile().map_err(spawn_err)?;
         let child = Command::new(&self.program)
@@ -186,8 +217,8 @@ impl Limactl {
         let _ = out
             .seek(SeekFrom::Start(0))
             .and_then(|_| out.read_to_string(&mut text));
-        if self.verbose {
-            crate::ui::raw_stderr(&crate::ui::escape_text(&text, true));
+        if let Some(echo) = self.echo() {
+            echo(text.as_bytes());
         }
         self.outcome(call, instance, status, text)
     }
@@ -220,7 +251,7 @@ impl Limactl {
             cmd.spawn()
                 .map_err(|e| self.spawn_error(call, instance, e))?
         };
-        let output = Collector::start(reader, self.verbose, log, false);
+        let output = Collector::start(reader, self.echo(), log, false);
         // Written on a thread: a child that stops reading must not block us.
         let mut child = child;
         if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), input) {
@@ -247,17 +278,14 @@ impl Limactl {
         instance: Option<&str>,
     ) -> Result<ExitStatus, LimaError> {
         // The terminal is the child's from here: no spinner may draw over it.
-        crate::ui::release_terminal();
-        let terminal = crate::tty::save_stdin();
+        let give_back = (self.terminal.hand_over)();
         let child = Command::new(&self.program)
             .args(&call.args)
             .spawn()
             .map_err(|e| self.spawn_error(call, instance, e))?;
         // No time limit: an attached shell lasts as long as the person or claude in it.
         let status = run::wait_work(&child, None);
-        if let Some(t) = &terminal {
-            t.restore();
-        }
+        give_back();
         self.exited(call, instance, status)
     }
 
@@ -269,8 +297,7 @@ impl Limactl {
         instance: Option<&str>,
         on_line: &(dyn Fn(&str) + Sync),
     ) -> Result<ExitStatus, LimaError> {
-        crate::ui::release_terminal();
-        let terminal = crate::tty::save_stdin();
+        let give_back = (self.terminal.hand_over)();
         let mut child = Command::new(&self.program)
             .args(&call.args)
             .stderr(std::process::Stdio::piped())
@@ -295,9 +322,7 @@ impl Limactl {
             }
             run::wait_work(&child, None)
         });
-        if let Some(t) = &terminal {
-            t.restore();
-        }
+        give_back();
         self.exited(call, instance, status)
     }
 

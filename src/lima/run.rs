@@ -27,7 +27,7 @@ pub struct Collector {
 impl Collector {
     pub fn start(
         stream: impl Read + Send + 'static,
-        echo: bool,
+        echo: Option<fn(&[u8])>,
         mut log: Option<File>,
         keep: bool,
     ) -> Collector {
@@ -38,10 +38,8 @@ impl Collector {
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
             while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                if echo {
-                    // Lima's output quotes the guest: shown, never obeyed by the terminal.
-                    let text = crate::ui::escape_text(&String::from_utf8_lossy(&line), true);
-                    let _ = io::stderr().lock().write_all(text.as_bytes());
+                if let Some(echo) = echo {
+                    echo(&line);
                 }
                 if let Some(f) = log.as_mut() {
                     let _ = f.write_all(&line);

@@ -10,7 +10,7 @@ use super::call::Verb;
 pub const ENV: &str = "CLAUDE_VM_LIMA_TIMEOUTS";
 
 /// The defaults, in seconds.
-const DEFAULTS: [(Verb, u64); 9] = [
+const DEFAULTS: [(Verb, u64); 10] = [
     (Verb::Create, 600),
     // Boots: the first one downloads the image.
     (Verb::Start, 1800),
@@ -20,6 +20,7 @@ const DEFAULTS: [(Verb, u64); 9] = [
     (Verb::Stop, 300),
     (Verb::Delete, 300),
     (Verb::Rename, 120),
+    (Verb::Edit, 120),
     (Verb::List, 60),
     (Verb::Version, 30),
 ];

@@ -4,7 +4,6 @@
 //! Self-contained (no `crate::` paths), so the benchmark can include it by path.
 //!
 //! - `policy`: patterns, validation, decisions on names and resolved addresses (pure)
-//! - `presets`: the hosts Claude Code and each tool need, for sessions and for setup (pure)
 //! - `sni`: the server name in a TLS ClientHello (pure)
 //! - `http`: request heads, read bounded and rewritten
 //! - `anthropic`: the route's upstream URL and credential swap (pure)
@@ -16,7 +15,6 @@ pub mod anthropic;
 pub mod http;
 pub mod log;
 pub mod policy;
-pub mod presets;
 pub mod proxy;
 pub mod sni;
 pub mod splice;

@@ -2,11 +2,13 @@
 //! and the files handed over to the guest. Unit tests check plans; `--dry-run` prints them.
 
 pub mod environment;
+mod error;
 mod mounts;
-mod session;
+mod session_plan;
 mod setup;
 
-pub use session::{plan_session, GuestInputs, SessionInputs, SessionPlan};
+pub use error::PlanError;
+pub use session_plan::{plan_session, GuestInputs, SessionInputs, SessionPlan};
 pub use setup::{login_call, plan_setup, template_tools, SetupInputs, SetupPlan};
 
 pub use crate::hostfile::HostCopy;
@@ -65,7 +67,7 @@ pub fn render(title: &str, calls: &[&Call], files: &[HandoverFile], files_headin
         }
     }
     // Scripts the agent may have written are shown, never obeyed by the terminal.
-    crate::ui::escape_text(&s, true)
+    crate::escape::escape_text(&s, true)
 }
 
 /// A script's label: relative to the project (`./x.sh`), home (`~/x.sh`), or absolute;
@@ -75,7 +77,7 @@ pub fn script_label(
     project_root: &std::path::Path,
     home: &std::path::Path,
 ) -> String {
-    crate::ui::escape(&raw_script_label(path, project_root, home))
+    crate::escape::escape(&raw_script_label(path, project_root, home))
 }
 
 fn raw_script_label(

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::PlanError;
 use crate::config::mounts::GUEST_HOME;
 use crate::config::Mount;
 use crate::lima::LimaMount;
@@ -17,7 +18,7 @@ pub struct MountInputs<'a> {
     pub handover_dir: &'a Path,
 }
 
-pub fn session_mounts(i: &MountInputs) -> Result<(Vec<Mount>, Vec<GuestLink>), String> {
+pub fn session_mounts(i: &MountInputs) -> Result<(Vec<Mount>, Vec<GuestLink>), PlanError> {
     let rw = |p: &Path| Mount {
         location: p.to_path_buf(),
         mount_point: None,
@@ -58,10 +59,11 @@ pub fn session_mounts(i: &MountInputs) -> Result<(Vec<Mount>, Vec<GuestLink>), S
                     clash.location.display()
                 )
             };
-            return Err(format!(
-                "the mount of {} at {guest} {what}; remove it or choose another guest path",
-                m.location.display()
-            ));
+            return Err(PlanError::MountClash {
+                location: m.location.clone(),
+                guest,
+                what,
+            });
         }
         all.push(m.clone());
     }
@@ -258,8 +260,10 @@ mod tests {
                 handover_dir: Path::new("/h/x"),
             })
             .unwrap_err();
+            assert!(matches!(err, PlanError::MountClash { .. }), "{err:?}");
             assert!(
-                err.contains("remove it or choose another guest path"),
+                err.to_string()
+                    .contains("remove it or choose another guest path"),
                 "{err}"
             );
         }

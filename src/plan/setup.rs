@@ -60,7 +60,7 @@ impl SetupPlan {
     }
 }
 
-pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
+pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, super::PlanError> {
     let guest = |name: &str| format!("{BUNDLE_DIR}/{name}");
     let mut files = Vec::new();
     let scripts: Vec<GuestScript> = i
@@ -144,7 +144,7 @@ pub fn plan_setup(i: SetupInputs) -> Result<SetupPlan, String> {
     let aside = (i.build != i.template.as_str()).then(|| i.template.instance(Role::Old));
     let swap = match &aside {
         None => Vec::new(),
-        Some(aside) => crate::swap::calls(i.template.as_str(), &i.build, aside),
+        Some(aside) => swap_calls(i.template.as_str(), &i.build, aside),
     };
     Ok(SetupPlan {
         login: i.login.then(|| login_call(&i.build)),
@@ -188,6 +188,15 @@ fn claude_install(config: &Config) -> ClaudeInstall {
         InstallMethod::Official => ClaudeInstall::Official { version },
         InstallMethod::Npm => ClaudeInstall::Npm { version },
     }
+}
+
+/// The three limactl calls of a swap, for plans and dry runs.
+pub fn swap_calls(template: &str, build: &str, aside: &str) -> Vec<Call> {
+    vec![
+        lima::rename(template, aside),
+        lima::rename(build, template),
+        lima::delete(&[aside.to_owned()]),
+    ]
 }
 
 #[cfg(test)]

@@ -99,44 +99,56 @@ pub fn drop_and_run(e: &Enforcement, final_command: &str) -> String {
     s.push_str(
         "cvm_envf=$(mktemp) && env -0 >\"$cvm_envf\" || cvm_fail 'cannot save the session environment' 126\n",
     );
-    let groups = ROOT_EQUIVALENT_GROUPS.join("|");
     let _ = writeln!(
         s,
-        "cvm_groups=\n\
-         for cvm_g in $(id -G); do\n\
-         \x20 case \"$(getent group \"$cvm_g\" | cut -d: -f1)\" in {groups}) ;; *) [ \"$cvm_g\" = 0 ] || cvm_groups=${{cvm_groups:+$cvm_groups,}}$cvm_g ;; esac\n\
-         done"
-    );
-    s.push_str(
-        "[ \"$(id -u)\" != 0 ] && [ \"$(id -g)\" != 0 ] || cvm_fail 'cannot enforce the network policy: the guest user is root' 126\n",
-    );
-    let _ = writeln!(
-        s,
-        "exec sudo -n -- /bin/sh -c {} sh {} \"$(id -un)\" \"$(id -u)\" \"$(id -g)\" \"$cvm_groups\" \"$cvm_envf\" {} {}",
+        "exec sudo -n -- /bin/sh -c {} sh {} \"$cvm_envf\" {} {} {}",
         quote(ROOT_STEP),
         quote(&rules),
         quote(final_command),
-        quote(SUDOERS_DENY)
+        quote(SUDOERS_DENY),
+        quote(&ROOT_EQUIVALENT_GROUPS.join(" "))
     );
     s
 }
 
-/// Runs as root: $1 the ruleset, $2 user, $3 uid, $4 gid, $5 groups to keep (comma-separated,
-/// may be empty), $6 the environment file, $7 the final command, $8 [`SUDOERS_DENY`].
+/// Runs as root: $1 the ruleset, $2 the environment file, $3 the final command, $4
+/// [`SUDOERS_DENY`], $5 the root-equivalent group names. Who to drop to comes from sudo
+/// (`SUDO_USER`, `SUDO_UID`, `SUDO_GID`, from the real uid), not from the user's PATH.
 const ROOT_STEP: &str = "\
+[ -n \"$SUDO_USER\" ] && [ \"${SUDO_UID:-0}\" != 0 ] && [ \"${SUDO_GID:-0}\" != 0 ] \
+|| { echo 'claude-vm: cannot enforce the network policy: the guest user is root' >&2; exit 126; }
 printf '%s' \"$1\" | nft -f - || { echo 'claude-vm: cannot install the network rules (nft)' >&2; exit 126; }
-(umask 0227 && printf '%s ALL=(ALL:ALL) !ALL\\n' \"$2\" | tee \"$8\" >/dev/null) \
+(umask 0227 && printf '%s ALL=(ALL:ALL) !ALL\\n' \"$SUDO_USER\" | tee \"$4\" >/dev/null) \
 || { echo 'claude-vm: cannot remove the guest user'\"'\"'s sudo rights' >&2; exit 126; }
-if [ -n \"$5\" ]; then cvm_g=\"--groups=$5\"; else cvm_g=--clear-groups; fi
-exec setpriv --reuid=\"$3\" --regid=\"$4\" \"$cvm_g\" --no-new-privs --bounding-set=-all --inh-caps=-all \
--- /bin/bash -c 'mapfile -d \"\" -t cvm_e <\"$1\" && rm -f -- \"$1\" && exec env -i \"${cvm_e[@]}\" /bin/bash -c \"$2\"' bash \"$6\" \"$7\"
+cvm_keep=
+for cvm_g in $(id -G -- \"$SUDO_USER\"); do
+  cvm_n=$(getent group \"$cvm_g\" | cut -d: -f1)
+  case \" $5 \" in *\" $cvm_n \"*) continue ;; esac
+  [ \"$cvm_g\" = 0 ] || cvm_keep=${cvm_keep:+$cvm_keep,}$cvm_g
+done
+if [ -n \"$cvm_keep\" ]; then cvm_keep=\"--groups=$cvm_keep\"; else cvm_keep=--clear-groups; fi
+exec setpriv --reuid=\"$SUDO_UID\" --regid=\"$SUDO_GID\" \"$cvm_keep\" --no-new-privs --bounding-set=-all --inh-caps=-all \
+-- /bin/bash -c 'mapfile -d \"\" -t cvm_e <\"$1\" && rm -f -- \"$1\" && exec env -i \"${cvm_e[@]}\" /bin/bash -c \"$2\"' bash \"$2\" \"$3\"
 ";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::testing::run_bash;
     use std::net::{Ipv4Addr, SocketAddrV4};
+
+    // Local, not crate::script::testing: tests/e2e/enforce.rs includes this file by #[path].
+    fn run_bash(script: &str) -> (i32, String, String) {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 
     fn enforcement(host_ports: Vec<u16>, keep_sudo: bool) -> Enforcement {
         Enforcement {
@@ -205,7 +217,7 @@ mod tests {
         ] {
             assert!(text.contains(flag), "{flag}");
         }
-        assert!(text.contains("docker|lxd"));
+        assert!(text.contains(" docker lxd "));
         assert!(text.contains(SUDOERS_DENY));
         assert!(text.contains(&*quote("exec claude --x")));
     }
@@ -242,13 +254,14 @@ mod tests {
             &format!(
                 "[ \"$1\" = -n ] || exit 9; shift; [ \"$1\" = -- ] && shift; \
                  [ \"$1\" = true ] && exit 0; echo \"$@\" >>{r}/sudo; \
-                 exec env -i PATH={}:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \"$@\"",
+                 exec env -i PATH={}:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+                 SUDO_USER=alice SUDO_UID=1000 SUDO_GID=1000 \"$@\"",
                 bin.display()
             ),
         );
         stub(
             "id",
-            "case \"$*\" in -u|-g) echo 1000;; -G) echo 1000 27 999 0;; -un) echo alice;; *) exit 1;; esac",
+            "case \"$*\" in '-G -- alice') echo 1000 27 999 0;; *) exit 1;; esac",
         );
         stub(
             "getent",
@@ -286,7 +299,7 @@ mod tests {
                 "exec printf '<%s>' \"$CVM_TEST\" \"$PATH\" \"${SUDO_USER-unset}\" a\\ b"
             )
         );
-        let (code, out, err) = run_bash(&script, &[]);
+        let (code, out, err) = run_bash(&script);
         assert_eq!(code, 0, "{err}");
         assert_eq!(
             out,

@@ -5,13 +5,13 @@ mod bundle;
 mod claude_state;
 mod enforce;
 mod provision;
-mod session;
+mod session_script;
 
 pub use bundle::{bundle, BUNDLE_DIR};
 pub use claude_state::{CLAUDE_STATE_FILE, CLAUDE_STATE_PROGRAM};
 pub use enforce::{drop_and_run, Enforcement};
 pub use provision::{provision, ClaudeInstall, ProvisionInput};
-pub use session::{env_file, session, ClaudeState, Final, SessionInput};
+pub use session_script::{env_file, session, ClaudeState, Final, SessionInput};
 
 use std::borrow::Cow;
 

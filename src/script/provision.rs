@@ -67,7 +67,7 @@ pub fn provision(input: &ProvisionInput) -> String {
          cvm_step() { printf '==> [%s/%s] %s\\n' \"$1\" \"$2\" \"$3\"; }\n\
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; exit 1; }\n",
     );
-    s.push_str(&super::session::link_lines(input.links));
+    s.push_str(&super::session_script::link_lines(input.links));
 
     // One update and one install for everything: apt is the slow part of a build.
     step(&mut s, "installing packages");

@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -65,7 +64,7 @@ pub fn allowed_by_env(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
 }
 
 pub fn state_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("update-check.json")
+    data_dir.join(crate::filenames::UPDATE_CHECK)
 }
 
 pub fn read_state(path: &Path) -> State {
@@ -86,12 +85,7 @@ pub fn write_state(path: &Path, state: &State) {
     }
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::now;
 
 /// Runs at the start of a command: starts a background check when one is due and returns
 /// the notice to print when the command is done.
@@ -119,12 +113,12 @@ pub fn prepare(data_dir: &Path) -> Option<String> {
 /// Starts the check detached (see `detach`): never waited for, never in our way. Its output
 /// goes to a log next to its state, so a failing check can be looked into.
 fn spawn_refresh(data_dir: &Path) {
-    let logs = data_dir.join("logs");
+    let logs = data_dir.join(crate::filenames::LOGS);
     let _ = std::fs::create_dir_all(&logs);
     let Ok(log) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(logs.join("update-check.log"))
+        .open(logs.join(crate::filenames::UPDATE_CHECK_LOG))
     else {
         return;
     };

@@ -10,6 +10,8 @@ mod measure;
 mod model;
 #[allow(dead_code)]
 mod report;
+#[path = "../common/sandbox.rs"]
+mod sandbox;
 #[allow(dead_code)]
 mod world;
 

@@ -13,10 +13,12 @@ mod calllog;
 mod measure;
 mod model;
 mod report;
+#[path = "../common/sandbox.rs"]
+mod sandbox;
 mod world;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use measure::{Sample, Until};
 use model::Model;
@@ -118,59 +120,7 @@ fn build_simulator(claude_vm: &Path) -> Result<PathBuf, String> {
     let profile_dir = claude_vm
         .parent()
         .ok_or("claude-vm has no parent directory")?;
-    let target_dir = profile_dir
-        .parent()
-        .ok_or("claude-vm is not in a target directory")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("release");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(cargo);
-    // Not the variables cargo set for this benchmark: build scripts watch some of them
-    // (ring's: CARGO_PKG_NAME, CARGO_MANIFEST_DIR), and a change rebuilds half the tree.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "OUT_DIR",
-            ]
-            .contains(&key.as_ref())
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    cmd.args(["build", "--quiet", "--example", "limactl", "--target-dir"])
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run cargo to build the simulator: {e}"))?;
-    if !status.success() {
-        return Err("building the Lima simulator (`cargo build --example limactl`) failed".into());
-    }
-    let sim = profile_dir.join("examples/limactl");
-    if sim.exists() {
-        Ok(sim)
-    } else {
-        Err(format!(
-            "the simulator was built but {} is missing",
-            sim.display()
-        ))
-    }
+    sandbox::build_simulator(profile_dir)
 }
 
 /// Setup of a fresh project each run (after one unmeasured warm-up, so the once-per-binary

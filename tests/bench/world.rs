@@ -1,21 +1,18 @@
-//! Where the benchmark runs claude-vm: a fresh HOME, git projects, the Lima simulator on PATH
-//! as `limactl` (as the end-to-end tests set it up, see tests/e2e/support.rs), and nothing
-//! of the caller's environment but what a user's shell would have.
+//! Where the benchmark runs claude-vm: the end-to-end tests' sandbox (tests/common/sandbox.rs:
+//! a fresh HOME, git projects, the Lima simulator on PATH as `limactl`), timing each run.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::calllog::{self, Call};
+use crate::sandbox::{self, Sandbox};
 
 pub struct World {
-    _tmp: tempfile::TempDir,
+    sandbox: Sandbox,
     claude_vm: PathBuf,
-    pub home: PathBuf,
-    pub bin: PathBuf,
-    pub log: PathBuf,
 }
 
 /// One timed run of claude-vm.
@@ -50,92 +47,29 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
-    let path = path.display().to_string();
-    let what = what.to_owned();
-    move |e| format!("cannot {what} {path}: {e}")
-}
-
 impl World {
     pub fn new(claude_vm: &Path, simulator: &Path) -> Result<World, String> {
-        let tmp = tempfile::Builder::new()
-            .prefix("cvm-bench-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
-        let root = std::fs::canonicalize(tmp.path()).map_err(io("resolve", tmp.path()))?;
-        let home = root.join("home");
-        let bin = root.join("bin");
-        for d in [&home, &bin] {
-            std::fs::create_dir_all(d).map_err(io("create", d))?;
-        }
-        let link = bin.join("limactl");
-        std::os::unix::fs::symlink(simulator, &link).map_err(io("link", &link))?;
         Ok(World {
-            _tmp: tmp,
+            sandbox: Sandbox::new("cvm-bench-", simulator)?,
             claude_vm: claude_vm.to_owned(),
-            home,
-            bin,
-            log: root.join("limactl.log"),
         })
     }
 
     /// A new git project with one commit, `~/src/NAME`.
     pub fn project(&self, name: &str) -> Result<PathBuf, String> {
-        let dir = self.home.join("src").join(name);
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        git(&dir, &["init", "-q", "-b", "main"])?;
-        let readme = dir.join("README.md");
-        std::fs::write(&readme, "benchmark project\n").map_err(io("write", &readme))?;
-        git(&dir, &["add", "."])?;
-        git(&dir, &["commit", "-q", "-m", "init"])?;
+        let dir = self.sandbox.home.join("src").join(name);
+        sandbox::git_project(&dir, "benchmark project\n")?;
         Ok(dir)
     }
 
+    /// No LIMA_SIM_DELAY, so the time inside limactl is the simulator's real (small) work.
     fn command(&self, args: &[&str], project: &Path) -> Command {
-        let mut cmd = Command::new(&self.claude_vm);
-        cmd.args(args)
-            .current_dir(project)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.display()),
-            )
-            .env("LANG", "C.UTF-8")
-            // Every call is logged with its pid, ppid and times; no LIMA_SIM_DELAY, so the
-            // time inside limactl is the simulator's real (small) work.
-            .env("LIMA_SIM_LOG", &self.log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        self.sandbox.command(&self.claude_vm, args, project)
     }
 
     /// Runs claude-vm and times it from spawn to exit.
     pub fn run(&self, args: &[&str], project: &Path) -> Result<Timed, String> {
-        let before = calllog::read(&self.log)?.len();
+        let before = calllog::read(&self.sandbox.log)?.len();
         let mut cmd = self.command(args, project);
         let spawned = now();
         let mut child = cmd
@@ -150,7 +84,7 @@ impl World {
         let exited = now();
         let stdout = join(out);
         let stderr = join(err);
-        let calls = calllog::read(&self.log)?.split_off(before);
+        let calls = calllog::read(&self.sandbox.log)?.split_off(before);
         Ok(Timed {
             pid,
             log_from: before,
@@ -181,10 +115,10 @@ impl World {
     /// until its first log record, exit and reaping after its last): the part of every
     /// call that the call log cannot see and so counts as claude-vm's overhead.
     pub fn spawn_cost(&self) -> Result<f64, String> {
-        let log = self.home.with_file_name("spawn-cost.log");
+        let log = self.sandbox.home.with_file_name("spawn-cost.log");
         let before = calllog::read(&log)?.len();
         let start = now();
-        let out = Command::new(self.bin.join("limactl"))
+        let out = Command::new(self.sandbox.bin.join("limactl"))
             .arg("--version")
             .env_clear()
             .env("LIMA_SIM_LOG", &log)
@@ -203,7 +137,7 @@ impl World {
 
     /// Every call logged from record `from` on (a run's, and any background work since).
     pub fn calls_since(&self, from: usize) -> Result<Vec<Call>, String> {
-        let mut calls = calllog::read(&self.log)?;
+        let mut calls = calllog::read(&self.sandbox.log)?;
         Ok(calls.split_off(from.min(calls.len())))
     }
 
@@ -223,7 +157,7 @@ impl World {
                 .into_iter()
                 .filter(|p| !residents.contains(p))
                 .collect();
-            let in_flight: Vec<Call> = calllog::read(&self.log)?
+            let in_flight: Vec<Call> = calllog::read(&self.sandbox.log)?
                 .into_iter()
                 .filter(|c| c.end.is_none() && alive(c.pid))
                 .collect();

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,25 +234,8 @@ pub struct Terminal {
 
 impl World {
     pub fn spawn_on_terminal(&self, args: &[&str]) -> Terminal {
-        let (mut m, mut s): (libc::c_int, libc::c_int) = (-1, -1);
-        // SAFETY: openpty writes two fds; the other arguments may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut m,
-                &mut s,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty");
-        for fd in [m, s] {
-            // Not inherited: a master held open by claude-vm's children would never hang up.
-            // SAFETY: setting a flag on descriptors we own.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        // SAFETY: fresh descriptors owned by nobody else.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        // Close-on-exec: a master held open by claude-vm's children would never hang up.
+        let crate::tty::Pair { master, slave } = crate::tty::open();
         let probe = slave.try_clone().unwrap();
         let mut cmd = self.command(args, &self.project);
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -338,15 +321,7 @@ impl Terminal {
 
     /// Canonical mode, echo and signal keys on: a usable shell terminal.
     pub fn is_cooked(&self) -> bool {
-        // SAFETY: termios is plain data filled in by tcgetattr.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid descriptor and out-pointer.
-        assert_eq!(
-            unsafe { libc::tcgetattr(self.probe.as_raw_fd(), &mut t) },
-            0
-        );
-        let want = libc::ICANON | libc::ECHO | libc::ISIG;
-        t.c_lflag & want == want
+        crate::tty::has_lflags(&self.probe, libc::ICANON | libc::ECHO | libc::ISIG)
     }
 
     #[track_caller]

@@ -2,8 +2,13 @@
 //! would run it (fresh HOME, a git project, no terminal).
 
 mod live;
+#[path = "../common/sandbox.rs"]
+mod sandbox;
 mod support;
+#[path = "../common/pty.rs"]
+mod tty;
 
+mod artefacts;
 mod audit;
 mod boundary;
 mod closed_stdout;
@@ -12,6 +17,7 @@ mod concurrency;
 mod config_errors;
 mod config_show;
 mod doctor;
+mod enforce;
 mod environment;
 mod events;
 mod failures;

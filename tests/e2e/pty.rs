@@ -1,13 +1,12 @@
 //! Running claude-vm on a pseudo-terminal (stdin, stdout and stderr), as a person at a
 //! terminal would, and reading everything it drew.
 
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{Run, World};
+use crate::tty;
 
 /// One run on a terminal: the transcript is stdout and stderr as the terminal got them
 /// (the terminal turns `\n` into `\r\n`).
@@ -56,40 +55,12 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// The descriptors are left without close-on-exec, as some terminal emulators and shells
-/// leave theirs: claude-vm must not keep such inherited descriptors open in anything it
-/// leaves running in the background (the test would wait for the terminal to close).
-fn openpty() -> (OwnedFd, OwnedFd) {
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    let size = libc::winsize {
-        ws_row: 40,
-        ws_col: 120,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds into valid pointers; name and termios may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just returned by openpty and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
-}
-
 /// claude-vm running on a terminal that a test types into and reads from as it goes.
 pub struct PtySession<'w> {
     world: &'w World,
     child: std::process::Child,
     master: std::fs::File,
-    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    output: tty::Recording,
     before: usize,
 }
 
@@ -100,7 +71,7 @@ impl PtySession<'_> {
     }
 
     pub fn transcript(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().expect("output")).into_owned()
+        self.output.text()
     }
 
     /// What was drawn so far, without escape sequences.
@@ -132,9 +103,7 @@ impl PtySession<'_> {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+        self.output.wait();
         let run = TtyRun {
             code: status.code().unwrap_or(-1),
             transcript: self.transcript(),
@@ -153,7 +122,10 @@ impl PtySession<'_> {
 impl World {
     /// Starts claude-vm in `cwd` with a terminal as stdin, stdout and stderr.
     pub fn spawn_pty_in(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> PtySession<'_> {
-        let (master, slave) = openpty();
+        // Left without close-on-exec, as some terminal emulators and shells leave theirs:
+        // claude-vm must not keep such inherited descriptors open in anything it leaves
+        // running in the background (the test would wait for the terminal to close).
+        let tty::Pair { master, slave } = tty::open_inherited(40, 120);
         let before = self.logged().len();
         let mut cmd = self.command(args, cwd);
         for (k, v) in env {
@@ -166,26 +138,12 @@ impl World {
         let child = cmd.spawn().expect("spawn claude-vm");
         // Drop our copies of the slave (moved into `cmd`), so reading ends when the child's do.
         drop(cmd);
-        let master = std::fs::File::from(master);
-        let mut read_end = master.try_clone().expect("dup pty master");
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = output.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // A pty master reads EIO once every slave descriptor is closed.
-            while let Ok(n) = read_end.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().expect("output").extend_from_slice(&buf[..n]);
-            }
-        });
+        let output = tty::Recording::start(&master);
         PtySession {
             world: self,
             child,
             master,
             output,
-            reader: Some(reader),
             before,
         }
     }

@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::sandbox::{self, Sandbox};
+
 pub const CLAUDE_VM: &str = env!("CARGO_BIN_EXE_claude-vm");
 
 /// The simulator binary, built by `cargo test` as an example target (built here if a
@@ -21,50 +23,35 @@ pub fn simulator() -> &'static Path {
         let exe = std::env::current_exe().expect("current_exe");
         let target = exe.parent().and_then(Path::parent).expect("target dir");
         let sim = target.join("examples/limactl");
-        if !sim.exists() {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--example", "limactl"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build --example limactl");
-            assert!(status.success(), "building the Lima simulator failed");
+        if sim.exists() {
+            sim
+        } else {
+            sandbox::build_simulator(target).unwrap_or_else(|e| panic!("{e}"))
         }
-        sim
     })
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    sandbox::git(dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A sandbox (`root`, `home`, `bin`, `log`: its fields are the world's) with a project.
 pub struct World {
-    _tmp: tempfile::TempDir,
-    pub root: PathBuf,
-    pub home: PathBuf,
+    sandbox: Sandbox,
     pub project: PathBuf,
-    pub bin: PathBuf,
-    pub log: PathBuf,
     pub lima_home: PathBuf,
     /// Extra environment for claude-vm (and through it, the simulator).
     pub env: Vec<(String, String)>,
     /// claude-vm processes a test keeps running meanwhile: their VMs are not "left behind".
     pub background: std::sync::Mutex<Vec<u32>>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
+    }
 }
 
 /// One run of claude-vm.
@@ -129,31 +116,13 @@ impl Run {
 impl World {
     /// A fresh world with a git project called `name` (any bytes the file system allows).
     pub fn with_project_name(name: &OsStr) -> World {
-        let tmp = tempfile::Builder::new()
-            .prefix("cvm-e2e-")
-            .tempdir()
-            .expect("tempdir");
-        let root = std::fs::canonicalize(tmp.path()).expect("canonical tempdir");
-        let home = root.join("home");
-        let bin = root.join("bin");
-        let project = root.join("src").join(name);
-        for d in [&home, &bin, &project] {
-            std::fs::create_dir_all(d).expect("mkdir");
-        }
-        std::os::unix::fs::symlink(simulator(), bin.join("limactl")).expect("symlink limactl");
-        git(&project, &["init", "-q", "-b", "main"]);
-        std::fs::write(project.join("README.md"), "hello\n").expect("write");
-        git(&project, &["add", "."]);
-        git(&project, &["commit", "-q", "-m", "init"]);
-        let lima_home = home.join(".lima");
+        let sandbox = Sandbox::new("cvm-e2e-", simulator()).unwrap_or_else(|e| panic!("{e}"));
+        let project = sandbox.root.join("src").join(name);
+        sandbox::git_project(&project, "hello\n").unwrap_or_else(|e| panic!("{e}"));
         World {
-            log: root.join("limactl.log"),
-            _tmp: tmp,
-            root,
-            home,
+            lima_home: sandbox.home.join(".lima"),
+            sandbox,
             project,
-            bin,
-            lima_home,
             env: Vec::new(),
             background: std::sync::Mutex::new(Vec::new()),
         }
@@ -187,20 +156,7 @@ impl World {
     }
 
     pub fn command(&self, args: &[&str], cwd: &Path) -> Command {
-        let mut cmd = Command::new(CLAUDE_VM);
-        cmd.args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.display()),
-            )
-            .env("LANG", "C.UTF-8")
-            .env("LIMA_SIM_LOG", &self.log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.sandbox.command(Path::new(CLAUDE_VM), args, cwd);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -378,9 +334,10 @@ impl World {
             self.journal()
                 .iter()
                 .filter(|e| {
-                    e["owner"]["pid"]
-                        .as_u64()
-                        .is_some_and(|p| background.contains(&(p as u32)))
+                    let pid = e["owner"]["pid"].as_u64().map(|p| p as u32);
+                    // A keeper at work on a clone for its pool: the pool's, not the command's.
+                    let keeper_at_work = e["role"] == "warm" && pid.is_some_and(alive);
+                    keeper_at_work || pid.is_some_and(|p| background.contains(&p))
                 })
                 .filter_map(|e| e["instance"].as_str().map(str::to_owned)),
         );
@@ -444,30 +401,13 @@ impl World {
     /// typing `input` into it: what a user at a terminal would answer.
     pub fn run_tty(&self, args: &[&str], input: &str) -> Run {
         use std::io::Write;
-        use std::os::fd::{FromRawFd, OwnedFd};
 
-        let mut master: libc::c_int = -1;
-        let mut slave: libc::c_int = -1;
-        // SAFETY: openpty writes two fds into valid pointers; the name/termios/winsize
-        // arguments may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both fds were just returned by openpty and are owned by nobody else.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let crate::tty::Pair { master, slave } = crate::tty::open();
         let before = self.logged().len();
         let mut cmd = self.command(args, &self.project);
         cmd.stdin(Stdio::from(slave));
         let child = cmd.spawn().expect("spawn claude-vm");
-        let mut typing = std::fs::File::from(master);
+        let mut typing = master;
         typing
             .write_all(input.as_bytes())
             .expect("type into the terminal");
@@ -483,4 +423,10 @@ impl World {
         self.check_invariants(&run);
         run
     }
+}
+
+/// Whether a process with this pid exists (signal 0 only asks).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 sends nothing.
+    libc::pid_t::try_from(pid).is_ok_and(|p| unsafe { libc::kill(p, 0) } == 0)
 }

@@ -1,10 +1,22 @@
 //! Guest tools the simulator stands in for. The simulator binary is visible
 //! in the guest and these names link to it; `main` dispatches on argv[0].
 
+pub(crate) mod apt;
+pub(crate) mod apt_sources;
+pub(crate) mod claude;
+pub(crate) mod claude_auth;
+pub(crate) mod claude_install;
+pub(crate) mod claude_mcp;
+pub(crate) mod claude_stream;
+pub(crate) mod commander;
+pub(crate) mod curl;
+pub(crate) mod installers;
+pub(crate) mod npm;
+pub(crate) mod sudo;
+pub(crate) mod urls;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-use crate::{apt, claude, curl, npm, sudo};
 
 /// Runs the fake named by argv[0], if it is one; returns its exit status.
 pub fn dispatch(argv0: &Path, args: &[OsString]) -> Option<i32> {

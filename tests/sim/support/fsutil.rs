@@ -50,6 +50,7 @@ pub fn copy_archive(src: &Path, dst: &Path) -> Res<()> {
     cmd.arg("-a");
     if cfg!(target_os = "linux") {
         cmd.arg("--reflink=auto");
+        die_with_parent(&mut cmd);
     }
     let out = cmd
         .arg(src)
@@ -66,6 +67,29 @@ pub fn copy_archive(src: &Path, dst: &Path) -> Res<()> {
     }
     Ok(())
 }
+
+/// Lima copies in its own process, so a killed `limactl clone` stops copying. A `cp` left
+/// running would write into an instance directory after its delete (a "Broken" instance).
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::other("limactl exited before cp started"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 /// What Lima's clone walk does with one directory entry.
 pub enum Action {

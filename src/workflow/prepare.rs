@@ -1,9 +1,10 @@
-//! `claude-vm [PROMPT] [CLAUDE ARGS...]`, `agent` and `shell`.
+//! A session's basis and preparation: its configuration (approved), a template that exists
+//! and is fresh enough (built, rebuilt or offered), its plan, and a pre-booted clone to claim.
 
-use std::ffi::OsString;
-
-use super::setup::{self, When};
-use super::{overrides, utf8_args, warm, Context};
+use super::build::{self as setup, When};
+use super::execute::Start;
+use super::pool as warm;
+use super::{overrides, Context};
 use crate::audit;
 use crate::cli::{ResourceOpts, SessionOpts};
 use crate::config::{Config, Overrides};
@@ -18,113 +19,17 @@ use crate::plan::{
 use crate::pool::{self, Pool};
 use crate::project::claude_project_folder;
 use crate::script::Final;
-use crate::session::Start;
 use crate::template::{self, Manifest, SetupFlags};
 use crate::tools::{self, Integration};
 use crate::trust;
 
-/// Always passed to claude: the VM is the sandbox, so claude need not ask.
-pub const SKIP_PERMISSIONS: &str = "--dangerously-skip-permissions";
-
-pub fn agent(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Result<i32> {
-    let user_args = utf8_args(args, "argument")?;
-    refuse_mistyped(&user_args)?;
-    run(ctx, &opts, |config| {
-        let mut args = vec![SKIP_PERMISSIONS.to_owned()];
-        args.extend(config.defaults.claude_args.iter().cloned());
-        args.extend(user_args);
-        Final::Claude(args)
-    })
-}
-
-/// `--dry-rn` before the prompt is a typo of ours, not a flag for claude: stop before a VM
-/// boots. After `--` everything is claude's.
-fn refuse_mistyped(args: &[String]) -> Result<()> {
-    use clap::CommandFactory;
-    let cli = crate::cli::Cli::command();
-    let ours: Vec<&str> = cli.get_arguments().filter_map(|a| a.get_long()).collect();
-    let Some((typed, meant)) = crate::typos::mistyped(args, &ours) else {
-        return Ok(());
-    };
-    let escaped = std::env::args_os()
-        .skip(1)
-        .take_while(|a| a.to_str() != Some(typed.as_str()))
-        .any(|a| a == "--");
-    if escaped {
-        return Ok(());
-    }
-    Err(Error::usage(format!(
-        "`{}` is neither a claude-vm flag nor one of Claude Code's: did you mean `--{meant}`?",
-        crate::ui::escape(&typed)
-    ))
-    .with_hint(format!(
-        "to pass it to claude as it is, put `--` before it: `claude-vm -- {} ...`",
-        crate::ui::escape(&typed)
-    )))
-}
-
-/// The variables the Agent SDKs set for claude that change what it says on stdout: the VM's
-/// claude gets them too (when set; they carry no secrets).
-pub const SDK_VARIABLES: &[&str] = &[
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_AGENT_SDK_VERSION",
-    "CLAUDE_CODE_SDK_READS_SESSION_STATE",
-    "CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING",
-];
-
-/// `agent --stdio`: claude-vm as the `claude` an Agent SDK spawns. The arguments are the
-/// SDK's; the permissions are skipped only when it chose no mode and no prompt tool of its
-/// own (the VM is the sandbox, but a program that asks to approve tools must be asked).
-pub fn agent_stdio(ctx: &Context, opts: SessionOpts, args: Vec<OsString>) -> Result<i32> {
-    let user_args = utf8_args(args, "argument")?;
-    let mut opts = opts;
-    for name in SDK_VARIABLES {
-        if std::env::var_os(name).is_some() && !opts.inherit_env.iter().any(|n| n == name) {
-            opts.inherit_env.push((*name).to_owned());
-        }
-    }
-    // `claude --version` (or `-v`, `--help`) exactly as asked: the answer is claude's own.
-    let query = matches!(user_args.as_slice(), [a] if ["--version", "-v", "--help", "-h"].contains(&a.as_str()));
-    run(ctx, &opts, |config| {
-        if query {
-            return Final::ClaudeStdio(user_args);
-        }
-        let mut args = Vec::new();
-        if !chooses_permissions(&user_args) {
-            args.push(SKIP_PERMISSIONS.to_owned());
-        }
-        args.extend(config.defaults.claude_args.iter().cloned());
-        args.extend(user_args);
-        Final::ClaudeStdio(args)
-    })
-}
-
-/// Whether claude's arguments set how it asks for permission (`--permission-mode X`,
-/// `--permission-mode=X`, `--permission-prompt-tool ...`).
-fn chooses_permissions(args: &[String]) -> bool {
-    const FLAGS: [&str; 2] = ["--permission-mode", "--permission-prompt-tool"];
-    args.iter().take_while(|a| *a != "--").any(|a| {
-        FLAGS
-            .iter()
-            .any(|f| a == f || a.strip_prefix(f).is_some_and(|r| r.starts_with('=')))
-    })
-}
-
-pub fn shell(ctx: &Context, opts: SessionOpts, command: Vec<OsString>) -> Result<i32> {
-    let command = utf8_args(command, "command argument")?;
-    run(ctx, &opts, |_| {
-        if command.is_empty() {
-            Final::Shell
-        } else {
-            Final::Command(command)
-        }
-    })
-}
-
-fn run(
+/// A session: prepared, planned (a dry run hands its plan to `show` and stops there), on a
+/// pre-booted clone when one fits, run, and deleted on every way out. Returns the exit code.
+pub(crate) fn session(
     ctx: &Context,
     opts: &SessionOpts,
     last: impl FnOnce(&crate::config::Config) -> Final,
+    show: impl FnOnce(&TemplateName, &SessionPlan),
 ) -> Result<i32> {
     let basis = prepare(ctx, opts, Purpose::Session)?;
     warn_small_disk(ctx, &basis);
@@ -132,27 +37,7 @@ fn run(
     if ctx.dry_run {
         let instance = basis.template.instance(Role::Run);
         let plan = plan_for(ctx, opts, &basis, instance, last)?;
-        let title = format!(
-            "session in a clone of {} (project {})",
-            basis.template,
-            ctx.project.root.display()
-        );
-        let heading = format!(
-            "hand-over directory {} (read-only in the VM at {})",
-            plan.handover_dir.display(),
-            crate::script::HANDOVER_MOUNT
-        );
-        crate::out!(
-            "{}",
-            plan::render(&title, &plan.calls(), &plan.files, &heading)
-        );
-        if !plan.host_urls.is_empty() {
-            crate::outln!("\nURLs on the host's loopback, as the VM reaches them:");
-            for u in &plan.host_urls {
-                crate::outln!("  {}", u.describe());
-            }
-        }
-        crate::outln!();
+        show(&basis.template, &plan);
         for line in crate::network::describe(&basis.config, &basis.manifest.tools) {
             crate::outln!("{line}");
         }
@@ -172,7 +57,7 @@ fn run(
     let mut guest = guest;
     let network = start_network(ctx, &basis, &instance, &mut guest)?;
     let plan = plan_with(ctx, opts, &basis, instance, last, guest)?;
-    let guard = crate::session::Guard {
+    let guard = super::execute::Safeguards {
         journal: Journal::new(&ctx.paths),
         entry: Entry {
             policy: Some(network.policy().as_str().to_owned()),
@@ -188,7 +73,7 @@ fn run(
         paths: ctx.paths.clone(),
         policy: network.policy().as_str(),
     };
-    let result = crate::session::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
+    let result = super::execute::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
     network.finish(&ctx.ui);
     pool.forget(&plan.instance);
     result
@@ -212,32 +97,6 @@ fn start_network(
         &mut guest.host_urls,
     )?;
     Ok(running)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chooses_permissions;
-
-    #[test]
-    fn a_chosen_permission_mode_is_kept() {
-        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        for chosen in [
-            &["--permission-mode", "default"][..],
-            &["--permission-mode=plan"],
-            &["--verbose", "--permission-prompt-tool=stdio"],
-            &["--permission-prompt-tool", "mcp__x__y"],
-        ] {
-            assert!(chooses_permissions(&v(chosen)), "{chosen:?}");
-        }
-        for not in [
-            &["--output-format", "stream-json"][..],
-            &["--permission-modes"],
-            &["-p", "--", "--permission-mode"],
-            &[],
-        ] {
-            assert!(!chooses_permissions(&v(not)), "{not:?}");
-        }
-    }
 }
 
 /// What every session of the project starts from: its configuration (approved), and a
@@ -374,7 +233,7 @@ fn plan_with(
     let writable = ctx.agent_writable(config);
     let mut runtime_scripts: Vec<HostScript> = Vec::new();
     let project_script = ctx.project.runtime_script();
-    if script_present(&project_script)? {
+    if crate::project::script_present(&project_script)? {
         // The path in the project, not where it leads now: the copy checks that again.
         runtime_scripts.push(HostScript {
             label: "./.claude-vm.runtime.sh".into(),
@@ -430,9 +289,7 @@ fn plan_with(
         guest,
         workdir,
     })
-    .map_err(|m| {
-        Error::usage(m).with_hint("fix the mount in .claude-vm.toml or on the command line")
-    })
+    .map_err(Error::from)
 }
 
 /// Where the session starts: the user's directory when it is inside the project (or a
@@ -466,13 +323,9 @@ fn take_warm(
         }
         return Ok(None);
     }
-    let key = pool::key(&cold.clone, &cold.instance, &cold.handover_dir);
-    let fingerprint = basis
-        .manifest
-        .fingerprint
-        .as_ref()
-        .map(|f| f.digest.clone());
-    let wanted = pool::settings(&cold.clone, &cold.instance, &cold.handover_dir);
+    let key = cold.pool_key();
+    let fingerprint = basis.manifest.fingerprint_digest();
+    let wanted = cold.pool_settings();
     let mut why = String::new();
     for r in ready {
         if r.fingerprint != fingerprint {
@@ -666,14 +519,5 @@ fn offer_setup(ctx: &Context, opts: &SessionOpts, template: &TemplateName) -> Re
     read_manifest(ctx, template)?.ok_or_else(|| {
         Error::failure("the template was built but its record is missing")
             .with_hint("run `claude-vm setup` again")
-    })
-}
-
-/// Whether a project script (`.claude-vm.setup.sh`, `.claude-vm.runtime.sh`) is there; one
-/// that is a FIFO, a device or huge is refused, not skipped (and never read).
-pub fn script_present(path: &std::path::Path) -> Result<bool> {
-    crate::fsread::present(path, crate::fsread::SCRIPT_MAX).map_err(|e| {
-        Error::usage(format!("cannot use {}: {e}", path.display()))
-            .with_hint("make it a regular file, or remove it")
     })
 }

@@ -123,7 +123,7 @@ pub fn hosts(presets: &[Preset]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::policy::Pattern;
+    use super::super::net_policy::Pattern;
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::mounts::{session_mounts, to_lima, MountInputs};
-use super::{FileSource, HandoverFile, HostScript};
+use super::{FileSource, HandoverFile, HostScript, PlanError};
 use crate::config::{Config, PortForward};
 use crate::integrations::{GitIdentity, GpgForward};
 use crate::lima::{self, Call, CloneSpec, Resources, SetExpr, ShellSpec};
@@ -69,25 +69,36 @@ pub struct SessionPlan {
     pub host_urls: Vec<super::environment::HostUrl>,
     /// Host directories to create before cloning (the conversation folder).
     pub host_dirs: Vec<PathBuf>,
-    pub clone: Call,
+    /// `limactl clone --start`: the session's VM from the template.
+    pub clone_call: Call,
     pub shell: Call,
     pub delete: Call,
 }
 
 impl SessionPlan {
+    /// What makes a pre-booted clone fit this session (`crate::pool::key`).
+    pub fn pool_key(&self) -> String {
+        crate::pool::key(&self.clone_call, &self.instance, &self.handover_dir)
+    }
+
+    /// The clone's settings, to say which differ from a pre-booted clone's.
+    pub fn pool_settings(&self) -> Vec<String> {
+        crate::pool::settings(&self.clone_call, &self.instance, &self.handover_dir)
+    }
+
     pub fn calls(&self) -> [&Call; 3] {
-        [&self.clone, &self.shell, &self.delete]
+        [&self.clone_call, &self.shell, &self.delete]
     }
 }
 
 /// Hand-over files and the guest scripts that use them, in the order they run.
 #[derive(Default)]
-struct Handover {
+struct HandoverContents {
     files: Vec<HandoverFile>,
     runtime: Vec<GuestScript>,
 }
 
-impl Handover {
+impl HandoverContents {
     fn text(&mut self, name: &str, text: String, printable: bool) -> String {
         self.files.push(HandoverFile {
             name: name.into(),
@@ -106,9 +117,9 @@ impl Handover {
     }
 }
 
-pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
+pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, PlanError> {
     let g = &i.guest;
-    let mut h = Handover::default();
+    let mut h = HandoverContents::default();
 
     let env_file = (!g.env.is_empty()).then(|| h.text("env.sh", script::env_file(&g.env), false));
     for tool in &g.tools {
@@ -208,7 +219,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
         files: h.files,
         mounted_dirs,
         host_urls: i.guest.host_urls.clone(),
-        clone,
+        clone_call: clone,
         shell,
         delete,
     })
@@ -217,12 +228,12 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, String> {
 /// The directories Claude Code is told it may trust: the project, and a worktree's main
 /// repository (Claude Code may key a worktree's settings by it). They are mounted at their
 /// host paths, so the host path is the guest's.
-fn trusted_dirs(project: &Project) -> Result<Vec<String>, String> {
+fn trusted_dirs(project: &Project) -> Result<Vec<String>, PlanError> {
     let mut dirs = Vec::new();
     for dir in std::iter::once(&project.root).chain(project.main_root.as_ref()) {
         let dir = dir
             .to_str()
-            .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;
+            .ok_or_else(|| PlanError::PathNotUtf8(dir.clone()))?;
         dirs.push(dir.to_owned());
     }
     Ok(dirs)
@@ -245,7 +256,7 @@ struct PortRule {
 }
 
 /// Instance settings the clone gets: agent forwarding, port and socket forwards.
-fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
+fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, PlanError> {
     let mut sets = Vec::new();
     if g.forward_agent {
         sets.push(SetExpr::assign(".ssh.forwardAgent", &true));
@@ -264,10 +275,7 @@ fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
         .chain(g.ports.iter().copied())
     {
         if seen_host.contains(&p.host) {
-            return Err(format!(
-                "host port {} is forwarded twice; give each [[ports]] entry its own host port",
-                p.host
-            ));
+            return Err(PlanError::DuplicateHostPort(p.host));
         }
         seen_host.push(p.host);
         rules.push(PortRule {
@@ -282,7 +290,7 @@ fn clone_settings(g: &GuestInputs) -> Result<Vec<SetExpr>, String> {
         let host = gpg
             .extra_socket
             .to_str()
-            .ok_or("the gpg-agent socket path is not valid UTF-8")?;
+            .ok_or(PlanError::GpgSocketNotUtf8)?;
         rules.push(PortRule {
             guest_port: None,
             host_port: None,
@@ -372,9 +380,9 @@ mod tests {
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
         let verbs: Vec<Verb> = plan.calls().iter().map(|c| c.verb).collect();
         assert_eq!(verbs, [Verb::Clone, Verb::Shell, Verb::Delete]);
-        assert!(plan.clone.args.contains(&"--start".to_string()));
+        assert!(plan.clone_call.args.contains(&"--start".to_string()));
         assert!(
-            !plan.clone.args.contains(&"--cpus".to_string()),
+            !plan.clone_call.args.contains(&"--cpus".to_string()),
             "same resources as the template: no change"
         );
         assert_eq!(
@@ -414,11 +422,16 @@ mod tests {
         let mut c = Config::default();
         c.vm.disk = 10;
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
-        assert!(!plan.clone.args.contains(&"--disk".to_string()));
+        assert!(!plan.clone_call.args.contains(&"--disk".to_string()));
         c.vm.disk = 30;
         let plan = plan_session(inputs(&t, &p, &c)).unwrap();
-        let i = plan.clone.args.iter().position(|a| a == "--disk").unwrap();
-        assert_eq!(plan.clone.args[i + 1], "30");
+        let i = plan
+            .clone_call
+            .args
+            .iter()
+            .position(|a| a == "--disk")
+            .unwrap();
+        assert_eq!(plan.clone_call.args[i + 1], "30");
     }
 
     #[test]
@@ -434,7 +447,7 @@ mod tests {
         let mut i = inputs(&t, &p, &c);
         i.guest.env = BTreeMap::from([("TOKEN".into(), "s3cret".into())]);
         let plan = plan_session(i).unwrap();
-        let a = &plan.clone.args;
+        let a = &plan.clone_call.args;
         let cpus = a.iter().position(|x| x == "--cpus").unwrap();
         assert_eq!(a[cpus + 1], "8");
         for call in plan.calls() {
@@ -470,7 +483,7 @@ mod tests {
             host: 13000,
         }];
         let plan = plan_session(i).unwrap();
-        let a = &plan.clone.args;
+        let a = &plan.clone_call.args;
         let sets: Vec<&String> = a
             .iter()
             .enumerate()
@@ -546,8 +559,11 @@ mod tests {
                 host: 8080,
             },
         ];
-        assert!(plan_session(i)
-            .unwrap_err()
+        let err = plan_session(i).unwrap_err();
+        assert_eq!(err, PlanError::DuplicateHostPort(8080));
+        assert!(err
+            .to_string()
             .contains("host port 8080 is forwarded twice"));
+        assert!(!err.hint().contains("mount"), "{}", err.hint());
     }
 }

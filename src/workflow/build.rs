@@ -1,7 +1,7 @@
-//! `claude-vm setup`: build or rebuild the repository's template VM.
+//! Building a template: the flags remembered with it, its plan and fingerprint, staleness,
+//! and the build itself (the old template serves sessions until the new one is swapped in).
 
 use super::Context;
-use crate::cli::{ResourceOpts, SetupArgs};
 use crate::config::{Config, Loaded, Overrides};
 use crate::error::{Error, Result};
 use crate::fingerprint::{self, Fingerprint};
@@ -11,62 +11,6 @@ use crate::plan::{self, plan_setup, HostCopy, HostScript, SetupInputs, SetupPlan
 use crate::signals;
 use crate::template::{self, Manifest, SetupFlags};
 use crate::trust;
-
-pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32> {
-    let resources = args.resources.or(before);
-    let given = SetupFlags {
-        disk: resources.disk,
-        memory: resources.memory,
-        cpus: resources.cpus,
-        setup_scripts: args.setup_scripts.iter().map(|p| ctx.cwd.join(p)).collect(),
-        setup_mounts: args.mounts.clone(),
-        tools: args.tools.names(),
-    };
-    for name in &args.without {
-        if !crate::tools::names().contains(&name.as_str()) {
-            let hint = match crate::config::suggest::closest(name, crate::tools::names()) {
-                Some(s) => format!("did you mean `--without {s}`?"),
-                None => format!("the tools are: {}", crate::tools::names().join(", ")),
-            };
-            return Err(
-                Error::usage(format!("--without {name}: there is no such tool")).with_hint(hint),
-            );
-        }
-    }
-    let template = ctx.template()?;
-    let remembered = if args.fresh {
-        SetupFlags::default()
-    } else {
-        template::read_manifest(&ctx.paths, template.as_str())?
-            .map(|m| recorded_flags(ctx, &m.setup_flags))
-            .unwrap_or_default()
-    };
-    let flags = remember(&remembered, &given, &args.without);
-    let kept = describe_flags(&remember(
-        &remembered,
-        &SetupFlags::default(),
-        &args.without,
-    ));
-    if !kept.is_empty() {
-        ctx.ui.info(&format!(
-            "remembered from the last setup: {kept} (`--without TOOL` drops a tool, `--fresh` forgets them all)"
-        ));
-    }
-    let loaded = ctx.load_config(&overrides(&flags))?;
-    ctx.enforce_trust(&loaded, &setup_script_review(ctx), args.yes)?;
-    if args.login && !ctx.dry_run {
-        super::login::require_terminal()?;
-    }
-    ctx.prepare_lima()?;
-    let build = Build {
-        flags: &flags,
-        when: When::Always,
-        yes: args.yes,
-        login: args.login,
-    };
-    build_template(ctx, &loaded.config, &template, &build)?;
-    Ok(0)
-}
 
 /// The flags a setup builds with: those given now over those remembered with the template
 /// (lists add up), less the tools named by `--without`.
@@ -168,7 +112,7 @@ fn plan_for(
         agent_writable: ctx.agent_writable(config),
         login,
     })
-    .map_err(|m| Error::usage(m).with_hint("fix [[setup.mounts]] or setup --mount"))
+    .map_err(Error::from)
 }
 
 /// The fingerprint a template built from `config` now would have.
@@ -183,7 +127,7 @@ pub fn current_fingerprint(
 
 /// The setup flags a template was built with, minus scripts and mounts that are gone (the
 /// template then counts as out of date, which it is).
-fn recorded_flags(ctx: &Context, flags: &SetupFlags) -> SetupFlags {
+pub(crate) fn recorded_flags(ctx: &Context, flags: &SetupFlags) -> SetupFlags {
     SetupFlags {
         setup_scripts: flags
             .setup_scripts
@@ -296,13 +240,14 @@ pub fn build_template(
         .filter(|i| matches!(names::parse(&i.name), Some(Ours::Clone { template: t, role: Role::Build, .. }) if &t == template))
         .map(|i| i.name.clone())
         .collect();
-    let leftovers = crate::owner::deletable(&ctx.paths, &ctx.ui, &leftovers, &[]);
+    let leftovers = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &leftovers, &[]);
     if !leftovers.is_empty() {
         let step = ctx.ui.step(format!(
             "removing unfinished builds: {}",
             leftovers.join(", ")
         ));
-        ctx.lima.cleanup(&crate::lima::delete(&leftovers), None)?;
+        ctx.lima
+            .run_shielded(&crate::lima::delete(&leftovers), None)?;
         step.done();
     }
 
@@ -312,11 +257,7 @@ pub fn build_template(
         template.to_string()
     };
     let plan = plan_for(ctx, config, template, build, b.login)?;
-    let log = ctx
-        .paths
-        .data_dir
-        .join("logs")
-        .join(format!("{template}.setup.log"));
+    let log = ctx.paths.template_log(template.as_str(), "setup");
     ctx.ui.info(&format!(
         "{} template {template} for {}",
         if exists { "rebuilding" } else { "building" },
@@ -331,13 +272,13 @@ pub fn build_template(
     );
     // The warm pool rests while the template changes: its clones would be of the old one.
     let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
-    let paused = super::warm::pause(ctx, &pool, template)?;
+    let paused = super::pool::pause(ctx, &pool, template)?;
     let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest)?;
     // Pre-booted clones of the old template must not outlive it.
-    let fingerprint = manifest.fingerprint.as_ref().map(|f| f.digest.clone());
-    super::warm::drain(ctx, &pool, template, |r| r.fingerprint != fingerprint)?;
+    let fingerprint = manifest.fingerprint_digest();
+    super::pool::drain(ctx, &pool, template, |r| r.fingerprint != fingerprint)?;
     drop(paused);
-    super::warm::ensure_keeper(ctx, config, template.as_str());
+    super::pool::ensure_keeper(ctx, config, template.as_str());
     if let Some(code) = login.filter(|c| *c != 0) {
         return Err(Error::failure(format!(
             "template {template} is ready, but the login did not complete (exit status {code})"
@@ -416,7 +357,7 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Result<Vec<HostScript>> {
         add("~/.claude-vm.setup.sh".into(), HostCopy::plain(path));
     }
     let project = ctx.project.setup_script();
-    if super::session::script_present(&project)? {
+    if crate::project::script_present(&project)? {
         // The path in the project, not where it leads now: the copy checks that again.
         let source = HostCopy {
             approved: ctx.checked_digest(&project),

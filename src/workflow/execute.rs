@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::handover::Handover;
+use crate::handover::HandoverDir;
 use crate::journal::{Entry, Journal};
 use crate::lima::{exit_code, Limactl};
 use crate::lock::{self, Mode};
@@ -30,8 +30,9 @@ pub enum Start {
     Warm,
 }
 
-/// What protects a session besides the plan itself.
-pub struct Guard {
+/// What protects a session besides the plan itself: the records the run keeps (its journal
+/// entry, the template lock it clones under, the audit watch). Plain data; nothing acts on drop.
+pub struct Safeguards {
     pub journal: Journal,
     pub entry: Entry,
     pub template_lock: PathBuf,
@@ -48,7 +49,7 @@ pub fn run(
     ui: &Ui,
     paths: &HostPaths,
     plan: &SessionPlan,
-    guard: &Guard,
+    guard: &Safeguards,
     start: Start,
 ) -> Result<i32> {
     signals::install();
@@ -74,8 +75,8 @@ pub fn run(
     // For a warm clone this takes it over from the pool's keeper: the entry is replaced.
     guard.journal.record(&entry)?;
     let handover = match start {
-        Start::Cold => Handover::create(&plan.handover_dir, &plan.files),
-        Start::Warm => Handover::fill(&plan.handover_dir, &plan.files),
+        Start::Cold => HandoverDir::create(&plan.handover_dir, &plan.files),
+        Start::Warm => HandoverDir::fill(&plan.handover_dir, &plan.files),
     };
     let handover = match handover {
         Ok(h) => h,
@@ -85,13 +86,13 @@ pub fn run(
         }
     };
     // A warm clone exists already: it must be deleted on every way out.
-    let mut cloning = start == Start::Warm;
-    let work = work(lima, ui, plan, guard, start, &mut cloning, &mounted);
+    let mut vm_exists = start == Start::Warm;
+    let work = work(lima, ui, plan, guard, start, &mut vm_exists, &mounted);
 
-    let deleted = if cloning {
+    let deleted = if vm_exists {
         let _cleaning = signals::CleaningUp::begin();
         let step = ui.step(format!("deleting the VM {}", plan.instance));
-        let deleted = lima.cleanup(&plan.delete, Some(&plan.instance));
+        let deleted = lima.run_shielded(&plan.delete, Some(&plan.instance));
         if deleted.is_ok() {
             step.done();
         }
@@ -123,7 +124,7 @@ pub fn run(
             Err(e) => e.exit_code(),
         },
         duration_ms: began.elapsed().as_millis() as u64,
-        vm_deleted: cloning && deleted.is_ok(),
+        vm_deleted: vm_exists && deleted.is_ok(),
     });
     if let (Ok(code), None) = (&work, signals::received()) {
         // Last, after the cleanup's lines, so it is what the user reads.
@@ -183,9 +184,9 @@ fn work(
     lima: &Limactl,
     ui: &Ui,
     plan: &SessionPlan,
-    guard: &Guard,
+    guard: &Safeguards,
     start: Start,
-    cloning: &mut bool,
+    vm_exists: &mut bool,
     mounted: &[(u64, u64)],
 ) -> Result<i32> {
     if start == Start::Cold {
@@ -197,8 +198,8 @@ fn work(
                 ui.info("waiting for a rebuild to put the new template in place")
             })?;
             signals::check()?;
-            *cloning = true;
-            lima.run(&plan.clone, Some(&plan.instance), None)
+            *vm_exists = true;
+            lima.run(&plan.clone_call, Some(&plan.instance), None)
                 .map_err(signals::explain)?;
             // The clone carries the template's mark: it gets its own.
             crate::owner::mark(&guard.paths, &plan.instance)?;

@@ -1,0 +1,363 @@
+//! The in-guest enforcement (src/script/enforce.rs) run for real in the simulator's guest:
+//! real nftables in the guest's own network namespace, Debian's real sudo and setpriv, the
+//! slirp4netns user-mode network. The guest user is made here as Lima's boot scripts make it
+//! (a normal user, a NOPASSWD:ALL sudoers entry) and put in the docker group; the session
+//! script's root step and drop then run as that user, and the agent side tries to get out.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::support::{simulator, World};
+
+/// What enforce.rs uses from its parent module in the crate.
+fn quote(s: &str) -> Cow<'_, str> {
+    shell_escape::unix::escape(Cow::Borrowed(s))
+}
+
+#[path = "../../src/script/enforce.rs"]
+#[allow(dead_code)]
+mod enforce_script;
+
+use enforce_script::{drop_and_run, Enforcement, SUDOERS_DENY};
+
+/// A listener on the host's 127.0.0.1 that counts the connections it accepts.
+fn listener() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            c.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (port, count)
+}
+
+fn limactl(w: &World, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(simulator())
+        .args(args)
+        .env_clear()
+        .env("HOME", &w.home)
+        .env("LIMA_HOME", &w.lima_home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("LANG", "C.UTF-8")
+        .current_dir(&w.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run limactl");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    let status = child.wait().expect("wait");
+    (status.code().unwrap_or(-1), out, err)
+}
+
+fn host_ruleset() -> String {
+    let out = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("run nft on the host");
+    assert!(out.status.success(), "nft list ruleset on the host failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `name=ok` when COMMAND succeeds, `name=no` when it fails, one line per probe.
+fn probe(name: &str, command: &str) -> String {
+    format!("if ( {command} ) >/dev/null 2>&1; then echo {name}=ok; else echo {name}=no; fi\n")
+}
+
+/// Network attempts from the guest (bash's /dev/tcp and /dev/udp; a UDP probe sends a byte).
+fn attempts(p: &Ports) -> String {
+    let tcp = |host: &str, port: u16| format!("timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{port}'");
+    let udp = |host: &str, port: u16| {
+        format!("timeout 5 bash -c 'exec 3<>/dev/udp/{host}/{port} && printf x >&3'")
+    };
+    [
+        probe("proxy", &tcp("192.168.5.2", p.proxy)),
+        probe("host_port", &tcp("192.168.5.2", p.allowed)),
+        probe("host_loopback", &tcp("192.168.5.2", p.service)),
+        probe("dns_lima", &udp("192.168.5.3", 53)),
+        probe("dns_public", &udp("1.1.1.1", 53)),
+        probe("dns_tcp", &tcp("1.1.1.1", 53)),
+        probe("ipv6", &udp("fd00:1::2", 9)),
+    ]
+    .concat()
+}
+
+fn results(out: &str, phase: &str) -> BTreeMap<String, String> {
+    let start = out
+        .find(&format!("== {phase}\n"))
+        .unwrap_or_else(|| panic!("no {phase} section in:\n{out}"));
+    out[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("== "))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Host listeners: the proxy, a host port the session lists, a service it does not.
+struct Ports {
+    proxy: u16,
+    allowed: u16,
+    service: u16,
+}
+
+struct Outcome {
+    out: String,
+    err: String,
+    before: BTreeMap<String, String>,
+    after: BTreeMap<String, String>,
+    root: BTreeMap<String, String>,
+    /// Connections each host listener accepted (proxy, allowed, service).
+    hits: [usize; 3],
+}
+
+const HOSTILE: &str = "it's \"$x\" `id`\nline é";
+
+/// Boots a guest, makes the user as Lima does, runs a session script built with `e` (the
+/// runtime part, then `drop_and_run`) as that user, and reads what each probe got.
+fn run_enforced(keep_sudo: bool) -> Outcome {
+    let w = World::new();
+    let before_host = host_ruleset();
+    let (proxy, proxy_hits) = listener();
+    let (allowed, allowed_hits) = listener();
+    let (service, service_hits) = listener();
+    let ports = Ports {
+        proxy,
+        allowed,
+        service,
+    };
+    let e = Enforcement {
+        proxy: SocketAddrV4::new(Ipv4Addr::new(192, 168, 5, 2), proxy),
+        host_ports: vec![allowed],
+        keep_sudo,
+    };
+    let probes = [
+        probe("sudo", "sudo -n true"),
+        probe("nft_list", "nft list ruleset"),
+        probe("nft_flush", "nft flush ruleset"),
+        probe("nft_via_sudo", "sudo -n nft list ruleset"),
+        probe("unshare_net", "unshare -n true"),
+        probe("sg_docker", "sg docker -c 'id -Gn' | grep -qw docker"),
+        probe(
+            "newgrp_docker",
+            "echo 'id -Gn' | newgrp docker | grep -qw docker",
+        ),
+        attempts(&ports),
+        "echo groups=$(id -Gn | tr ' ' ,)\n".into(),
+        "echo uid=$(id -u)\n".into(),
+        "echo nnp=$(awk '/^NoNewPrivs/ {print $2}' /proc/self/status)\n".into(),
+        "echo capeff=$(awk '/^CapEff/ {print $2}' /proc/self/status)\n".into(),
+        "echo capbnd=$(awk '/^CapBnd/ {print $2}' /proc/self/status)\n".into(),
+        "echo var_kept=$([ \"$CVM_PROBE\" = \"$CVM_WANT\" ] && echo yes)\n".into(),
+        "echo path_kept=$(case :$PATH: in *:/opt/runtime-bin:*) echo yes;; esac)\n".into(),
+    ]
+    .concat();
+    // The session script: the runtime part (exports, sudo still works), then the drop.
+    let session = format!(
+        "cvm_fail() {{ echo \"claude-vm: $1\" >&2; exit \"${{2:-1}}\"; }}\n\
+         export CVM_PROBE={h} CVM_WANT={h}\n\
+         export PATH=$PATH:/opt/runtime-bin\n\
+         echo '== before'\n\
+         {pre}{sudo_pre}echo groups=$(id -Gn | tr ' ' ,)\n\
+         {drop}",
+        h = quote(HOSTILE),
+        pre = attempts(&ports),
+        sudo_pre = probe("sudo", "sudo -n true"),
+        drop = drop_and_run(&e, "echo '== after'; exec bash /home/agent/probe.sh"),
+    );
+    // Debian's sudo, not the simulator's stand-in (which runs everything as the caller).
+    // As Lima's cloud-init makes the user; docker's packages make the group, and its install
+    // instructions add the user.
+    let setup = format!(
+        "set -e\n\
+         rm /usr/local/bin/sudo\n\
+         useradd -M -d /home/agent -U -s /bin/bash agent\n\
+         mkdir -p /home/agent && chown agent:agent /home/agent\n\
+         printf 'agent ALL=(ALL) NOPASSWD:ALL\\n' >/etc/sudoers.d/90-cloud-init-users\n\
+         chmod 0440 /etc/sudoers.d/90-cloud-init-users\n\
+         groupadd -f docker && usermod -aG docker agent\n\
+         ip -6 addr add fd00:1::15/64 dev eth0 nodad\n\
+         printf '%s' {session} >/home/agent/session.sh\n\
+         printf '%s' {probes} >/home/agent/probe.sh\n\
+         set +e\n\
+         setpriv --reuid=agent --regid=agent --init-groups env -i HOME=/home/agent USER=agent \
+         LOGNAME=agent SHELL=/bin/bash PATH=/usr/local/bin:/usr/bin:/bin bash /home/agent/session.sh\n\
+         echo \"== status $?\"\n\
+         echo '== root'\n\
+         nft list table inet claude_vm >/dev/null && echo table=present\n\
+         test -e {deny} && echo deny=present\n\
+         {fresh}",
+        session = quote(&session),
+        probes = quote(&probes),
+        deny = quote(SUDOERS_DENY),
+        fresh = probe(
+            "sudo_fresh",
+            "setpriv --reuid=agent --regid=agent --init-groups sudo -n true"
+        ),
+    );
+    let name = "enforce1";
+    let (code, _, err) = limactl(
+        &w,
+        &[
+            "create",
+            "--tty=false",
+            "--name",
+            name,
+            "--set",
+            ".mounts=[]",
+            "template:debian-13",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "create: {err}");
+    let (code, _, err) = limactl(&w, &["start", "--tty=false", name], "");
+    assert_eq!(code, 0, "start: {err}");
+    let (code, out, err) = limactl(&w, &["shell", name, "bash", "-s"], &setup);
+    let (deleted, _, derr) = limactl(&w, &["delete", "--force", name], "");
+    assert_eq!(deleted, 0, "delete: {derr}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("== status 0"), "{out}\n{err}");
+    assert_eq!(
+        host_ruleset(),
+        before_host,
+        "the host's nftables ruleset changed"
+    );
+    Outcome {
+        before: results(&out, "before"),
+        after: results(&out, "after"),
+        root: results(&out, "root"),
+        hits: [&proxy_hits, &allowed_hits, &service_hits].map(|h| h.load(Ordering::SeqCst)),
+        out,
+        err,
+    }
+}
+
+/// The guest needs a second uid (the simulator maps only one in a user namespace), and
+/// namespace mode.
+fn can_run() -> bool {
+    let ok = crate::support::isolated() && unsafe { libc::geteuid() } == 0;
+    if !ok {
+        eprintln!("enforce: needs the simulator's namespace mode as root; not run");
+    }
+    ok
+}
+
+fn assert_before_the_rules(o: &Outcome) {
+    let (out, err) = (&o.out, &o.err);
+    for k in [
+        "sudo",
+        "proxy",
+        "host_port",
+        "host_loopback",
+        "dns_lima",
+        "ipv6",
+    ] {
+        assert_eq!(o.before[k], "ok", "before the rules, {k}: {out}\n{err}");
+    }
+    assert!(
+        o.before["groups"].split(',').any(|g| g == "docker"),
+        "{out}"
+    );
+}
+
+fn assert_network_closed(o: &Outcome) {
+    let (out, err) = (&o.out, &o.err);
+    for k in ["host_loopback", "dns_lima", "dns_public", "dns_tcp", "ipv6"] {
+        assert_eq!(
+            o.after[k], "no",
+            "under the rules, {k} must fail: {out}\n{err}"
+        );
+    }
+    for k in ["proxy", "host_port"] {
+        assert_eq!(o.after[k], "ok", "under the rules, {k}: {out}\n{err}");
+    }
+    assert_eq!(o.root["table"], "present");
+    // Before and after for the proxy and the listed port; before only for the other service.
+    assert_eq!(o.hits, [2, 2, 1], "{out}");
+}
+
+#[test]
+fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
+    if !can_run() {
+        return;
+    }
+    let o = run_enforced(false);
+    let (out, err) = (&o.out, &o.err);
+    assert_before_the_rules(&o);
+    assert_network_closed(&o);
+    for k in [
+        "sudo",
+        "nft_list",
+        "nft_flush",
+        "nft_via_sudo",
+        "unshare_net",
+        "sg_docker",
+        "newgrp_docker",
+    ] {
+        assert_eq!(
+            o.after[k], "no",
+            "after the drop, {k} must fail: {out}\n{err}"
+        );
+    }
+    let groups: Vec<&str> = o.after["groups"].split(',').collect();
+    assert_eq!(groups, ["agent"], "{out}");
+    assert_ne!(o.after["uid"], "0");
+    assert_eq!(o.after["nnp"], "1");
+    assert_eq!(o.after["capeff"], "0000000000000000");
+    assert_eq!(o.after["capbnd"], "0000000000000000");
+    assert_eq!(o.after["var_kept"], "yes", "{out}");
+    assert_eq!(o.after["path_kept"], "yes", "{out}");
+    assert_eq!(o.root["deny"], "present");
+    // A new process of the user's (without no_new_privs) is refused by sudoers itself.
+    assert_eq!(o.root["sudo_fresh"], "no", "{out}\n{err}");
+}
+
+#[test]
+fn a_shell_that_keeps_sudo_still_has_the_network_rules() {
+    if !can_run() {
+        return;
+    }
+    let o = run_enforced(true);
+    let (out, err) = (&o.out, &o.err);
+    assert_before_the_rules(&o);
+    assert_network_closed(&o);
+    for k in ["sudo", "nft_via_sudo"] {
+        assert_eq!(o.after[k], "ok", "keep_sudo: {k}: {out}\n{err}");
+    }
+    assert_eq!(o.after["nnp"], "0");
+    assert_eq!(o.after["var_kept"], "yes", "{out}");
+    assert_eq!(o.root.get("deny"), None, "{out}");
+    assert_eq!(o.root["sudo_fresh"], "ok", "{out}\n{err}");
+}
