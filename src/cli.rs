@@ -275,11 +275,25 @@ pub enum Command {
     Export(ExportArgs),
     /// Install a template file written by `claude-vm export` as this project's template.
     Import(ImportArgs),
+    /// Serve a web app on 127.0.0.1 to start, watch, stop and review sessions (the URL it
+    /// prints carries the access token).
+    Web(WebArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell: bash, zsh or fish (also elvish, powershell).
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// The port on 127.0.0.1 (default: a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Open the page in the desktop's browser (with a one-use code, not the token).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

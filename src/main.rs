@@ -45,6 +45,7 @@ mod tty;
 mod typos;
 mod ui;
 mod update;
+mod web;
 mod workdir;
 mod workflow;
 mod worktrees;

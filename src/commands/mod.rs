@@ -17,6 +17,7 @@ pub mod setup;
 mod trust;
 mod update;
 mod warm;
+mod web;
 
 use std::ffi::OsString;
 
@@ -41,6 +42,16 @@ pub fn run(cli: Cli) -> Result<i32> {
                 );
             }
             return mcp::run(HostPaths::from_env()?.data_dir);
+        }
+        Some(Command::Web(w)) => {
+            if !cli.session.is_empty() {
+                return Err(
+                    Error::usage("session flags given before `web` do not apply to it").with_hint(
+                        "run `claude-vm web`; sessions started from the page use each project's configuration",
+                    ),
+                );
+            }
+            return web::run(w);
         }
         Some(Command::Update(u)) => {
             let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
@@ -147,6 +158,9 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Completions { shell }) => completions::run(shell),
         Some(Command::Mcp) => Err(Error::failure(
             "internal error: `mcp` runs before the project is read",
+        )),
+        Some(Command::Web(_)) => Err(Error::failure(
+            "internal error: `web` runs before the project is read",
         )),
         Some(Command::Update(_)) => Err(Error::failure(
             "internal error: `update` runs before the project is read",

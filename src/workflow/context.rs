@@ -48,8 +48,17 @@ impl Context {
     /// `accept_main_repo`: a worktree's changed main repository is taken as the new one
     /// (`claude-vm trust`); otherwise it stops the command.
     pub(crate) fn new(global: &GlobalOpts, accept_main_repo: bool) -> Result<Context> {
-        let paths = HostPaths::from_env()?;
         let cwd = std::env::current_dir().io_context("read the current directory", ".")?;
+        Context::in_dir(global, accept_main_repo, cwd)
+    }
+
+    /// As if claude-vm were run in `cwd` (the web server looks at many projects).
+    pub(crate) fn in_dir(
+        global: &GlobalOpts,
+        accept_main_repo: bool,
+        cwd: PathBuf,
+    ) -> Result<Context> {
+        let paths = HostPaths::from_env()?;
         let project = Project::discover(&cwd)?;
         let main_repo = crate::worktrees::pin(&paths, &project, accept_main_repo, !global.dry_run)?;
         Ok(Context {

@@ -1,8 +1,8 @@
 //! The in-guest enforcement (src/script/enforce.rs) run for real in the simulator's guest:
 //! real nftables in the guest's own network namespace, Debian's real sudo and setpriv, the
-//! slirp4netns user-mode network. The guest user is made here as Lima's boot scripts make it
-//! (a normal user, a NOPASSWD:ALL sudoers entry) and put in the docker group; the session
-//! script's root step and drop then run as that user, and the agent side tries to get out.
+//! slirp4netns user-mode network. The guest user is the simulator's, as Lima's cloud-init makes
+//! it (a normal user, a NOPASSWD:ALL sudoers entry); it is put in the docker group here, the
+//! session script's root step and drop run as that user, and the agent side tries to get out.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -134,6 +134,8 @@ struct Ports {
 }
 
 struct Outcome {
+    /// The guest user's name.
+    user: String,
     out: String,
     err: String,
     before: BTreeMap<String, String>,
@@ -145,7 +147,7 @@ struct Outcome {
 
 const HOSTILE: &str = "it's \"$x\" `id`\nline é";
 
-/// Boots a guest, makes the user as Lima does, runs a session script built with `e` (the
+/// Boots a guest, puts its user in the docker group, runs a session script built with `e` (the
 /// runtime part, then `drop_and_run`) as that user, and reads what each probe got.
 fn run_enforced(keep_sudo: bool) -> Outcome {
     let w = World::new();
@@ -195,37 +197,32 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
         h = quote(HOSTILE),
         pre = attempts(&ports),
         sudo_pre = probe("sudo", "sudo -n true"),
-        drop = drop_and_run(&e, "echo '== after'; exec bash /home/agent/probe.sh"),
+        drop = drop_and_run(&e, "echo '== after'; exec bash /tmp/probe.sh"),
     );
-    // Debian's sudo, not the simulator's stand-in (which runs everything as the caller).
-    // As Lima's cloud-init makes the user; docker's packages make the group, and its install
-    // instructions add the user.
+    // As root (through Debian's sudo): docker's packages make the group and its install
+    // instructions add the user; an IPv6 address to try.
+    let root_part = "set -e\n\
+         echo user=$(id -un)\n\
+         sudo -n groupadd -f docker\n\
+         sudo -n usermod -aG docker \"$USER\"\n\
+         sudo -n ip -6 addr add fd00:1::15/64 dev eth0 nodad\n";
+    // A new login (so the docker group applies), then the session as the user.
     let setup = format!(
         "set -e\n\
-         rm /usr/local/bin/sudo\n\
-         useradd -M -d /home/agent -U -s /bin/bash agent\n\
-         mkdir -p /home/agent && chown agent:agent /home/agent\n\
-         printf 'agent ALL=(ALL) NOPASSWD:ALL\\n' >/etc/sudoers.d/90-cloud-init-users\n\
-         chmod 0440 /etc/sudoers.d/90-cloud-init-users\n\
-         groupadd -f docker && usermod -aG docker agent\n\
-         ip -6 addr add fd00:1::15/64 dev eth0 nodad\n\
-         printf '%s' {session} >/home/agent/session.sh\n\
-         printf '%s' {probes} >/home/agent/probe.sh\n\
+         printf '%s' {session} >/tmp/session.sh\n\
+         printf '%s' {probes} >/tmp/probe.sh\n\
          set +e\n\
-         setpriv --reuid=agent --regid=agent --init-groups env -i HOME=/home/agent USER=agent \
-         LOGNAME=agent SHELL=/bin/bash PATH=/usr/local/bin:/usr/bin:/bin bash /home/agent/session.sh\n\
+         env -i HOME=\"$HOME\" USER=\"$USER\" LOGNAME=\"$USER\" SHELL=/bin/bash \
+         PATH=/usr/local/bin:/usr/bin:/bin bash /tmp/session.sh\n\
          echo \"== status $?\"\n\
          echo '== root'\n\
-         nft list table inet claude_vm >/dev/null && echo table=present\n\
          test -e {deny} && echo deny=present\n\
          {fresh}",
         session = quote(&session),
         probes = quote(&probes),
         deny = quote(SUDOERS_DENY),
-        fresh = probe(
-            "sudo_fresh",
-            "setpriv --reuid=agent --regid=agent --init-groups sudo -n true"
-        ),
+        // This login shell is a process of the user's without no_new_privs.
+        fresh = probe("sudo_fresh", "sudo -n true"),
     );
     let name = "enforce1";
     let (code, _, err) = limactl(
@@ -244,7 +241,33 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
     assert_eq!(code, 0, "create: {err}");
     let (code, _, err) = limactl(&w, &["start", "--tty=false", name], "");
     assert_eq!(code, 0, "start: {err}");
-    let (code, out, err) = limactl(&w, &["shell", name, "bash", "-s"], &setup);
+    let (code, first, err) = limactl(&w, &["shell", name, "bash", "-s"], root_part);
+    assert_eq!(code, 0, "{first}\n{err}");
+    let user = first
+        .lines()
+        .find_map(|l| l.strip_prefix("user="))
+        .unwrap_or_default()
+        .to_string();
+    assert!(!user.is_empty() && user != "root", "{first}");
+    let (code, mut out, err) = limactl(&w, &["shell", name, "bash", "-s"], &setup);
+    // The guest's ruleset as root sees it, from the host (the user can no longer ask sudo).
+    let agent = std::fs::read_to_string(w.lima_home.join(name).join("ha.pid")).unwrap_or_default();
+    let table = Command::new("nsenter")
+        .args([
+            "-t",
+            agent.trim(),
+            "-n",
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "claude_vm",
+        ])
+        .output()
+        .expect("run nsenter");
+    if table.status.success() {
+        out.push_str("table=present\n");
+    }
     let (deleted, _, derr) = limactl(&w, &["delete", "--force", name], "");
     assert_eq!(deleted, 0, "delete: {derr}");
     assert_eq!(code, 0, "{out}\n{err}");
@@ -255,6 +278,7 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
         "the host's nftables ruleset changed"
     );
     Outcome {
+        user,
         before: results(&out, "before"),
         after: results(&out, "after"),
         root: results(&out, "root"),
@@ -264,8 +288,8 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
     }
 }
 
-/// The guest needs a second uid (the simulator maps only one in a user namespace), and
-/// namespace mode.
+/// The guest needs its own user (the simulator has one only in namespace mode as root; a user
+/// namespace maps only the caller, as uid 0).
 fn can_run() -> bool {
     let ok = crate::support::isolated() && unsafe { libc::geteuid() } == 0;
     if !ok {
@@ -332,7 +356,7 @@ fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
         );
     }
     let groups: Vec<&str> = o.after["groups"].split(',').collect();
-    assert_eq!(groups, ["agent"], "{out}");
+    assert_eq!(groups, [o.user.as_str()], "{out}");
     assert_ne!(o.after["uid"], "0");
     assert_eq!(o.after["nnp"], "1");
     assert_eq!(o.after["capeff"], "0000000000000000");
@@ -360,4 +384,55 @@ fn a_shell_that_keeps_sudo_still_has_the_network_rules() {
     assert_eq!(o.after["var_kept"], "yes", "{out}");
     assert_eq!(o.root.get("deny"), None, "{out}");
     assert_eq!(o.root["sudo_fresh"], "ok", "{out}\n{err}");
+}
+
+/// Through real sessions: the guest user is Lima's (not root), and a runtime script and the
+/// shell's command can still reach root through sudo. `SessionInput.enforcement` is None on
+/// this branch, so nothing drops sudo yet: when the network branch wires the drop, the
+/// agent's side of this flips (sudo refused after the runtime scripts), the runtime script's
+/// stays.
+#[test]
+fn a_session_runs_as_the_guest_user_and_reaches_root_only_through_sudo() {
+    if !can_run() {
+        return;
+    }
+    let w = World::new();
+    let script = w.write(
+        "home/runtime.sh",
+        "sudo -n true && echo runtime-root-ok\nid -u >/tmp/runtime-uid\n",
+    );
+    let script = script.to_str().expect("utf-8 path");
+    w.setup();
+    let r = w.run(&["shell", "--runtime-script", script, "--", "id", "-u"]);
+    r.ok();
+    let uid: u32 = r
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no uid in: {}", r.stdout));
+    assert_ne!(uid, 0, "the session runs as root: {}", r.stdout);
+    assert!(
+        r.stdout.contains("runtime-root-ok"),
+        "a runtime script could not sudo: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    let r = w.run(&[
+        "shell",
+        "--runtime-script",
+        script,
+        "--",
+        "sh",
+        "-c",
+        "cat /tmp/runtime-uid; id -un; sudo -n id -u && sudo -n true && echo root-ok",
+    ]);
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines.ends_with(&[&uid.to_string(), "lima", "0", "root-ok"]),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
 }

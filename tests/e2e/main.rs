@@ -50,4 +50,5 @@ mod tools;
 mod trust;
 mod typos;
 mod update;
+mod web;
 mod workdir;

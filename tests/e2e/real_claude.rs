@@ -95,9 +95,8 @@ pub fn world_with_real_claude(answer: &str) -> (World, MessagesApi) {
     )
     .set_env("ANTHROPIC_API_KEY", KEY)
     .set_env("ANTHROPIC_BASE_URL", &api.base_url());
-    // The simulator's guest runs as uid 0 (standing for the Lima user, who is not root), and
-    // Claude Code refuses --dangerously-skip-permissions as root unless told it is sandboxed.
-    w.write("home/.claude-vm.toml", "[env]\nIS_SANDBOX = \"1\"\n");
+    // No IS_SANDBOX: the guest runs as Lima's non-root user, so Claude Code accepts
+    // --dangerously-skip-permissions as it does on Lima.
     let setup = w.setup();
     let ready: Vec<&str> = setup
         .stdout

@@ -20,7 +20,7 @@ use fakes::{
 };
 use guest::{agent, disk, exec, forward, net, pty, script};
 #[cfg(target_os = "linux")]
-use guest::{ns, relay, slirp};
+use guest::{ns, relay, slirp, user};
 use lima::{
     config, editflags, gotmpl, host, names, portfwd, schema, store, templates, validate, yq,
 };

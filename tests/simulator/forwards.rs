@@ -59,9 +59,13 @@ print(s.recv(100).decode())
     sim.sh(name, &format!("{client} {sock}"))
 }
 
-fn host_uid() -> u32 {
+/// lima.yaml's `user.uid`: the host's, or Lima's fallback uid for a root host.
+fn lima_uid() -> u32 {
     // SAFETY: getuid has no side effects.
-    unsafe { libc::getuid() }
+    match unsafe { libc::getuid() } {
+        0 => 1000,
+        uid => uid,
+    }
 }
 
 #[test]
@@ -93,7 +97,7 @@ fn reverse_socket_forwards_reach_the_host() {
         "{log}"
     );
     // /run/user/UID exists as logind makes it; that forward works at once.
-    let run_sock = format!("/run/user/{}/echo.sock", host_uid());
+    let run_sock = format!("/run/user/{}/echo.sock", lima_uid());
     assert_eq!(
         guest_echo(&sim, "vm", &run_sock).ok().stdout,
         "echo:hello\n"

@@ -24,7 +24,11 @@ fn shell_runs_like_an_ssh_session() {
         "{first}"
     );
     assert_eq!(fields[1], fields[2]);
-    assert_eq!(&fields[3..], ["/bin/bash", "C.UTF-8", "lima-vm", "0"]);
+    let uid = guest_uid().to_string();
+    assert_eq!(
+        &fields[3..],
+        ["/bin/bash", "C.UTF-8", "lima-vm", uid.as_str()]
+    );
     assert!(
         !out.stdout.contains("HOST_ONLY_VARIABLE"),
         "host environment leaked:\n{}",
@@ -73,7 +77,7 @@ fn shell_runs_like_an_ssh_session() {
             .stdout,
         "a b\n"
     );
-    sim.sh("vm", "printf '#!/bin/sh\\necho custom-shell \"$@\"\\n' > /usr/local/bin/myshell && chmod +x /usr/local/bin/myshell").ok();
+    sim.sh("vm", "printf '#!/bin/sh\\necho custom-shell \"$@\"\\n' | sudo tee /usr/local/bin/myshell >/dev/null && sudo chmod +x /usr/local/bin/myshell").ok();
     assert_eq!(
         sim.run(&["shell", "--shell", "/usr/local/bin/myshell", "vm", "hi"])
             .ok()
@@ -154,13 +158,16 @@ fn mounts_are_the_only_window_to_the_host() {
     assert_namespace_mode(&sim);
 
     // Read-only means EROFS, even for root, and nested mounts stack.
-    let out = sim.sh("vm", "touch /mnt/ro/x; touch /workspace/nested-ro/x; id -u");
+    let out = sim.sh(
+        "vm",
+        "touch /mnt/ro/x; sudo touch /mnt/ro/x; touch /workspace/nested-ro/x; sudo touch /workspace/nested-ro/x; id -u",
+    );
     assert!(
-        out.stderr.matches("Read-only file system").count() == 2,
+        out.stderr.matches("Read-only file system").count() == 4,
         "{}",
         out.stderr
     );
-    assert_eq!(out.stdout, "0\n");
+    assert_eq!(out.stdout, format!("{}\n", guest_uid()));
     assert!(!ro.join("x").exists());
     // Nothing else of the host is there: not the project's siblings, not the host home.
     let probe = format!(
@@ -174,7 +181,7 @@ fn mounts_are_the_only_window_to_the_host() {
     // The guest cannot undo its mounts.
     let out = sim.sh(
         "vm",
-        "mount -o remount,rw /mnt/ro 2>&1; umount /mnt/ro 2>&1; cat /mnt/ro/data",
+        "sudo mount -o remount,rw /mnt/ro 2>&1; sudo umount /mnt/ro 2>&1; cat /mnt/ro/data",
     );
     assert!(out.stdout.ends_with("ro data"), "{}", out.stdout);
 }
@@ -204,7 +211,8 @@ fn the_guest_names_the_host_as_lima_does() {
 fn the_guest_disk_persists_and_tmp_is_per_boot() {
     let sim = Sim::new();
     sim.running_with_project("vm");
-    sim.sh("vm", "echo t > /tmp/t; echo o > /opt/o; echo e > /etc/sim-test; echo u > /usr/local/bin/u; echo h > ~/h; rm -f /etc/environment").ok();
+    // System paths through sudo, as on Lima.
+    sim.sh("vm", "echo t > /tmp/t; echo o | sudo tee /opt/o; echo e | sudo tee /etc/sim-test; echo u | sudo tee /usr/local/bin/u; echo h > ~/h; sudo rm -f /etc/environment").ok();
     sim.run(&["stop", "vm"]).ok();
     sim.run(&["start", "vm"]).ok();
     let out = sim.sh("vm", "ls /tmp; cat /opt/o /etc/sim-test /usr/local/bin/u ~/h; test -e /etc/environment && echo still-there; true").ok();
@@ -226,7 +234,7 @@ fn signals_end_the_session_like_ssh() {
             "vm",
             "bash",
             "-c",
-            "touch /opt/started; exec -a claude /.limasim/limactl --sim-sleep 30",
+            "sudo touch /opt/started; exec -a claude /.limasim/limactl --sim-sleep 30",
         ])
         .stdout(Stdio::null())
         .spawn()
@@ -317,4 +325,103 @@ fn copy_between_host_and_guest() {
     sim.run(&["stop", "vm"]).ok();
     sim.run(&["copy", "vm:/x", "."])
         .fails_with(1, "instance \\\"vm\\\" is stopped");
+}
+
+/// As root (the privileged namespace mode) the guest is Lima's: its own user as cloud-init
+/// makes it, Debian's sudo, and host files shown as the user's through idmapped mounts.
+#[test]
+fn the_guest_user_is_limas_with_real_sudo_and_idmapped_mounts() {
+    let fallback = std::env::var_os("LIMA_SIM_ISOLATION").is_some_and(|v| v == "fallback");
+    if !cfg!(target_os = "linux") || fallback || unsafe { libc::geteuid() } != 0 {
+        eprintln!("needs the simulator's namespace mode as root; not run");
+        return;
+    }
+    let sim = Sim::new();
+    let ro = sim.base().join("work/ro");
+    fs::create_dir_all(&ro).expect("mkdir");
+    fs::write(ro.join("data"), "ro data").expect("write");
+    let mounts = serde_json::json!([
+        {"location": sim.project, "mountPoint": "/workspace", "writable": true},
+        {"location": ro, "mountPoint": "/mnt/ro"},
+    ]);
+    sim.create("vm", &["--set", &format!(".mounts = {mounts}")]);
+    sim.run(&["start", "vm"]).ok();
+    let log = fs::read_to_string(sim.lima_home.join("vm/ha.stderr.log")).expect("ha log");
+    assert!(log.contains("the guest user is lima (uid 1000)"), "{log}");
+    let out = sim
+        .sh(
+            "vm",
+            "id -un; id -u; id -g; echo $USER $LOGNAME $HOME; getent passwd lima; \
+             sudo -n grep -x 'lima ALL=(ALL) NOPASSWD:ALL' /etc/sudoers.d/90-cloud-init-users; \
+             stat -c '%a %U' /etc/sudoers.d/90-cloud-init-users; \
+             sudo -n getent shadow lima | cut -d: -f2; stat -c %U ~ ~/.profile /run/user/1000; \
+             command -v sudo; sudo -n id -u; stat -c %U /workspace /workspace/README /mnt/ro/data; \
+             echo new > /workspace/by-user; cat /proc/self/status | grep -E '^Cap(Eff|Bnd)'",
+        )
+        .ok();
+    assert_namespace_mode(&sim);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        &lines[..17],
+        [
+            "lima",
+            "1000",
+            "1000",
+            "lima lima /home/lima.linux",
+            "lima:x:1000:1000:root:/home/lima.linux:/bin/bash",
+            "lima ALL=(ALL) NOPASSWD:ALL",
+            "440 root",
+            "!",
+            "lima",
+            "lima",
+            "lima",
+            "/usr/bin/sudo",
+            "0",
+            "lima",
+            "lima",
+            "lima",
+            "CapEff:\t0000000000000000",
+        ],
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Even root in the guest never gets CAP_SYS_ADMIN back (bit 21 of the bounding set).
+    let bnd = lines[17].strip_prefix("CapBnd:\t").expect("CapBnd");
+    let bnd = u64::from_str_radix(bnd, 16).expect("hex");
+    assert_eq!(bnd & (1 << 21), 0, "{bnd:x}");
+    // A file the user made through a writable mount is the host caller's, as with Lima.
+    use std::os::unix::fs::MetadataExt;
+    let made = fs::metadata(sim.project.join("by-user")).expect("written through");
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+    // Without sudo, root-only work fails as the real tools fail; read-only stays EROFS for root.
+    let out = sim.sh("vm", "apt-get install -y jq");
+    assert_eq!(out.code, Some(100), "{}", out.stderr);
+    assert!(out.stderr.contains("are you root?"), "{}", out.stderr);
+    let out = sim.sh(
+        "vm",
+        "sudo -n apt-get install -y -qq nodejs && npm install -g @anthropic-ai/claude-code",
+    );
+    assert_eq!(out.code, Some(243), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("npm error code EACCES"),
+        "{}",
+        out.stderr
+    );
+    sim.sh(
+        "vm",
+        "sudo -n npm install -g @anthropic-ai/claude-code >/dev/null && claude --version",
+    )
+    .ok();
+    let out = sim.sh("vm", "sudo -n touch /mnt/ro/x; touch /mnt/ro/x; echo x | sudo -n tee /etc/x >/dev/null && stat -c %U /etc/x");
+    assert_eq!(
+        out.stderr.matches("Read-only file system").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "root\n");
+    // The host's own user database is untouched.
+    let host_passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    assert!(!host_passwd.lines().any(|l| l.starts_with("lima:x:1000:")));
 }

@@ -24,8 +24,8 @@ fn failure_injection() {
         .fails_with(1, "simulated failure of \\\"start\\\"");
     assert_eq!(sim.list_json("tmpl")["status"], "Stopped");
     sim.run(&["start", "tmpl"]).ok();
-    sim.sh("tmpl", "echo 1 >> /opt/calls").ok();
-    let out = sim.sh("tmpl", "echo 2 >> /opt/calls");
+    sim.sh("tmpl", "echo 1 >> ~/calls").ok();
+    let out = sim.sh("tmpl", "echo 2 >> ~/calls");
     assert_eq!(out.code, Some(255));
     assert!(
         out.stderr
@@ -33,8 +33,8 @@ fn failure_injection() {
         "{}",
         out.stderr
     );
-    sim.sh("tmpl", "echo 3 >> /opt/calls").ok();
-    assert_eq!(sim.sh("tmpl", "cat /opt/calls").ok().stdout, "1\n3\n");
+    sim.sh("tmpl", "echo 3 >> ~/calls").ok();
+    assert_eq!(sim.sh("tmpl", "cat ~/calls").ok().stdout, "1\n3\n");
     let mut bad = Sim::new();
     bad.set_env("LIMA_SIM_FAIL", "strat");
     bad.run(&["list"])

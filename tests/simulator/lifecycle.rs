@@ -88,7 +88,7 @@ fn clone_rename_and_edit_follow_lima() {
     sim.running_with_project("tmpl");
     sim.sh(
         "tmpl",
-        "echo from-template > /opt/marker && mkdir -p ~/.cache && echo home > ~/.cache/h",
+        "echo from-template | sudo tee /opt/marker && mkdir -p ~/.cache && echo home > ~/.cache/h",
     )
     .ok();
     sim.run(&["stop", "tmpl"]).ok();

@@ -151,7 +151,7 @@ fn nft_and_routes_in_the_guest_change_only_the_guests_network() {
         .sh(
             "vm",
             &format!(
-                "set -e; : in the guest namespace; nft add table inet t; nft add chain inet t out '{{ type filter hook output priority 0; policy drop; }}'; nft add rule inet t out oifname lo accept; nft list ruleset; \
+                "set -e; : in the guest namespace; sudo nft add table inet t; sudo nft add chain inet t out '{{ type filter hook output priority 0; policy drop; }}'; sudo nft add rule inet t out oifname lo accept; sudo nft list ruleset; \
                  timeout 1 bash -c 'exec 3<>/dev/tcp/host.lima.internal/{port}' 2>/dev/null && echo reached || echo dropped"
             ),
         )
@@ -165,7 +165,7 @@ fn nft_and_routes_in_the_guest_change_only_the_guests_network() {
     let again = sim
         .sh(
             "vm",
-            ": guest; nft list tables; ip route del default; ip route",
+            ": guest; sudo nft list tables; sudo ip route del default; ip route",
         )
         .ok();
     assert!(
@@ -242,7 +242,7 @@ fn dns_to_a_resolver_that_is_not_there_fails_cleanly() {
     // Nothing listens on the guest's own 127.0.0.1:53.
     let out = sim.sh(
         "vm",
-        "echo 'nameserver 127.0.0.1' > /etc/resolv.conf; getent hosts no-such-host.example; echo \"getent=$?\"",
+        "echo 'nameserver 127.0.0.1' | sudo tee /etc/resolv.conf >/dev/null; getent hosts no-such-host.example; echo \"getent=$?\"",
     );
     assert_namespace_mode(&sim);
     assert_eq!(out.stdout, "getent=2\n", "{}", out.stderr);

@@ -269,10 +269,13 @@ pub fn guest_pids(sim: &Sim, needle: &str) -> Vec<u32> {
     pids
 }
 
+/// The guest user's name, as Lima derives it from the host user (`osutil.LimaUser`); a root
+/// host (which Lima refuses) gets Lima's fallback user, as the simulator does.
 pub fn whoami() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let valid = !name.is_empty()
+        && unsafe { libc::geteuid() } != 0
         && name != "admin"
         && name.chars().enumerate().all(|(i, c)| {
             c.is_ascii_lowercase() || c == '_' || (i > 0 && (c.is_ascii_digit() || c == '-'))
@@ -281,6 +284,16 @@ pub fn whoami() -> String {
         name
     } else {
         "lima".into()
+    }
+}
+
+/// The uid guest commands run as: the guest user's in namespace mode as root (Lima's
+/// fallback uid 1000 for a root host), 0 in a user namespace (which maps only the caller).
+pub fn guest_uid() -> u32 {
+    if unsafe { libc::geteuid() } == 0 {
+        1000
+    } else {
+        0
     }
 }
 

@@ -32,7 +32,7 @@ fn guest_tools_are_faked() {
         serde_json::json!(["-p", "do it", "--sim-exit", "3"])
     );
     assert_eq!(report["cwd"], sim.project.to_str().expect("utf8"));
-    assert_eq!(report["uid"], 0);
+    assert_eq!(report["uid"], guest_uid());
     assert_eq!(report["env"]["LANG"], "C.UTF-8");
     assert!(report["env"].get("HOST_ONLY_VARIABLE").is_none());
     assert_eq!(

@@ -352,7 +352,7 @@ fn boot_plan(ctx: &Ctx, inst: &Instance, cfg: &config::Config) -> agent::BootPla
                 host: std::path::PathBuf::from(&r.host_socket),
             })
             .collect(),
-        uid: cfg.user.uid,
+        user: cfg.user.clone(),
         exe: ctx.exe.clone(),
         claude_code: std::env::var_os(crate::claude_install::REAL_ENV)
             .map(std::path::PathBuf::from),

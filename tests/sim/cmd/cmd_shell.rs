@@ -105,6 +105,19 @@ fn guest_env(
     env.into_iter().map(|(k, v)| kv(&k, v)).collect()
 }
 
+#[cfg(target_os = "linux")]
+fn guest_user(inst: &Instance, iso: Isolation) -> Option<(String, u32, u32)> {
+    match iso {
+        Isolation::Namespace => crate::user::recorded(&inst.dir),
+        Isolation::Fallback => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn guest_user(_inst: &Instance, _iso: Isolation) -> Option<(String, u32, u32)> {
+    None
+}
+
 fn build_script(p: &Parsed, cfg: &Config, args: &[OsString]) -> Res<Vec<u8>> {
     let cwd = std::env::current_dir().ok();
     let home = names::home_dir().ok();
@@ -181,11 +194,13 @@ pub fn shell(ctx: &mut Ctx, p: &Parsed) -> Res<()> {
     ctx.inject.checkpoint("shell")?;
     let host_sock =
         std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty() && cfg.forward_agent);
+    let user = guest_user(&inst, iso);
     #[cfg(target_os = "linux")]
     let relay = match (&host_sock, iso) {
-        (Some(_), Isolation::Namespace) => {
-            Some(crate::relay::Relay::listen(&disk::guest_tmp(&inst.dir))?)
-        }
+        (Some(_), Isolation::Namespace) => Some(crate::relay::Relay::listen(
+            &disk::guest_tmp(&inst.dir),
+            user.as_ref().map(|u| (u.1, u.2)),
+        )?),
         _ => None,
     };
     #[cfg(target_os = "linux")]
@@ -209,6 +224,7 @@ pub fn shell(ctx: &mut Ctx, p: &Parsed) -> Res<()> {
         argv: vec![b"bash".to_vec(), b"-c".to_vec(), script],
         env: guest_env(&inst, cfg, iso, agent_sock.as_deref()),
         cwd,
+        user: user.as_ref().map(|u| u.0.clone()),
     };
     let serve = || -> Res<()> {
         #[cfg(target_os = "linux")]

@@ -220,11 +220,27 @@ fn run(call: &Call) -> Result<(), String> {
     Ok(())
 }
 
+/// What apt-get prints when a non-root user asks for an operation that takes its locks.
+fn needs_root(argv: &[String]) -> Option<&'static str> {
+    let op = argv.iter().find(|a| !a.starts_with('-'))?;
+    match op.as_str() {
+        "update" => Some("Reading package lists... Done\nE: Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)\nE: Unable to lock directory /var/lib/apt/lists/\n"),
+        "install" | "remove" | "purge" => Some("E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), are you root?\n"),
+        _ => None,
+    }
+}
+
 pub fn main(args: &[OsString]) -> i32 {
     let argv: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if crate::fakes::unprivileged() {
+        if let Some(text) = needs_root(&argv) {
+            crate::output::stderr(text);
+            return 100;
+        }
+    }
     let log = serde_json::to_string(&argv).unwrap_or_default();
     if let Err(e) = append(&guest_path(&format!("{STATE}/apt.log")), &[log]) {
         complain(

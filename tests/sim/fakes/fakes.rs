@@ -44,3 +44,9 @@ pub fn guest_path(path: &str) -> PathBuf {
 pub fn complain(tool: &str, msg: &str) {
     crate::output::stderr(&format!("{tool}: {msg}\n"));
 }
+
+/// Whether a fake runs as the guest's own non-root user (namespace mode as root), where the
+/// real tool would need root; fallback and user-namespace guests stand for root.
+pub fn unprivileged() -> bool {
+    std::env::var_os(crate::agent::FALLBACK_MARKER).is_none() && crate::sys::geteuid() != 0
+}

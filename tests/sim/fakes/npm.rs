@@ -162,6 +162,9 @@ fn install(specs: &[String], global: bool) -> i32 {
         versions.push(version);
     }
     let prefix = guest_path(PREFIX);
+    if crate::fakes::unprivileged() {
+        return not_writable(&package_dir(&prefix));
+    }
     for version in &versions {
         if let Err(e) = install_claude(&prefix, version) {
             return error_lines(&["code EACCES".to_string(), e]);
@@ -175,6 +178,22 @@ fn install(specs: &[String], global: bool) -> i32 {
     0
 }
 
+/// npm's answer when a non-root user installs into the root-owned global prefix.
+fn not_writable(dir: &Path) -> i32 {
+    let parent = dir.parent().unwrap_or(dir).display().to_string();
+    error_lines(&[
+        "code EACCES".into(),
+        "syscall mkdir".into(),
+        format!("path {parent}"),
+        "errno -13".into(),
+        format!("Error: EACCES: permission denied, mkdir '{parent}'"),
+        "The operation was rejected by your operating system.".into(),
+        "It is likely you do not have the permissions to access this file as the current user"
+            .into(),
+    ]);
+    243
+}
+
 fn installed_claude(prefix: &Path) -> Option<String> {
     let manifest = std::fs::read(package_dir(prefix).join("package.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
@@ -183,6 +202,9 @@ fn installed_claude(prefix: &Path) -> Option<String> {
 
 fn uninstall(specs: &[String]) -> i32 {
     let prefix = guest_path(PREFIX);
+    if crate::fakes::unprivileged() && installed_claude(&prefix).is_some() {
+        return not_writable(&package_dir(&prefix));
+    }
     let mut removed = 0;
     for spec in specs {
         if split_spec(spec).0 == NPM_PACKAGE && installed_claude(&prefix).is_some() {

@@ -56,6 +56,10 @@ pub fn isolation(inst: &Path) -> Isolation {
     }
 }
 
+/// The guest user's (uid, gid) when the guest runs as its own user (namespace mode as
+/// root): the agent's guest sockets are then that user's, as sshd's are.
+pub static GUEST_OWNER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
 /// What the agent needs to boot the guest.
 pub struct BootPlan {
     pub name: String,
@@ -65,8 +69,9 @@ pub struct BootPlan {
     pub mounts: Vec<crate::config::Mount>,
     /// Reverse socket forwards the agent serves while the guest runs.
     pub socket_forwards: Vec<forward::Rule>,
-    /// The guest user's uid (`user.uid`), for its /run/user directory.
-    pub uid: u32,
+    /// The guest user (`user`): its /run/user directory, and in namespace mode as root
+    /// the account `shell` runs as.
+    pub user: crate::config::User,
     /// This simulator binary, shown to the guest at /.limasim/limactl.
     pub exe: PathBuf,
     /// A real Claude Code to show the guest (`LIMA_SIM_CLAUDE_CODE`).

@@ -21,6 +21,8 @@ pub struct Session {
     pub env: Vec<Vec<u8>>,
     /// Where the session starts (the guest home), before the script's `cd`.
     pub cwd: PathBuf,
+    /// The guest user to switch to once inside (namespace mode as root), as sshd does.
+    pub user: Option<String>,
 }
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -43,7 +45,13 @@ extern "C" fn forward(sig: libc::c_int) {
 #[cfg(target_os = "linux")]
 fn enter(s: &Session) -> Result<(), String> {
     match s.isolation {
-        Isolation::Namespace => crate::ns::enter(s.agent),
+        Isolation::Namespace => {
+            crate::ns::enter(s.agent)?;
+            match &s.user {
+                Some(name) => crate::user::switch_to(name),
+                None => Ok(()),
+            }
+        }
         Isolation::Fallback => Ok(()),
     }
 }

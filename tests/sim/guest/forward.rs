@@ -145,6 +145,9 @@ fn bind(guest: &str, path: &Path) -> io::Result<UnixListener> {
     let at = path_in(&dir, parent, &name);
     let listener = UnixListener::bind(&at)?;
     std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o600))?;
+    if let Some((uid, gid)) = crate::agent::GUEST_OWNER.get() {
+        std::os::unix::fs::chown(&at, Some(*uid), Some(*gid))?;
+    }
     Ok(listener)
 }
 

@@ -13,3 +13,5 @@ pub(crate) mod relay;
 pub(crate) mod script;
 #[cfg(target_os = "linux")]
 pub(crate) mod slirp;
+#[cfg(target_os = "linux")]
+pub(crate) mod user;

@@ -4,7 +4,8 @@
 //! Only what Lima mounts (and what a VM has of its own) is visible inside:
 //! overlays of the host's /etc, /usr and /var with persistent upper layers,
 //! persistent /home, /root, /opt, /srv, a boot-scoped /tmp, fresh /proc and
-//! /run, the host's /dev, and each lima.yaml mount at its mountPoint.
+//! /run, the host's /dev, and each lima.yaml mount at its mountPoint (idmapped,
+//! when the guest has its own user: see user.rs).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -23,6 +24,9 @@ use crate::slirp;
 use crate::sys;
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const ST_RELATIME: c_ulong = 4096;
 const CAP_SYS_ADMIN: libc::c_ulong = 21;
 
@@ -316,8 +320,8 @@ fn mount_layers_fallback(root: &Path, inst: &Path) -> Result<(), String> {
 const GNUPG_PACKAGES: &[&str] = &["gnupg", "gnupg2", "gpg-agent"];
 
 // The guest user's runtime directory, as logind makes it for the ssh login
-// of the host agent. Guest commands run as uid 0 but stand for that user, so
-// /run/user/0 is the same directory. With GnuPG installed (by apt-get),
+// of the host agent. Where guest commands run as uid 0 standing for that user,
+// /run/user/0 is the same directory (the guest user's boot removes the link). With GnuPG installed (by apt-get),
 // its socket units have made /run/user/UID/gnupg as well.
 fn make_runtime_dir(run: &Path, uid: u32) -> Result<(), String> {
     let user_dir = run.join("user");
@@ -424,7 +428,12 @@ fn mount_system(
 /// user-mode network, where the host's loopback is reachable (with `LIMA_SIM_NETWORK=host` the
 /// guest shares the host's network, so 127.0.0.1). Binds of files in the run directory: the
 /// host's own /etc/hosts and /etc/resolv.conf are never written.
-fn host_lima_internal(root: &Path, inst: &Path, network: net::Mode) -> Result<(), String> {
+fn host_lima_internal(
+    root: &Path,
+    inst: &Path,
+    network: net::Mode,
+    hostname: &str,
+) -> Result<(), String> {
     let host = match network {
         net::Mode::User => net::HOST_IP.to_string(),
         net::Mode::Host => "127.0.0.1".to_string(),
@@ -436,6 +445,11 @@ fn host_lima_internal(root: &Path, inst: &Path, network: net::Mode) -> Result<()
             text.push('\n');
         }
         text.push_str(&format!("{host}\t{HOST_NAME}\n"));
+    }
+    // A Lima guest resolves its own name (systemd's nss-myhostname); without it sudo warns
+    // `unable to resolve host`.
+    if !text.split_whitespace().any(|w| w == hostname) {
+        text.push_str(&format!("127.0.1.1\t{hostname}\n"));
     }
     bind_run_file(root, inst, "hosts", &text)?;
     if network == net::Mode::User {
@@ -480,11 +494,15 @@ fn bind_run_file(root: &Path, inst: &Path, name: &str, text: &str) -> Result<(),
 /// How a Lima guest names the host.
 const HOST_NAME: &str = "host.lima.internal";
 
-fn mount_lima_mounts(root: &Path, mounts: &[Mount]) -> Result<(), String> {
+fn sorted_mounts(mounts: &[Mount]) -> Vec<&Mount> {
     // Shallow first, so a nested mount point lands on top of its parent.
     let mut sorted: Vec<&Mount> = mounts.iter().collect();
     sorted.sort_by_key(|m| Path::new(&m.mount_point).components().count());
-    for m in sorted {
+    sorted
+}
+
+fn mount_lima_mounts(root: &Path, mounts: &[Mount]) -> Result<(), String> {
+    for m in sorted_mounts(mounts) {
         let location = Path::new(&m.location);
         std::fs::create_dir_all(location).map_err(|e| sys::path_error("mkdir", location, &e))?;
         let target = resolve_in_root(root, &m.mount_point, true)?;
@@ -494,6 +512,229 @@ fn mount_lima_mounts(root: &Path, mounts: &[Mount]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A user namespace whose map sends the host owner's ids to the guest user's: the idmap of
+/// the guest's view of host files (as virtiofs, 9p and reverse-sshfs show them on Lima). A
+/// child unshares, the maps are written from here, and its namespace is kept open.
+fn idmap_userns(host: (u32, u32), guest: (u32, u32)) -> Result<File, String> {
+    use std::io::{Read, Write};
+    let (mut ready_r, mut ready_w) = sys::pipe_cloexec().map_err(|e| format!("pipe: {e}"))?;
+    let (mut done_r, done_w) = sys::pipe_cloexec().map_err(|e| format!("pipe: {e}"))?;
+    let child = match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        sys::Fork::Child => {
+            drop(ready_r);
+            drop(done_w);
+            // SAFETY: unshare has no memory effects.
+            let ok = unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0;
+            let _ = ready_w.write_all(if ok { b"1" } else { b"0" });
+            let mut b = [0u8; 1];
+            let _ = done_r.read(&mut b);
+            sys::exit_now(0)
+        }
+        sys::Fork::Parent(pid) => pid,
+    };
+    drop(ready_w);
+    drop(done_r);
+    let mut b = [0u8; 1];
+    let result = match ready_r.read(&mut b) {
+        Ok(1) if b[0] == b'1' => (|| {
+            let write = |file: &str, text: String| {
+                let path = format!("/proc/{child}/{file}");
+                std::fs::write(&path, text)
+                    .map_err(|e| sys::path_error("write", Path::new(&path), &e))
+            };
+            write("uid_map", format!("{} {} 1\n", host.0, guest.0))?;
+            write("gid_map", format!("{} {} 1\n", host.1, guest.1))?;
+            let path = format!("/proc/{child}/ns/user");
+            File::open(&path).map_err(|e| sys::path_error("open", Path::new(&path), &e))
+        })(),
+        _ => Err(errno("unshare(CLONE_NEWUSER)".into())),
+    };
+    drop(done_w);
+    let _ = sys::waitpid(child);
+    result
+}
+
+/// A recursive bind of `src` at `target` through a detached clone with an idmap
+/// (open_tree, mount_setattr with MOUNT_ATTR_IDMAP, move_mount), read-only unless writable.
+fn idmapped_bind(src: &Path, target: &Path, userns: &File, writable: bool) -> Result<(), String> {
+    let src_c = c(src)?;
+    let target_c = c(target)?;
+    let empty = CString::default();
+    // SAFETY: a path string and flags; the result is a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src_c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(errno(format!("open_tree {}", src.display())));
+    }
+    let fd = fd as libc::c_int;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | if writable { 0 } else { MOUNT_ATTR_RDONLY },
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: attr outlives the call; fd is ours; empty is a live empty string.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            empty.as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    let result = if set != 0 {
+        Err(errno(format!(
+            "mount_setattr(MOUNT_ATTR_IDMAP) {}",
+            src.display()
+        )))
+    } else {
+        // SAFETY: moving the detached tree fd onto a live path.
+        let moved = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                fd,
+                empty.as_ptr(),
+                libc::AT_FDCWD,
+                target_c.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        if moved != 0 {
+            Err(errno(format!("move_mount on {}", target.display())))
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: closing our descriptor.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// The lima.yaml mounts with host files shown as the guest user's. Every mount point is made
+/// first, through the host side (root cannot create inside an idmapped mount: its uid has no
+/// mapping there); on any failure the mounts made so far are taken down again.
+fn mount_lima_mounts_idmapped(root: &Path, mounts: &[Mount], userns: &File) -> Result<(), String> {
+    let sorted = sorted_mounts(mounts);
+    for (i, m) in sorted.iter().enumerate() {
+        let location = Path::new(&m.location);
+        std::fs::create_dir_all(location).map_err(|e| sys::path_error("mkdir", location, &e))?;
+        // The innermost earlier mount that holds this mount point, if any.
+        let parent = sorted[..i].iter().rev().find(|p| {
+            Path::new(&m.mount_point).starts_with(&p.mount_point) && p.mount_point != m.mount_point
+        });
+        match parent {
+            Some(p) => {
+                let rel = Path::new(&m.mount_point)
+                    .strip_prefix(&p.mount_point)
+                    .unwrap_or(Path::new(""));
+                resolve_in_root(Path::new(&p.location), &format!("/{}", rel.display()), true)?;
+            }
+            None => {
+                resolve_in_root(root, &m.mount_point, true)?;
+            }
+        }
+    }
+    let mut done: Vec<PathBuf> = Vec::new();
+    for m in sorted {
+        let step = resolve_in_root(root, &m.mount_point, false).and_then(|target| {
+            idmapped_bind(Path::new(&m.location), &target, userns, m.writable).map(|_| target)
+        });
+        match step {
+            Ok(target) => done.push(target),
+            Err(e) => {
+                for d in done.iter().rev() {
+                    // SAFETY: detaching a mount we just made.
+                    unsafe { libc::umount2(c(d)?.as_ptr(), libc::MNT_DETACH) };
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The guest as Lima's: its own user (passwd, sudoers, home), Debian's real sudo in place
+/// of the fake, and its runtime directory its own.
+fn become_lima_guest(root: &Path, plan: &BootPlan, gid: u32) -> Result<(), String> {
+    crate::user::provision(root, &plan.user)?;
+    let fake = root.join("usr/local/bin/sudo");
+    if std::fs::read_link(&fake).is_ok_and(|l| l == Path::new(disk::GUEST_EXE)) {
+        std::fs::remove_file(&fake).map_err(|e| sys::path_error("remove", &fake, &e))?;
+    }
+    let run_user = root.join("run/user");
+    let _ = std::fs::remove_file(run_user.join("0"));
+    let mine = run_user.join(plan.user.uid.to_string());
+    for dir in [mine.clone(), mine.join("gnupg")] {
+        if dir.is_dir() {
+            std::os::unix::fs::chown(&dir, Some(plan.user.uid), Some(gid))
+                .map_err(|e| sys::path_error("chown", &dir, &e))?;
+        }
+    }
+    let file = crate::user::run_file(&plan.inst);
+    std::fs::write(
+        &file,
+        format!("{} {} {gid}\n", plan.user.name, plan.user.uid),
+    )
+    .map_err(|e| sys::path_error("write", &file, &e))
+}
+
+/// A guest that runs as uid 0 keeps the fake sudo (a previous boot as Lima's may have removed it).
+fn stay_root_guest(root: &Path, plan: &BootPlan) -> Result<(), String> {
+    let _ = std::fs::remove_file(crate::user::run_file(&plan.inst));
+    let fake = root.join("usr/local/bin/sudo");
+    if std::fs::symlink_metadata(&fake).is_err() {
+        symlink(disk::GUEST_EXE, &fake).map_err(|e| sys::path_error("symlink", &fake, &e))?;
+    }
+    Ok(())
+}
+
+/// Mounts lima.yaml's mounts and settles who the guest runs as: as root on the host, the guest
+/// user with idmapped mounts; else (a user namespace maps only uid 0, or idmapped mounts
+/// fail) uid 0, said in a note. Returns (uid, gid) of the guest user when it has one.
+fn mounts_and_user(
+    root: &Path,
+    plan: &BootPlan,
+    userns: bool,
+    notes: &mut Vec<String>,
+) -> Result<Option<(u32, u32)>, String> {
+    if userns {
+        mount_lima_mounts(root, &plan.mounts)?;
+        stay_root_guest(root, plan)?;
+        notes.push("the guest runs as uid 0 (a user namespace maps only the caller)".into());
+        return Ok(None);
+    }
+    let gid = crate::user::gid_of(&root.join("etc"), &plan.user);
+    let host = (sys::geteuid(), sys::getegid());
+    let idmapped = idmap_userns(host, (plan.user.uid, gid))
+        .and_then(|ns| mount_lima_mounts_idmapped(root, &plan.mounts, &ns));
+    match idmapped {
+        Ok(()) => {
+            become_lima_guest(root, plan, gid)?;
+            notes.push(format!(
+                "the guest user is {} (uid {}), with sudo from /etc/sudoers.d/90-cloud-init-users; mounts are idmapped (host uid {} shows as {})",
+                plan.user.name, plan.user.uid, host.0, plan.user.uid
+            ));
+            Ok(Some((plan.user.uid, gid)))
+        }
+        Err(e) => {
+            mount_lima_mounts(root, &plan.mounts)?;
+            stay_root_guest(root, plan)?;
+            notes.push(format!(
+                "idmapped mounts unavailable ({e}): the guest runs as uid 0 with the simulator's sudo"
+            ));
+            Ok(None)
+        }
+    }
 }
 
 fn pivot(root: &Path) -> Result<(), String> {
@@ -549,12 +790,15 @@ pub fn boot(plan: &BootPlan) -> Result<(Vec<String>, Option<slirp::Helper>), Boo
             &plan.inst,
             &plan.exe,
             plan.claude_code.as_deref(),
-            plan.uid,
+            plan.user.uid,
         )
         .map_err(failed)?,
     );
-    host_lima_internal(&root, &plan.inst, plan.network).map_err(failed)?;
-    mount_lima_mounts(&root, &plan.mounts).map_err(failed)?;
+    host_lima_internal(&root, &plan.inst, plan.network, &plan.hostname).map_err(failed)?;
+    let owner = mounts_and_user(&root, plan, userns, &mut notes).map_err(failed)?;
+    if let Some(ids) = owner {
+        let _ = crate::agent::GUEST_OWNER.set(ids);
+    }
     if let Some(helper) = &helper {
         helper.attach_end().map_err(failed)?;
     }

@@ -40,8 +40,8 @@ fn random_suffix() -> String {
 
 impl Relay {
     /// Creates the listening socket in the guest's /tmp (`guest_tmp` is its
-    /// host-side directory).
-    pub fn listen(guest_tmp: &Path) -> Res<Relay> {
+    /// host-side directory), owned by the guest user when it has one (as sshd makes it).
+    pub fn listen(guest_tmp: &Path, owner: Option<(u32, u32)>) -> Res<Relay> {
         let name = format!("ssh-{}", random_suffix());
         let dir = guest_tmp.join(&name);
         std::fs::create_dir(&dir).map_err(|e| Fail::path("mkdir", &dir, &e))?;
@@ -53,6 +53,12 @@ impl Relay {
         let short = format!("/proc/self/fd/{}/{sock}", dir_fd.as_raw_fd());
         let listener =
             UnixListener::bind(&short).map_err(|e| Fail::path("listen", &dir.join(&sock), &e))?;
+        if let Some((uid, gid)) = owner {
+            for path in [dir.clone(), dir.join(&sock)] {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .map_err(|e| Fail::path("chown", &path, &e))?;
+            }
+        }
         Ok(Relay {
             guest_path: format!("/tmp/{name}/{sock}"),
             dir,

@@ -188,7 +188,7 @@ fn fill_user(raw: &Value, inst_dir: &Path, h: &Host) -> User {
             .get("uid")
             .and_then(Value::as_u64)
             .map(|n| n as u32)
-            .unwrap_or(h.uid),
+            .unwrap_or(h.guest_uid),
     };
     match guest_template(&user.home, inst_dir, &user) {
         Ok(home) => user.home = home,
@@ -442,6 +442,7 @@ mod tests {
             login: "alice".into(),
             guest_user: "alice".into(),
             uid: 501,
+            guest_uid: 501,
             home: PathBuf::from("/home/alice"),
         }
     }

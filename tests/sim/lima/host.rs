@@ -12,9 +12,15 @@ pub struct Host {
     pub login: String,
     /// The guest user name Lima derives from it (`osutil.LimaUser`).
     pub guest_user: String,
+    /// The guest user's uid: the host's, or Lima's fallback for a root host.
+    pub guest_uid: u32,
     pub uid: u32,
     pub home: PathBuf,
 }
+
+/// Lima's `osutil.fallbackUser` and `fallbackUid`.
+pub const FALLBACK_USER: &str = "lima";
+pub const FALLBACK_UID: u32 = 1000;
 
 /// Lima's guest user name rule: a valid Linux name, and never "admin".
 pub fn guest_user_name(login: &str) -> (String, Option<String>) {
@@ -40,11 +46,18 @@ pub fn guest_user_name(login: &str) -> (String, Option<String>) {
 impl Host {
     pub fn current() -> Res<Host> {
         let login = sys::current_user_name().unwrap_or_else(|| "lima".into());
-        let (guest_user, _) = guest_user_name(&login);
+        let uid = sys::getuid();
+        // Lima refuses to run as root; run so, the simulator takes Lima's fallback user
+        // (osutil's fallbackUser/fallbackUid), so the guest user is never root.
+        let (guest_user, guest_uid) = match uid {
+            0 => (FALLBACK_USER.to_string(), FALLBACK_UID),
+            _ => (guest_user_name(&login).0, uid),
+        };
         Ok(Host {
             guest_user,
+            guest_uid,
             login,
-            uid: sys::getuid(),
+            uid,
             home: names::home_dir()?,
         })
     }

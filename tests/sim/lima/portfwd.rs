@@ -325,6 +325,7 @@ mod tests {
             login: "alice".into(),
             guest_user: "alice".into(),
             uid: 501,
+            guest_uid: 501,
             home: PathBuf::from("/Users/alice"),
         };
         let user = User {

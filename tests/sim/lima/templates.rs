@@ -134,7 +134,7 @@ fn config(b: &Builtin, h: &Host) -> Value {
         "user": {
             "name": h.guest_user,
             "home": format!("/home/{}.linux", h.guest_user),
-            "uid": h.uid,
+            "uid": h.guest_uid,
         },
     });
     if b.no_9p {
@@ -244,6 +244,7 @@ mod tests {
             login: "bob".into(),
             guest_user: "bob".into(),
             uid: 1000,
+            guest_uid: 1000,
             home: "/home/bob".into(),
         }
     }

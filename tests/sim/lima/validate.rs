@@ -274,6 +274,7 @@ mod tests {
             login: "alice".into(),
             guest_user: "alice".into(),
             uid: 501,
+            guest_uid: 501,
             home: PathBuf::from("/home/alice"),
         };
         let bytes = serde_json::to_vec(&v).unwrap();
