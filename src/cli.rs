@@ -161,6 +161,17 @@ pub struct SessionOpts {
     /// mounted writable into the VM (normally refused: run from a project instead).
     #[arg(long)]
     pub allow_any_dir: bool,
+
+    // The network (issue 12), for this session only.
+    /// The network policy: allowlist (the default: Claude Code's hosts, the tools' presets
+    /// and [network] allow), open (anything public, still logged) or offline (only the
+    /// Anthropic API, through the host).
+    #[arg(long = "network", value_name = "MODE")]
+    pub network: Option<String>,
+
+    /// Also allow HOST (`api.example.com`, `*.example.com`, `host:port`). Repeatable.
+    #[arg(long = "allow", value_name = "HOST")]
+    pub allow: Vec<String>,
 }
 
 impl SessionOpts {
@@ -178,6 +189,8 @@ impl SessionOpts {
             && !self.rebuild
             && !self.yes
             && !self.allow_any_dir
+            && self.network.is_none()
+            && self.allow.is_empty()
     }
 
     /// Combines flags given before and after the subcommand name.
@@ -207,6 +220,8 @@ impl SessionOpts {
             rebuild: self.rebuild || later.rebuild,
             yes: self.yes || later.yes,
             allow_any_dir: self.allow_any_dir || later.allow_any_dir,
+            network: later.network.clone().or_else(|| self.network.clone()),
+            allow: cat(&self.allow, &later.allow),
         }
     }
 }
@@ -252,6 +267,9 @@ pub enum Command {
     /// Serve MCP on stdio (tools run_agent, exec, list_sessions, session_log), for an agent
     /// on the host: `claude mcp add claude-vm -- claude-vm mcp`.
     Mcp,
+    /// What sessions' VMs reached on the network, and what was denied (issue 12).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     // Templates as files (issue 15).
     /// Write this project's template (stopped, complete) to one file, to import elsewhere.
     Export(ExportArgs),
@@ -465,6 +483,20 @@ pub enum ConfigCommand {
     Validate {
         /// A .claude-vm.toml to check on its own.
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// The network log per host: requests, first and last seen, allowed or denied and by
+    /// which rule (with --json: one JSON document on stdout).
+    Log {
+        /// One session (its VM name, as `list` and the session's last line show it);
+        /// default: every session's log.
+        session: Option<String>,
+        /// Keep printing requests as they are logged, one line each (JSON lines with --json).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 

@@ -57,6 +57,19 @@ pub enum Event {
         kind: String,
         exit_code: i32,
     },
+    /// A request of the session's guest the network policy refused (one per request, from
+    /// the proxy's log when the session ends).
+    #[serde(rename = "network.denied")]
+    NetworkDenied {
+        host: String,
+        port: u16,
+        /// `CONNECT`, or the HTTP method of a plain request.
+        method: String,
+        /// The rule that refused it (`not in allow`, `deny *.evil.example`, `policy offline`, ...).
+        rule: String,
+        /// When (RFC 3339, UTC).
+        time: String,
+    },
     #[serde(rename = "session.ended")]
     SessionEnded {
         exit_status: i32,
@@ -146,6 +159,13 @@ mod tests {
                 kind: "usage".into(),
                 exit_code: 2,
             },
+            Event::NetworkDenied {
+                host: "evil.example".into(),
+                port: 443,
+                method: "CONNECT".into(),
+                rule: "not in allow".into(),
+                time: "2026-01-01T00:00:00.000Z".into(),
+            },
             Event::SessionEnded {
                 exit_status: 0,
                 duration_ms: 5,
@@ -166,6 +186,7 @@ mod tests {
                 | Event::Warning { .. }
                 | Event::Alert { .. }
                 | Event::Error { .. }
+                | Event::NetworkDenied { .. }
                 | Event::SessionEnded { .. } => {}
             }
         }

@@ -29,6 +29,9 @@ pub struct Entry {
     /// died finishes the audit with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::audit::Pending>,
+    /// A session's network policy (`allowlist`, `open`, `offline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 impl Entry {
@@ -49,6 +52,7 @@ impl Entry {
             owner,
             started_at: now(),
             audit: None,
+            policy: None,
         }
     }
 

@@ -26,9 +26,8 @@ mod lock;
 mod manifest;
 mod mcp;
 mod names;
-// The session network proxy (issue 12); sessions start it once it is wired in.
-#[allow(dead_code, unused_imports)]
 mod net;
+mod network;
 mod owner;
 mod paths;
 mod plan;

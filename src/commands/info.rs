@@ -148,6 +148,11 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                 .join(", ")
         }
     };
+    let mut label = "network:     ";
+    for line in crate::network::describe(c, &tools) {
+        crate::outln!("{label} {}", line.trim_start_matches("network policy: "));
+        label = "             ";
+    }
     crate::outln!("setup:        {}", list(&c.setup.scripts));
     crate::outln!("runtime:      {}", list(&c.runtime.scripts));
     let env = crate::plan::environment::session_env(c, &|name| std::env::var(name).ok());

@@ -31,6 +31,8 @@ struct SessionRow {
     /// The claude-vm process that owns it; none when no live process does.
     owner_pid: Option<u32>,
     started_at: Option<u64>,
+    /// The network policy a session runs under; none for pool and build VMs.
+    policy: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +126,7 @@ fn gather(ctx: &Context) -> Result<Listing> {
                     .or_else(|| project_of(t.as_str())),
                 owner_pid: owner.map(|e| e.owner.pid),
                 started_at: owner.map(|e| e.started_at),
+                policy: owner.and_then(|e| e.policy.clone()),
             }),
             None => {}
         }
@@ -140,6 +143,7 @@ fn gather(ctx: &Context) -> Result<Listing> {
                 project: Some(e.project.display().to_string()),
                 owner_pid: Some(e.owner.pid),
                 started_at: Some(e.started_at),
+                policy: e.policy.clone(),
             });
         }
     }

@@ -12,6 +12,7 @@ mod info;
 mod list;
 mod login;
 mod mcp;
+mod network;
 pub mod setup;
 mod trust;
 mod update;
@@ -171,6 +172,10 @@ fn dispatch(ctx: &Context, cli: Cli) -> Result<i32> {
         Some(Command::Trust(t)) => {
             only_session("trust")?;
             trust::run(ctx, t.revoke)
+        }
+        Some(Command::Network(crate::cli::NetworkCommand::Log { session, follow })) => {
+            only_session("network log")?;
+            network::log(ctx, session.as_deref(), follow, ctx.ui.is_json())
         }
         Some(Command::Export(e)) => {
             only_session("export")?;

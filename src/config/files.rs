@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::layer::{ClaudeArgs, LayerData, Lists, Names, PackageLists, Scripts};
 use super::mounts;
 use super::schema::{
-    FileLayer, MountLayer, PortForward, PortLayer, VmLayer, CPUS, DISK_GB, MEMORY_GB,
+    FileLayer, MountLayer, NetworkFileLayer, NetworkLayer, Policy, PortForward, PortLayer, VmLayer,
+    CPUS, DISK_GB, MEMORY_GB,
 };
 use super::suggest;
 use super::values;
@@ -198,7 +199,52 @@ impl FileCtx<'_> {
         if let Some(update) = file.update {
             data.update = update;
         }
+        if let Some(network) = file.network {
+            data.network = self.network(network)?;
+        }
         Ok(data)
+    }
+
+    fn network(&self, n: NetworkFileLayer) -> Result<NetworkLayer> {
+        let policy = n
+            .policy
+            .map(|p| {
+                Policy::parse(&p).ok_or_else(|| {
+                    self.err(
+                        "network.policy",
+                        &format!("is {p:?}, which is not a policy"),
+                        "write policy = \"allowlist\" (the default), \"open\" or \"offline\"",
+                    )
+                })
+            })
+            .transpose()?;
+        let patterns = |key: &str, list: Option<Vec<String>>| -> Result<Vec<String>> {
+            let list = list.unwrap_or_default();
+            for (i, p) in list.iter().enumerate() {
+                network_pattern(p).map_err(|m| {
+                    self.err(
+                        &format!("{key}[{i}]"),
+                        &m,
+                        "write a host name such as \"api.github.com\", \"*.githubusercontent.com\" or \"registry.example.com:8443\"",
+                    )
+                })?;
+            }
+            Ok(list)
+        };
+        let host_ports = n.host_ports.unwrap_or_default();
+        if let Some(i) = host_ports.iter().position(|p| *p == 0) {
+            return Err(self.err(
+                &format!("network.host_ports[{i}]"),
+                "is 0, which is not a port",
+                "list the ports of the host's services a session may reach, from 1 to 65535",
+            ));
+        }
+        Ok(NetworkLayer {
+            policy,
+            allow: patterns("network.allow", n.allow)?,
+            deny: patterns("network.deny", n.deny)?,
+            host_ports,
+        })
     }
 
     fn port(&self, i: usize, p: PortLayer) -> Result<PortForward> {
@@ -283,6 +329,12 @@ impl FileCtx<'_> {
         ))
         .with_hint(fix.to_owned())
     }
+}
+
+/// One `allow`/`deny` entry, checked as the proxy will read it; the message says what is
+/// wrong (a scheme, a path, `*`) and what to write.
+pub fn network_pattern(text: &str) -> Result<(), String> {
+    super::net_policy::Pattern::parse(text).map(|_| ())
 }
 
 /// A script path from a file or flag: `~` expands, relative paths start at `base`, and it

@@ -8,7 +8,9 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider, Source};
 use serde::Serialize;
 
-use super::schema::{ClaudeLayer, Mount, PoolLayer, PortForward, SshLayer, UpdateLayer, VmLayer};
+use super::schema::{
+    ClaudeLayer, Mount, NetworkLayer, PoolLayer, PortForward, SshLayer, UpdateLayer, VmLayer,
+};
 
 /// Validated values of one layer; absent keys are not serialized, so they never override.
 #[derive(Debug, Default, Serialize)]
@@ -41,6 +43,8 @@ pub struct LayerData {
     pub update: UpdateLayer,
     #[serde(skip_serializing_if = "PoolLayer::is_empty")]
     pub pool: PoolLayer,
+    #[serde(skip_serializing_if = "NetworkLayer::is_empty")]
+    pub network: NetworkLayer,
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -8,6 +8,12 @@
 mod files;
 mod layer;
 pub mod mounts;
+// The proxy's pattern syntax (net is above config in the layers; the file is self-contained),
+// so that a bad `[network]` entry is an error naming its file and key.
+#[path = "../net/policy.rs"]
+#[allow(dead_code, clippy::duplicate_mod)]
+mod net_policy;
+pub mod presets;
 mod schema;
 pub mod show;
 pub mod suggest;
@@ -20,7 +26,9 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 
 pub use layer::Origin;
-pub use schema::{Config, InstallMethod, Mount, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE};
+pub use schema::{
+    Config, InstallMethod, Mount, Policy, PortForward, CPUS, DISK_GB, MEMORY_GB, POOL_SIZE,
+};
 pub use widening::Review;
 
 use crate::error::{Error, Result};
@@ -60,6 +68,10 @@ pub struct Overrides {
     pub tools: Vec<String>,
     /// `-A/--forward-ssh-agent`.
     pub forward_agent: bool,
+    /// `--network MODE`, for one session.
+    pub network: Option<String>,
+    /// `--allow HOST`, for one session.
+    pub allow: Vec<String>,
 }
 
 /// Everything configuration is made from.
@@ -143,6 +155,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
             if agent_writable {
                 let mut widens = widening::widens(&data, &project_roots);
                 widens.extend(widening::widens_resources(&data, &allowance));
+                widens.extend(widening::widens_network(&data, &allowance));
                 reviews.push(Review {
                     path: path.clone(),
                     digest,
@@ -177,6 +190,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded> {
     dedup_first(&mut config.inherit.env);
     dedup_first(&mut config.inherit.host_urls);
     dedup_first(&mut config.packages.system);
+    dedup_first(&mut config.network.allow);
+    dedup_first(&mut config.network.deny);
+    let mut seen = std::collections::HashSet::new();
+    config.network.host_ports.retain(|p| seen.insert(*p));
     // One forward per host port: the higher-precedence layer's rule wins.
     let mut hosts = std::collections::HashSet::new();
     config.ports.reverse();
@@ -285,6 +302,27 @@ fn cli_layer(o: &Overrides, cwd: &Path, home: &Path) -> Result<LayerData> {
     }
     if o.forward_agent {
         data.ssh.forward_agent = Some(true);
+    }
+    if let Some(mode) = &o.network {
+        data.network.policy = Some(Policy::parse(mode).ok_or_else(|| {
+            Error::usage(format!(
+                "invalid --network `{}`: not a policy",
+                crate::escape::escape(mode)
+            ))
+            .with_hint("use --network allowlist, --network open or --network offline")
+        })?);
+    }
+    for host in &o.allow {
+        files::network_pattern(host).map_err(|m| {
+            Error::usage(format!(
+                "invalid --allow `{}`: {m}",
+                crate::escape::escape(host)
+            ))
+            .with_hint(
+                "pass a host name, such as --allow api.github.com or --allow '*.example.com'",
+            )
+        })?;
+        data.network.allow.push(host.clone());
     }
     Ok(data)
 }

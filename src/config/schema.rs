@@ -33,6 +33,50 @@ pub struct Config {
     pub ports: Vec<PortForward>,
     pub update: UpdateSettings,
     pub pool: PoolSettings,
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// `[network]`: what a session may reach (enforced by the host proxy, `src/net`). The
+/// presets Claude Code and the tools bring are not listed here: `crate::network::presets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub policy: Policy,
+    /// Host patterns allowed besides the presets (`api.github.com`, `*.example.com:8443`).
+    pub allow: Vec<String>,
+    /// Patterns refused whatever allows them.
+    pub deny: Vec<String>,
+    /// The only ports of the host's own loopback a session may reach.
+    pub host_ports: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Nothing but the proxy's Anthropic route (ordered tightest first).
+    Offline,
+    #[default]
+    Allowlist,
+    Open,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Offline => "offline",
+            Policy::Allowlist => "allowlist",
+            Policy::Open => "open",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Policy> {
+        match text {
+            "offline" => Some(Policy::Offline),
+            "allowlist" => Some(Policy::Allowlist),
+            "open" => Some(Policy::Open),
+            _ => None,
+        }
+    }
 }
 
 /// `[pool]`: clones booted in advance so a session starts without waiting for a boot.
@@ -194,11 +238,25 @@ impl Default for Config {
             ports: Vec::new(),
             update: UpdateSettings::default(),
             pool: PoolSettings::default(),
+            network: Network::default(),
         }
     }
 }
 
 impl Config {
+    /// The tools whose network presets apply: the enabled ones, what they require, and node
+    /// when Claude Code comes from npm.
+    pub fn network_tools(&self) -> Vec<String> {
+        let mut wanted = self.enabled_tools();
+        if self.claude.install == InstallMethod::Npm {
+            wanted.push("node");
+        }
+        crate::tools::resolve(&wanted)
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// Enabled tools, in name order.
     pub fn enabled_tools(&self) -> Vec<&str> {
         self.tools
@@ -227,6 +285,39 @@ pub struct FileLayer {
     pub ports: Option<Vec<PortLayer>>,
     pub update: Option<UpdateLayer>,
     pub pool: Option<PoolLayer>,
+    pub network: Option<NetworkFileLayer>,
+}
+
+/// `[network]` as written; checked by `files.rs` so errors name the entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFileLayer {
+    pub policy: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub host_ports: Option<Vec<u16>>,
+}
+
+/// `[network]` of one layer, validated.
+#[derive(Debug, Default, Serialize)]
+pub struct NetworkLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<u16>,
+}
+
+impl NetworkLayer {
+    pub fn is_empty(&self) -> bool {
+        self.policy.is_none()
+            && self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.host_ports.is_empty()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

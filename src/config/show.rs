@@ -94,6 +94,30 @@ impl Loaded {
             i64::from(c.pool.idle_minutes).into(),
         ));
         out.push(single("update.check", c.update.check.into()));
+        out.push(single("network.policy", c.network.policy.as_str().into()));
+        out.push(self.list("network.allow", &c.network.allow, First));
+        out.push(self.list("network.deny", &c.network.deny, First));
+        out.push(self.list("network.host_ports", &c.network.host_ports, First));
+        // Not keys: what `allowlist` opens besides network.allow, each host with its origin.
+        let tools = c.network_tools();
+        let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
+        for (key, presets) in [
+            ("network.presets", super::presets::session(&tools)),
+            ("network.setup_presets", super::presets::setup(&tools)),
+        ] {
+            let items = presets
+                .iter()
+                .flat_map(|p| {
+                    p.hosts
+                        .iter()
+                        .map(|h| (toml::Value::from(*h), format!("preset: {}", p.origin)))
+                })
+                .collect();
+            out.push(Entry::List {
+                key: key.to_owned(),
+                items,
+            });
+        }
         out
     }
 

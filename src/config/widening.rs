@@ -108,6 +108,11 @@ pub struct Allowance {
     pub idle_minutes: u32,
     /// Host ports the user's own configuration forwards.
     pub host_ports: Vec<u16>,
+    /// The loosest network policy, the hosts and the host-loopback ports the user's own
+    /// configuration lets sessions reach.
+    pub network_policy: super::Policy,
+    pub network_allow: Vec<String>,
+    pub network_host_ports: Vec<u16>,
 }
 
 impl Allowance {
@@ -119,6 +124,9 @@ impl Allowance {
             pool_size: config.pool.size,
             idle_minutes: config.pool.idle_minutes,
             host_ports: config.ports.iter().map(|p| p.host).collect(),
+            network_policy: config.network.policy,
+            network_allow: config.network.allow.clone(),
+            network_host_ports: config.network.host_ports.clone(),
         }
     }
 
@@ -131,6 +139,13 @@ impl Allowance {
         raise(&mut self.pool_size, data.pool.size);
         raise(&mut self.idle_minutes, data.pool.idle_minutes);
         self.host_ports.extend(data.ports.iter().map(|p| p.host));
+        if let Some(p) = data.network.policy {
+            self.network_policy = self.network_policy.max(p);
+        }
+        self.network_allow
+            .extend(data.network.allow.iter().cloned());
+        self.network_host_ports
+            .extend(data.network.host_ports.iter().copied());
     }
 }
 
@@ -170,6 +185,46 @@ pub fn widens_resources(data: &LayerData, allowed: &Allowance) -> Vec<String> {
     if !ports.is_empty() {
         why.push(format!(
             "listens on host ports your own configuration does not forward: {}",
+            ports.join(", ")
+        ));
+    }
+    why
+}
+
+/// The reasons `data` (a project layer) loosens the network beyond what the user's own
+/// configuration allows: a looser policy, hosts or host-loopback ports it does not list.
+/// Denying more is never a widening.
+pub fn widens_network(data: &LayerData, allowed: &Allowance) -> Vec<String> {
+    let mut why = Vec::new();
+    let n = &data.network;
+    if let Some(p) = n.policy.filter(|p| *p > allowed.network_policy) {
+        why.push(format!(
+            "sets network.policy = \"{}\", looser than your own configuration's \"{}\"",
+            p.as_str(),
+            allowed.network_policy.as_str()
+        ));
+    }
+    let hosts: Vec<&str> = n
+        .allow
+        .iter()
+        .filter(|h| !allowed.network_allow.contains(h))
+        .map(String::as_str)
+        .collect();
+    if !hosts.is_empty() {
+        why.push(format!(
+            "lets every session reach hosts your own configuration does not allow (network.allow): {}",
+            hosts.join(", ")
+        ));
+    }
+    let ports: Vec<String> = n
+        .host_ports
+        .iter()
+        .filter(|p| !allowed.network_host_ports.contains(p))
+        .map(u16::to_string)
+        .collect();
+    if !ports.is_empty() {
+        why.push(format!(
+            "lets every session reach these ports on your host's loopback (network.host_ports): {}",
             ports.join(", ")
         ));
     }
@@ -261,5 +316,38 @@ mod tests {
         // The user's own global file raises the allowance.
         allowed.widen(&more);
         assert!(widens_resources(&more, &allowed).is_empty());
+    }
+
+    #[test]
+    fn a_project_that_loosens_the_network_widens_and_one_that_tightens_does_not() {
+        use crate::config::Policy;
+        let mut allowed = Allowance::of(&crate::config::Config::default());
+        let mut tighter = LayerData::default();
+        tighter.network.policy = Some(Policy::Offline);
+        tighter.network.deny = vec!["evil.example".into()];
+        assert!(widens_network(&tighter, &allowed).is_empty());
+        let same = {
+            let mut d = LayerData::default();
+            d.network.policy = Some(Policy::Allowlist);
+            d
+        };
+        assert!(widens_network(&same, &allowed).is_empty());
+        let mut looser = LayerData::default();
+        looser.network.policy = Some(Policy::Open);
+        looser.network.allow = vec!["evil.example".into()];
+        looser.network.host_ports = vec![5432];
+        let why = widens_network(&looser, &allowed);
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why[0].contains("\"open\""), "{why:?}");
+        assert!(why[1].contains("evil.example"), "{why:?}");
+        assert!(why[2].contains("5432"), "{why:?}");
+        // What the user's own global file allows, a project may ask for.
+        allowed.widen(&looser);
+        assert!(widens_network(&looser, &allowed).is_empty());
+        let mut one_more = LayerData::default();
+        one_more.network.allow = vec!["evil.example".into(), "other.example".into()];
+        let why = widens_network(&one_more, &allowed);
+        assert_eq!(why.len(), 1);
+        assert!(why[0].ends_with("other.example"), "{why:?}");
     }
 }

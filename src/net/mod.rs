@@ -24,4 +24,4 @@ mod tests;
 
 pub use anthropic::Credential;
 pub use policy::{Mode, Rules};
-pub use proxy::{Access, Config, Proxy, Resolver, SessionSpec};
+pub use proxy::{Access, Config, Proxy, SessionSpec};

@@ -15,27 +15,6 @@ pub enum Mode {
     Offline,
 }
 
-impl Mode {
-    pub fn parse(text: &str) -> Result<Mode, String> {
-        match text {
-            "allowlist" => Ok(Mode::Allowlist),
-            "open" => Ok(Mode::Open),
-            "offline" => Ok(Mode::Offline),
-            other => Err(format!(
-                "unknown network policy {other:?}; use \"allowlist\", \"open\" or \"offline\""
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Allowlist => "allowlist",
-            Mode::Open => "open",
-            Mode::Offline => "offline",
-        }
-    }
-}
-
 /// The host part of a pattern or a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
@@ -728,7 +707,5 @@ mod tests {
         assert!(err.starts_with("[network] deny:"), "{err}");
         let err = Rules::new(Mode::Allowlist, &[], &[], &[0]).unwrap_err();
         assert!(err.starts_with("[network] host_ports:"), "{err}");
-        assert!(Mode::parse("closed").unwrap_err().contains("\"offline\""));
-        assert_eq!(Mode::parse("open"), Ok(Mode::Open));
     }
 }

@@ -30,6 +30,8 @@ const BUFFER: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub enum Resolver {
     System,
+    // Made by the tests and the benchmark only.
+    #[cfg_attr(not(test), allow(dead_code))]
     Fixed(HashMap<String, Vec<IpAddr>>),
 }
 
@@ -206,10 +208,6 @@ impl Proxy {
             runtime: Some(runtime),
             flusher: Some(flusher),
         })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     pub fn port(&self) -> u16 {

@@ -49,6 +49,8 @@ pub struct GuestInputs {
     pub gpg: Option<GpgForward>,
     pub forward_agent: bool,
     pub ports: Vec<PortForward>,
+    /// The in-guest network rules and privilege drop (`crate::network`); None: neither.
+    pub enforcement: Option<crate::script::Enforcement>,
 }
 
 /// Where the host's gpg-agent socket appears in the guest. /tmp exists at boot, which Lima's
@@ -175,7 +177,7 @@ pub fn plan_session(i: SessionInputs) -> Result<SessionPlan, PlanError> {
             trusted_dirs: &trusted_dirs,
         }),
         last: &i.last,
-        enforcement: None,
+        enforcement: i.guest.enforcement.as_ref(),
     });
     let session_script = h.text("session.sh", text, true);
 

@@ -177,6 +177,8 @@ pub(crate) fn overrides(opts: &SessionOpts) -> Overrides {
         inherit_env: opts.inherit_env.clone(),
         host_urls: opts.host_urls.clone(),
         forward_agent: opts.forward_agent,
+        network: opts.network.clone(),
+        allow: opts.allow.clone(),
         ..Overrides::default()
     }
 }

@@ -39,6 +39,8 @@ pub struct Safeguards {
     pub audit: audit::Watch,
     /// Where the clone's owner mark goes (`owner.rs`).
     pub paths: crate::paths::HostPaths,
+    /// The network policy the session runs under (`session.started`).
+    pub policy: &'static str,
 }
 
 /// Runs the session and returns the exit code of claude or the command.
@@ -216,7 +218,7 @@ fn work(
         project: guard.entry.project.display().to_string(),
         template: guard.entry.template.clone(),
         vm: plan.instance.clone(),
-        policy: "open".to_owned(),
+        policy: guard.policy.to_owned(),
         warm: start == Start::Warm,
     });
     let status = if ui.is_json() {

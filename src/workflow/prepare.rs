@@ -38,36 +38,65 @@ pub(crate) fn session(
         let instance = basis.template.instance(Role::Run);
         let plan = plan_for(ctx, opts, &basis, instance, last)?;
         show(&basis.template, &plan);
+        for line in crate::network::describe(&basis.config, &basis.manifest.tools) {
+            crate::outln!("{line}");
+        }
         return Ok(0);
     }
     let pool = Pool::new(&ctx.paths, basis.template.as_str());
     let guest = guest_inputs(ctx, opts, &basis.config, &basis.manifest);
     let cold = basis.template.instance(Role::Run);
     let cold_plan = plan_with(ctx, opts, &basis, cold, last.clone(), guest.clone())?;
-    let (plan, start) = match take_warm(ctx, &pool, &basis, &cold_plan)? {
-        Some(instance) => (
-            plan_with(ctx, opts, &basis, instance, last, guest)?,
-            Start::Warm,
-        ),
-        None => (cold_plan, Start::Cold),
+    let (instance, start) = match take_warm(ctx, &pool, &basis, &cold_plan)? {
+        Some(instance) => (instance, Start::Warm),
+        None => (cold_plan.instance.clone(), Start::Cold),
     };
     // Keep the pool topped up while this session runs; never waits.
     warm::ensure_keeper(ctx, &basis.config, basis.template.as_str());
+    // The proxy serves this session from before the clone boots until after the delete.
+    let mut guest = guest;
+    let network = start_network(ctx, &basis, &instance, &mut guest)?;
+    let plan = plan_with(ctx, opts, &basis, instance, last, guest)?;
     let guard = super::execute::Safeguards {
         journal: Journal::new(&ctx.paths),
-        entry: Entry::owned_here(
-            &plan.instance,
-            Role::Run,
-            basis.template.as_str(),
-            ctx.project.identity(),
-        ),
+        entry: Entry {
+            policy: Some(network.policy().as_str().to_owned()),
+            ..Entry::owned_here(
+                &plan.instance,
+                Role::Run,
+                basis.template.as_str(),
+                ctx.project.identity(),
+            )
+        },
         template_lock: lock::template_lock(&ctx.paths, basis.template.as_str()),
         audit: audit::Watch::new(&ctx.project, &ctx.paths.home),
         paths: ctx.paths.clone(),
+        policy: network.policy().as_str(),
     };
     let result = super::execute::run(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &guard, start);
+    network.finish(&ctx.ui);
     pool.forget(&plan.instance);
     result
+}
+
+/// Starts the session's proxy and points the guest at it (`crate::network`).
+fn start_network(
+    ctx: &Context,
+    basis: &Basis,
+    instance: &str,
+    guest: &mut GuestInputs,
+) -> Result<crate::network::Running> {
+    let config = &basis.config;
+    let rules = crate::network::rules(config, &basis.manifest.tools)?;
+    let running = crate::network::start(
+        &ctx.paths,
+        config.network.policy,
+        rules,
+        instance,
+        &mut guest.env,
+        &mut guest.host_urls,
+    )?;
+    Ok(running)
 }
 
 /// What every session of the project starts from: its configuration (approved), and a
@@ -376,6 +405,7 @@ fn guest_inputs(
         gpg,
         forward_agent: config.ssh.forward_agent,
         ports: config.ports.clone(),
+        enforcement: None,
     }
 }
 

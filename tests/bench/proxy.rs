@@ -10,7 +10,8 @@ mod net;
 #[allow(dead_code)]
 mod proxy_stats;
 
-use net::{Config, Mode, Proxy, Resolver, Rules, SessionSpec};
+use net::proxy::Resolver;
+use net::{Config, Mode, Proxy, Rules, SessionSpec};
 use proxy_stats::{
     kib_each, median, micros, per_second, percent_of, percentile, rss_kib, table, Row,
 };

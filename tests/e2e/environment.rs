@@ -27,28 +27,41 @@ fn credentials_and_proxies_are_forwarded_and_never_on_argv() {
         .set_env("HTTPS_PROXY", "http://user:pw@127.0.0.1:7890")
         .set_env("no_proxy", "localhost,.corp")
         .set_env("UNRELATED_SECRET", "must-not-pass");
-    let r = w.run(&["hello"]);
+    // `open` forwards the credentials themselves (the default keeps them on the host:
+    // network.rs); every policy points the guest's proxies at claude-vm's own.
+    let r = w.run(&["--network", "open", "hello"]);
     r.ok();
     let env = &r.claude()["env"];
     assert_eq!(env["ANTHROPIC_API_KEY"], "sk-ant-SECRET-1");
     assert_eq!(env["CLAUDE_CODE_OAUTH_TOKEN"], "sk-ant-oat-SECRET-2");
     assert_eq!(env["ANTHROPIC_BASE_URL"], "https://gateway.example");
-    assert_eq!(
-        env["HTTPS_PROXY"], "http://user:pw@host.lima.internal:7890",
-        "a loopback proxy is the host"
+    let ours = env["HTTPS_PROXY"].as_str().unwrap();
+    assert!(
+        ours.starts_with("http://claude-vm:") && ours.contains("@host.lima.internal:"),
+        "the session's proxy, not the host's: {ours}"
     );
-    assert_eq!(env["no_proxy"], "localhost,.corp");
+    assert_eq!(env["no_proxy"], "localhost,127.0.0.1");
     assert!(env.get("UNRELATED_SECRET").is_none());
     no_secret_in_any_call(&w, "SECRET");
     no_secret_in_any_call(&w, "user:pw");
+    no_secret_in_any_call(
+        &w,
+        ours.trim_start_matches("http://claude-vm:")
+            .split('@')
+            .next()
+            .unwrap(),
+    );
 
-    // The switch turns credentials off, not proxies.
+    // The switch turns credentials off, not the proxy.
     w.write_project(".claude-vm.toml", "[claude]\nforward_credentials = false\n");
     let r = w.run(&["hello"]);
     r.ok();
     let env = &r.claude()["env"];
     assert!(env.get("ANTHROPIC_API_KEY").is_none() && env.get("CLAUDE_CODE_OAUTH_TOKEN").is_none());
-    assert_eq!(env["HTTPS_PROXY"], "http://user:pw@host.lima.internal:7890");
+    assert!(env["HTTPS_PROXY"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://claude-vm:"));
 }
 
 #[test]
@@ -432,7 +445,10 @@ fn loopback_urls_reach_the_host_and_are_shown_in_dry_run_and_info() {
         "--host-url",
         "MARKED",
     ];
-    let mut session = args.to_vec();
+    // `open`: the forwarded base URL itself reaches the VM (the default routes it through
+    // the proxy, which forwards to the host's loopback URL: network.rs).
+    let mut session = vec!["--network", "open"];
+    session.extend(args);
     session.push("hello");
     let r = w.run(&session);
     r.ok();

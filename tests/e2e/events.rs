@@ -45,7 +45,7 @@ fn a_session_under_json_prints_events_and_leaves_stdout_to_the_command() {
     assert_eq!(started[0]["warm"], false);
     assert_eq!(started[0]["project"], w.project.to_str().unwrap());
     assert!(started[0]["vm"].as_str().unwrap().contains(".run-"));
-    assert_eq!(started[0]["policy"], "open");
+    assert_eq!(started[0]["policy"], "allowlist", "the default policy");
     let guest = of_type(&evs, "guest.stderr");
     assert_eq!(guest.len(), 1, "{evs:?}");
     assert_eq!(

@@ -28,6 +28,7 @@ mod lima;
 mod mcp;
 mod messages;
 mod messages_api;
+mod network;
 mod notice;
 mod ownership;
 mod pool;

@@ -239,14 +239,24 @@ fn sessions_find_claude_codes_first_run_questions_answered() {
         "ANTHROPIC_API_KEY",
         "sk-ant-api03-SECRET-abcdefghij0123456789",
     );
+    // The key the guest's claude sees is the proxy's placeholder (the real one stays on
+    // the host: network.rs), so that is the one approved.
     let r = w.run(&[
         "shell",
         "--",
         "sh",
         "-c",
-        "cat ~/.claude.json ~/.claude/settings.json",
+        "cat ~/.claude.json ~/.claude/settings.json; printf '%s' \"$ANTHROPIC_API_KEY\" | tail -c 20",
     ]);
     r.ok();
+    let tail = r
+        .stdout
+        .rsplit('}')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert_eq!(tail.len(), 20, "{}", r.stdout);
     let mut docs = serde_json::Deserializer::from_str(&r.stdout).into_iter::<serde_json::Value>();
     let config = docs.next().expect("~/.claude.json").expect("JSON");
     let settings = docs.next().expect("settings.json").expect("JSON");
@@ -259,7 +269,7 @@ fn sessions_find_claude_codes_first_run_questions_answered() {
     assert_eq!(config["projects"][project]["hasTrustDialogAccepted"], true);
     assert_eq!(
         config["customApiKeyResponses"]["approved"],
-        serde_json::json!(["abcdefghij0123456789"])
+        serde_json::json!([tail])
     );
     assert!(
         !r.stdout.contains("SECRET"),

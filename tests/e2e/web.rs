@@ -956,7 +956,7 @@ fn a_prompt_with_quotes_newlines_and_non_ascii_reaches_claude_byte_exact() {
     // The record shows what the events and the result said.
     assert_eq!(r["num_turns"], 1);
     assert_eq!(r["total_cost_usd"], 0.0125);
-    assert_eq!(r["policy"], "open");
+    assert_eq!(r["policy"], "allowlist");
     assert_eq!(r["warm"], false);
     assert_eq!(r["vm_deleted"], true);
     assert!(r["vm"].as_str().unwrap().contains(".run-"));
