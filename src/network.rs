@@ -172,7 +172,6 @@ impl Running {
     /// where tools honour the proxy variables).
     // The seam for `script::enforce`: sessions set it once the simulator's guest user can
     // drop its privileges (wip-simuser); until then the policy is enforced by the proxy only.
-    #[allow(dead_code)]
     pub fn enforcement(&self, keep_sudo: bool) -> Option<Enforcement> {
         enforcement(self.policy, self.proxy.port(), &self.host_ports, keep_sudo)
     }
@@ -191,7 +190,6 @@ impl Running {
 
 /// The in-guest rules for a policy: the proxy's port at host.lima.internal's address, and
 /// the host ports the configuration opens. None for `open`.
-#[allow(dead_code)]
 pub fn enforcement(
     policy: Policy,
     port: u16,

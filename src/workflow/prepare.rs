@@ -96,6 +96,8 @@ fn start_network(
         &mut guest.env,
         &mut guest.host_urls,
     )?;
+    // Before the agent starts: the guest's rules in, the user's root gone (script::enforce).
+    guest.enforcement = running.enforcement(false);
     Ok(running)
 }
 

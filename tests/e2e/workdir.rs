@@ -63,13 +63,36 @@ fn a_dotfiles_repository_at_home_is_refused_from_any_folder_inside_it() {
 fn allow_any_dir_runs_there_on_purpose() {
     let w = World::new();
     w.run_in(&["setup"], &w.home).ok();
-    let r = w.run_in(&["shell", "--allow-any-dir", "--", "true"], &w.home);
+    // `--network open`: this project (the test's HOME) holds $LIMA_HOME, and the simulator
+    // cannot idmap a folder holding its own instance, so that guest runs as uid 0, where the
+    // network rules refuse to start (status 126, "the guest user is root"), as they should.
+    let r = w.run_in(
+        &[
+            "shell",
+            "--allow-any-dir",
+            "--network",
+            "open",
+            "--",
+            "true",
+        ],
+        &w.home,
+    );
     r.ok();
     let clone = r.call("clone").join(" ");
     assert!(clone.contains(w.home.to_str().unwrap()), "{clone}");
     // Also before the subcommand, and in --help.
-    w.run_in(&["--allow-any-dir", "shell", "--", "true"], &w.home)
-        .ok();
+    w.run_in(
+        &[
+            "--allow-any-dir",
+            "shell",
+            "--network",
+            "open",
+            "--",
+            "true",
+        ],
+        &w.home,
+    )
+    .ok();
     let help = w.run(&["shell", "--help"]);
     assert!(help.stdout.contains("--allow-any-dir"), "{}", help.stdout);
 }
