@@ -282,19 +282,22 @@ pub fn spawn(
     opts.children.insert(pid);
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut readers = 0;
-    if let Some(mut out) = child.stdout.take() {
+    let streams: [(Stream, Option<Box<dyn Read + Send>>); 2] = [
+        (
+            Stream::Stdout,
+            child.stdout.take().map(|r| Box::new(r) as _),
+        ),
+        (
+            Stream::Stderr,
+            child.stderr.take().map(|r| Box::new(r) as _),
+        ),
+    ];
+    for (stream, r) in streams {
+        let Some(mut r) = r else { continue };
         let (sink, done) = (sink.clone(), done_tx.clone());
         readers += 1;
         std::thread::spawn(move || {
-            sink.read(Stream::Stdout, &mut out);
-            let _ = done.send(());
-        });
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let (sink, done) = (sink.clone(), done_tx.clone());
-        readers += 1;
-        std::thread::spawn(move || {
-            sink.read(Stream::Stderr, &mut err);
+            sink.read(stream, &mut r);
             let _ = done.send(());
         });
     }
