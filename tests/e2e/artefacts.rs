@@ -398,6 +398,15 @@ fn a_template_exported_by_another_user_runs_sessions_in_a_fresh_home() {
             .is_symlink(),
         "the old home path leads to the new one"
     );
+    // The importer's guest user: the one whose home it is in the guest's own passwd (as root the
+    // simulator's guest user is Lima's fallback user); without one the guest runs as the caller.
+    let passwd = std::fs::read_to_string(bdir.join("simdisk/upper/etc/passwd")).unwrap_or_default();
+    let me = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[5] == format!("/home/{mine}"))
+        .and_then(|f| f[2].parse::<u32>().ok())
+        .unwrap_or(me);
     let wrong = all_owned_by(&home.join(&mine), me);
     assert!(wrong.is_empty(), "files not the importer's: {wrong:?}");
     assert!(!home.join(&mine).join(".git-credentials").exists());
