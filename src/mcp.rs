@@ -54,18 +54,10 @@ pub fn check_argv(argv: &[String]) -> Result<(), Refusal> {
 
 /// Arguments for claude: no NUL byte (they travel through JSON and shell scripts).
 pub fn check_claude_args(args: &[String], prompt: &str) -> Result<(), Refusal> {
-    if prompt.trim().is_empty() {
-        return Err(Refusal(
-            "prompt is empty: say what the agent should do".into(),
-        ));
-    }
-    if prompt.contains('\0') {
-        return Err(Refusal("prompt contains a NUL byte".into()));
-    }
-    match args.iter().position(|a| a.contains('\0')) {
-        Some(i) => Err(Refusal(format!("claude_args[{i}] contains a NUL byte"))),
-        None => Ok(()),
-    }
+    use crate::workflow::child;
+    child::check_prompt(prompt)
+        .and_then(|()| child::check_claude_args(args))
+        .map_err(Refusal)
 }
 
 /// A session or VM name for `session_log`: the characters claude-vm's names are made of,

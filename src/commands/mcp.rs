@@ -1,12 +1,11 @@
 //! `claude-vm mcp`: an MCP server on stdio, so an agent on the host can hand work to a
 //! sandboxed sub-agent. Each tool runs this same claude-vm binary with `--json` in the
 //! project's directory (exactly what a person would run), and answers from claude's stdout
-//! and the event stream (`crate::mcp`). Runs are child processes awaited asynchronously, so
-//! a long run never blocks other requests.
+//! and the event stream (`crate::mcp`). Runs are child processes (`workflow::child`: each
+//! deletes its VM even when the server is SIGKILLed) awaited asynchronously, so a long run
+//! never blocks other requests.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -15,10 +14,10 @@ use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabiliti
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler, ServiceExt};
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, IoContext, Result};
 use crate::mcp::{self as core, Refusal};
+use crate::workflow::child::{self, Children};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RunAgent {
@@ -47,11 +46,6 @@ pub struct SessionLog {
     pub name: String,
 }
 
-/// The child claude-vm processes running now (and whether they were sent SIGTERM already),
-/// ended when the server stops; each deletes its VM. One signal only: a second one would cut
-/// a clean-up short.
-type Children = Arc<Mutex<HashMap<u32, bool>>>;
-
 #[derive(Clone)]
 pub struct Server {
     exe: PathBuf,
@@ -72,51 +66,58 @@ struct Ran {
 /// Ends a child that is still running when its request is dropped (cancelled, or the
 /// server stops): SIGTERM, so claude-vm deletes the VM itself.
 struct Guard {
-    pid: Option<u32>,
+    pid: u32,
     children: Children,
     done: bool,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let Some(pid) = self.pid else { return };
-        let mut children = lock(&self.children);
-        if self.done {
-            children.remove(&pid);
-        } else if children.insert(pid, true) != Some(true) {
-            terminate(pid);
+        // Not after the answer: the pid may belong to another child by then.
+        if !self.done {
+            self.children.terminate(self.pid);
         }
-    }
-}
-
-fn lock(c: &Children) -> std::sync::MutexGuard<'_, HashMap<u32, bool>> {
-    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn terminate(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: a plain signal to a child this server started and has not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
     }
 }
 
 /// The most of a child's stderr (its events) kept.
 const STDERR_MAX: usize = 16 << 20;
 
-/// Everything `r` gives (the child must never block on a full pipe), the first `max` bytes
-/// kept.
-async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(r: Option<R>, max: usize) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let Some(mut r) = r else { return kept };
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = r.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let room = max.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
+/// A child's output collected whole (bounded), handed over with its exit.
+struct Collect {
+    stdout: Mutex<Vec<u8>>,
+    stderr: Mutex<Vec<u8>>,
+    done: Mutex<Option<tokio::sync::oneshot::Sender<Ran>>>,
+}
+
+fn take<T: Default>(m: &Mutex<T>) -> T {
+    std::mem::take(&mut *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+impl child::Sink for Collect {
+    fn read(&self, stream: child::Stream, r: &mut dyn std::io::Read) {
+        let (max, into) = match stream {
+            child::Stream::Stdout => (core::STDOUT_MAX, &self.stdout),
+            child::Stream::Stderr => (STDERR_MAX, &self.stderr),
+        };
+        let kept = child::read_bounded(r, max);
+        *into
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = kept;
     }
-    kept
+
+    fn exited(&self, exit: i32) {
+        let stdout = String::from_utf8_lossy(&take(&self.stdout)).into_owned();
+        let stderr = take(&self.stderr);
+        let ran = Ran {
+            exit,
+            stdout,
+            events: core::events(&String::from_utf8_lossy(&stderr)),
+        };
+        if let Some(tx) = take(&self.done) {
+            let _ = tx.send(ran);
+        }
+    }
 }
 
 fn answer(text: String, structured: serde_json::Value, is_error: bool) -> CallToolResult {
@@ -154,54 +155,37 @@ impl Server {
         dir: &Path,
         cancelled: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<Ran> {
-        let mut child = tokio::process::Command::new(&self.exe)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sink = Arc::new(Collect {
+            stdout: Mutex::default(),
+            stderr: Mutex::default(),
+            done: Mutex::new(Some(tx)),
+        });
+        // Spawned by the shared long-lived thread (the death signal is tied to the spawning
+        // thread, and the runtime's workers come and go); collected whole, to the end.
+        let opts = child::Options {
+            children: self.children.clone(),
+            linger: None,
+        };
+        let (exe, args, dir) = (self.exe.clone(), args.to_vec(), dir.to_path_buf());
+        let pid = tokio::task::spawn_blocking(move || child::spawn(&exe, &args, &dir, sink, opts))
+            .await
+            .map_err(std::io::Error::other)??;
         let mut guard = Guard {
-            pid: child.id(),
+            pid,
             children: self.children.clone(),
             done: false,
         };
-        if let Some(pid) = guard.pid {
-            lock(&self.children).insert(pid, false);
-        }
-        let (out, err) = (child.stdout.take(), child.stderr.take());
-        let ran = async {
-            tokio::join!(
-                read_bounded(out, core::STDOUT_MAX),
-                read_bounded(err, STDERR_MAX),
-                child.wait()
-            )
-        };
-        tokio::pin!(ran);
-        let (stdout, stderr, status) = tokio::select! {
-            r = &mut ran => r,
+        tokio::pin!(rx);
+        let ran = tokio::select! {
+            r = &mut rx => r,
             () = cancelled => {
-                if let Some(pid) = guard.pid {
-                    if lock(&self.children).insert(pid, true) != Some(true) {
-                        terminate(pid);
-                    }
-                }
-                ran.await
+                self.children.terminate(pid);
+                rx.await
             }
         };
-        let status = status?;
         guard.done = true;
-        let stdout = String::from_utf8_lossy(&stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&stderr);
-        use std::os::unix::process::ExitStatusExt;
-        let exit = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Ok(Ran {
-            exit,
-            stdout,
-            events: core::events(&stderr),
-        })
+        ran.map_err(|_| std::io::Error::other("the child's reader is gone"))
     }
 
     #[tool(
@@ -218,11 +202,9 @@ impl Server {
             Ok(d) => d,
             Err(r) => return Ok(refused(r)),
         };
-        let mut args: Vec<String> = ["--json", "--", "-p", p.prompt.as_str()]
-            .map(str::to_owned)
-            .to_vec();
-        args.extend(["--output-format".to_owned(), "json".to_owned()]);
-        args.extend(p.claude_args);
+        let mut claude = vec!["--output-format".to_owned(), "json".to_owned()];
+        claude.extend(p.claude_args);
+        let args = child::agent_argv(None, &p.prompt, &claude);
         Ok(
             match self.claude_vm(&args, &dir, ctx.ct.cancelled()).await {
                 Ok(r) => {
@@ -317,7 +299,7 @@ impl ServerHandler for Server {
 pub fn run(data_dir: PathBuf) -> Result<i32> {
     let exe = std::env::current_exe().io_context("find claude-vm's own executable", ".")?;
     let cwd = std::env::current_dir().io_context("read the current directory", ".")?;
-    let children: Children = Arc::default();
+    let children = Children::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -346,16 +328,7 @@ pub fn run(data_dir: PathBuf) -> Result<i32> {
     });
     // stdin cannot be cancelled: do not wait for it.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    let left: Vec<(u32, bool)> = lock(&children).drain().collect();
-    for (pid, signalled) in left {
-        if !signalled {
-            terminate(pid);
-        }
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            let mut status = 0;
-            // SAFETY: waiting for our own child; the runtime that watched it is gone.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-        }
-    }
+    children.terminate_all();
+    children.wait_all(None);
     served.map(|()| 0)
 }

@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 
 use super::auth::{self, Verdict};
 use super::store::{self, Kind, Record, State as JobState};
-use super::{review, runner, App};
+use super::{review, App};
+use crate::workflow::child;
 
 type Shared = Arc<App>;
 
@@ -349,12 +350,7 @@ fn bad(message: impl Into<String>) -> Response {
 }
 
 fn check_prompt(prompt: &str) -> Result<(), Response> {
-    if prompt.trim().is_empty() {
-        return Err(bad("prompt is empty: say what the agent should do"));
-    }
-    if prompt.contains('\0') {
-        return Err(bad("prompt contains a NUL byte"));
-    }
+    child::check_prompt(prompt).map_err(bad)?;
     if prompt.starts_with('-') {
         return Err(bad(
             "prompt starts with '-', which claude would read as a flag: reword it",
@@ -372,21 +368,9 @@ pub fn session_argv(
     network: Option<&str>,
     resume: Option<&str>,
 ) -> Vec<String> {
-    let mut a = vec!["--json".to_owned()];
-    if let Some(n) = network {
-        a.extend(["--network".to_owned(), n.to_owned()]);
-    }
-    a.extend(
-        [
-            "--",
-            "-p",
-            prompt,
-            "--output-format",
-            "stream-json",
-            "--verbose",
-        ]
-        .map(str::to_owned),
-    );
+    let mut a: Vec<String> = ["--output-format", "stream-json", "--verbose"]
+        .map(str::to_owned)
+        .to_vec();
     if let Some(m) = model {
         a.extend(["--model".to_owned(), m.to_owned()]);
     }
@@ -394,7 +378,7 @@ pub fn session_argv(
     if let Some(r) = resume {
         a.extend(["--resume".to_owned(), r.to_owned()]);
     }
-    a
+    child::agent_argv(network, prompt, &a)
 }
 
 fn blank(id: String, kind: Kind, template: String, project: PathBuf) -> Record {
@@ -439,9 +423,7 @@ fn checked_session(body: StartBody, app: &App) -> Result<Record, Response> {
             return Err(bad(format!("model {m:?} is not a model name")));
         }
     }
-    if let Some(i) = body.claude_args.iter().position(|a| a.contains('\0')) {
-        return Err(bad(format!("claude_args[{i}] contains a NUL byte")));
-    }
+    child::check_claude_args(&body.claude_args).map_err(bad)?;
     let network = body.network.filter(|n| !n.trim().is_empty());
     if let Some(n) = &network {
         let ok = n.len() <= 64
@@ -550,7 +532,11 @@ async fn launch(app: &Shared, record: Record, args: Vec<String>) -> Response {
             id: id.clone(),
             on_exit: Box::new(finished),
         });
-        match runner::spawn(&a.exe, &args, &dir, sink) {
+        let opts = child::Options {
+            children: a.children.clone(),
+            linger: Some(std::time::Duration::from_secs(2)),
+        };
+        match child::spawn(&a.exe, &args, &dir, sink, opts) {
             Ok(pid) => {
                 let r = a.store.update(&id, |r| {
                     r.owner_pid = Some(pid);
@@ -558,7 +544,7 @@ async fn launch(app: &Shared, record: Record, args: Vec<String>) -> Response {
                 });
                 // Stopped while it was starting.
                 if r.is_some_and(|r| r.stop_requested) {
-                    runner::terminate(pid);
+                    a.children.terminate(pid);
                 }
             }
             Err(e) => {
@@ -635,7 +621,7 @@ pub fn stop(app: &App, id: &str) -> Option<Record> {
         }
     })?;
     if let Some(pid) = signal {
-        runner::terminate(pid);
+        app.children.terminate(pid);
     }
     Some(r)
 }

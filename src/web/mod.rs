@@ -1,7 +1,7 @@
 //! `claude-vm web`: a web app on 127.0.0.1 to start, watch, stop and review sessions.
 //!
 //! - `auth`: the token, cookie, Host/Origin checks and failure limit (pure)
-//! - `runner`: the child claude-vm processes (one per session or rebuild)
+//! - the child claude-vm processes (one per session or rebuild): `workflow::child`
 //! - `store`: the records and messages, in memory and under `DATA_DIR/web/`
 //! - `review`: git snapshots of the project's working state and their diff
 //! - `api`: the HTTP routes (axum), the SSE streams, the embedded page
@@ -11,7 +11,6 @@
 mod api;
 mod auth;
 mod review;
-mod runner;
 mod store;
 
 use std::path::PathBuf;
@@ -60,6 +59,8 @@ pub struct App {
     pub paths: HostPaths,
     pub projects: Projects,
     pub stopping: std::sync::atomic::AtomicBool,
+    /// The running children's pids (each sent SIGTERM once).
+    pub children: crate::workflow::child::Children,
 }
 
 /// Serves until SIGINT, SIGTERM or SIGHUP; then ends the sessions still running (each
@@ -99,6 +100,7 @@ pub fn run(opts: Options) -> Result<i32> {
         paths: opts.paths,
         projects: opts.projects,
         stopping: false.into(),
+        children: Default::default(),
     });
     crate::outln!("http://127.0.0.1:{port}/#token={token}");
     crate::ui::raw_stderr(&format!(
@@ -138,6 +140,8 @@ fn stop_all(app: &App) {
         api::stop(app, &id);
     }
     let deadline = Instant::now() + Duration::from_secs(600);
+    app.children.wait_all(Some(deadline));
+    // Then each exit's record (its end snapshot and state).
     while !app.store.live().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }

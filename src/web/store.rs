@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::runner::{Sink, Stream};
+use crate::workflow::child::{self, Sink, Stream};
 
 /// How many earlier records a restarted server loads.
 const LOADED_MAX: usize = 200;
@@ -345,12 +345,13 @@ pub struct JobSink {
 }
 
 impl Sink for JobSink {
-    fn line(&self, stream: Stream, line: String) {
+    /// Lines as they arrive (the page streams them).
+    fn read(&self, stream: Stream, r: &mut dyn std::io::Read) {
         let source = match stream {
             Stream::Stdout => "claude",
             Stream::Stderr => "claude-vm",
         };
-        self.store.push(&self.id, source, line);
+        child::read_lines(r, |line| self.store.push(&self.id, source, line));
     }
 
     fn exited(&self, status: i32) {

@@ -3,6 +3,7 @@
 //! pool's control. Entry points parse, call these and print.
 
 pub(crate) mod build;
+pub(crate) mod child;
 mod context;
 pub(crate) mod execute;
 pub(crate) mod pool;

@@ -407,3 +407,54 @@ fn a_cancelled_call_a_closed_pipe_and_sigterm_mid_run_leave_no_vm() {
     });
     w.assert_nothing_left("after the server was sent SIGTERM");
 }
+
+#[test]
+fn a_sigkilled_server_leaves_no_vm_behind() {
+    let w = World::new();
+    w.setup();
+    let running = |w: &World| w.instances().iter().any(|n| n.contains(".run-"));
+    rt().block_on(async {
+        let c = connect(&w, &w.project).await;
+        let peer = c.service.peer().clone();
+        // Longer than every wait below: only the death signal can end it in time.
+        let long = tokio::spawn(async move {
+            let args = json!({"project": ".", "argv": ["sleep", "600"]});
+            peer.call_tool(
+                CallToolRequestParams::new("exec")
+                    .with_arguments(args.as_object().unwrap().clone()),
+            )
+            .await
+        });
+        wait_for("the VM comes up", || running(&w)).await;
+        let owner = w
+            .journal()
+            .iter()
+            .find(|e| e["instance"].as_str().is_some_and(|n| n.contains(".run-")))
+            .and_then(|e| e["owner"]["pid"].as_u64())
+            .expect("the session's owner in the journal") as libc::pid_t;
+        assert_ne!(owner, c.pid as libc::pid_t, "the run is a child process");
+        // SAFETY: SIGKILL to the server this test started.
+        assert_eq!(
+            unsafe { libc::kill(c.pid as libc::pid_t, libc::SIGKILL) },
+            0
+        );
+        let started = Instant::now();
+        close(c).await;
+        // Its child got SIGTERM from the kernel and deletes its VM.
+        wait_for("the VM to be deleted", || !running(&w)).await;
+        // SAFETY: signal 0 only asks whether the process exists.
+        wait_for(
+            "the run's claude-vm to exit",
+            || unsafe { libc::kill(owner, 0) } != 0,
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run was not ended by its parent's death"
+        );
+        long.abort();
+    });
+    // The next command finds nothing to reap.
+    w.run(&["list"]).ok();
+    w.assert_nothing_left("after SIGKILL");
+}
