@@ -505,3 +505,99 @@ fn info_and_list_say_which_policy_a_session_runs_under() {
     w.background.lock().expect("background").clear();
     w.assert_nothing_left("after the listed session");
 }
+
+/// What an agent that ignores the proxy tries, from inside a real session as the guest user:
+/// the in-guest rules and the privilege drop (script::enforce) stop each attempt, while the
+/// proxy, a listed host port and the runtime script's sudo keep working.
+#[test]
+fn a_session_cannot_get_around_the_proxy_or_get_root() {
+    if !isolated() {
+        return;
+    }
+    let w = World::new();
+    w.setup();
+    let listed = host_service("listed");
+    let secret = host_service("a host service nobody listed");
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        format!("[network]\nhost_ports = [{listed}]\n"),
+    )
+    .unwrap();
+    let runtime = w.write("home/runtime.sh", "sudo -n true && echo runtime-sudo-ok\n");
+    let tcp = |port: u16| {
+        format!(
+            "if timeout 5 bash -c 'exec 3<>/dev/tcp/192.168.5.2/{port}' 2>/dev/null; then echo open; else echo closed; fi"
+        )
+    };
+    let fails = |what: &str, cmd: &str| {
+        format!(
+            "if {cmd} >/dev/null 2>&1; then echo '{what}: worked'; else echo '{what}: refused'; fi"
+        )
+    };
+    let script = [
+        format!("{CURL} http://host.lima.internal:{listed}/; echo"),
+        format!("{CURL} --noproxy '*' http://host.lima.internal:{secret}/ || echo bypass-refused"),
+        tcp(secret),
+        tcp(listed),
+        fails(
+            "dns to the slirp resolver",
+            "timeout 5 getent hosts example.com",
+        ),
+        fails(
+            "udp 53",
+            "timeout 5 bash -c 'exec 3<>/dev/udp/1.1.1.1/53 && printf x >&3'",
+        ),
+        fails("ipv6", "timeout 5 bash -c 'exec 3<>/dev/tcp/::1/22'"),
+        fails("sudo", "sudo -n true"),
+        fails("nft flush", "nft flush ruleset"),
+        fails("unshare -n", "unshare -n true"),
+        fails("su", "su -c true root </dev/null"),
+        "grep NoNewPrivs /proc/self/status".to_owned(),
+    ]
+    .join("\n");
+    let r = w.run(&[
+        "shell",
+        "--runtime-script",
+        runtime.to_str().expect("utf-8"),
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]);
+    r.ok();
+    assert_eq!(r.verbs(), ["clone", "shell", "delete"], "{:?}", r.calls);
+    let out: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        out,
+        [
+            "runtime-sudo-ok",
+            "listed",
+            "bypass-refused",
+            "closed",
+            "open",
+            "dns to the slirp resolver: refused",
+            "udp 53: refused",
+            "ipv6: refused",
+            "sudo: refused",
+            "nft flush: refused",
+            "unshare -n: refused",
+            "su: refused",
+            "NoNewPrivs:\t1",
+        ],
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // `--network open` keeps today's guest: nothing installed, sudo kept.
+    let r = w.run(&[
+        "--network",
+        "open",
+        "shell",
+        "--",
+        "bash",
+        "-c",
+        &tcp(secret),
+    ]);
+    r.ok();
+    assert_eq!(r.stdout.trim(), "open", "{}", r.stderr);
+}
