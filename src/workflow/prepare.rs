@@ -87,6 +87,19 @@ fn start_network(
     guest: &mut GuestInputs,
 ) -> Result<crate::network::Running> {
     let config = &basis.config;
+    // Docker's socket is root for whoever may use it: the agent either keeps the docker group
+    // (root, so no rule would hold) or loses it (a docker tool that silently fails).
+    if config.network.policy != crate::config::Policy::Open
+        && basis.manifest.tools.iter().any(|t| t == "docker")
+    {
+        return Err(Error::usage(format!(
+            "the template has the docker tool, and the `{}` network policy cannot hold for an agent that can use Docker (its socket gives root in the VM)",
+            config.network.policy.as_str()
+        ))
+        .with_hint(
+            "run with `--network open` (no in-VM rules; the proxy still logs), or rebuild without docker (`claude-vm setup --without docker`)",
+        ));
+    }
     let rules = crate::network::rules(config, &basis.manifest.tools)?;
     let running = crate::network::start(
         &ctx.paths,

@@ -4,7 +4,15 @@ use crate::support::*;
 
 /// The guest's apt log: one JSON argv per line.
 fn apt_calls(w: &World) -> Vec<Vec<String>> {
-    let r = w.run(&["shell", "--", "cat", "/var/lib/limasim/apt.log"]);
+    // `--network open`: a template with docker refuses the default policy (below).
+    let r = w.run(&[
+        "--network",
+        "open",
+        "shell",
+        "--",
+        "cat",
+        "/var/lib/limasim/apt.log",
+    ]);
     r.ok();
     r.stdout
         .lines()
@@ -16,7 +24,14 @@ fn apt_calls(w: &World) -> Vec<Vec<String>> {
 }
 
 fn installed(w: &World) -> Vec<String> {
-    let r = w.run(&["shell", "--", "cat", "/var/lib/limasim/installed"]);
+    let r = w.run(&[
+        "--network",
+        "open",
+        "shell",
+        "--",
+        "cat",
+        "/var/lib/limasim/installed",
+    ]);
     r.ok();
     r.stdout.lines().map(str::to_owned).collect()
 }
@@ -78,8 +93,23 @@ fn setup_all_for_real_installs_every_tool_in_one_apt_transaction() {
     ] {
         assert!(pkgs.iter().any(|x| x == p), "{p} not installed: {pkgs:?}");
     }
+    // Docker's socket is root in the VM: the default policy cannot hold with it, so the
+    // session is refused before any VM, and `--network open` is the way to use it.
+    let refused = w.run(&["shell", "--", "true"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("has the docker tool") && refused.stderr.contains("--network open"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused
+        .calls
+        .iter()
+        .all(|c| c.first().map(String::as_str) != Some("clone")));
     // Post-install steps ran as the guest user, and the MCP server is registered for it.
     let s = w.run(&[
+        "--network",
+        "open",
         "shell",
         "--",
         "sh",
