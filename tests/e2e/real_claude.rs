@@ -115,8 +115,9 @@ pub fn world_with_real_claude(answer: &str) -> (World, MessagesApi) {
     (w, api)
 }
 
-/// The key reached the API from the guest, through `host.lima.internal`, and never went on a
-/// limactl command line.
+/// The real key reached the API, and never went on a limactl command line. Under the default
+/// policy the guest holds a placeholder: the host proxy's Anthropic route puts the key in and
+/// forwards to the user's own `ANTHROPIC_BASE_URL` (so the API sees that URL's host).
 fn assert_key_forwarded(w: &World, api: &MessagesApi) {
     let reqs = api.messages_requests();
     assert!(!reqs.is_empty(), "claude never reached the API");
@@ -124,8 +125,8 @@ fn assert_key_forwarded(w: &World, api: &MessagesApi) {
         assert_eq!(r.headers.get("x-api-key").map(String::as_str), Some(KEY));
         assert_eq!(
             r.headers.get("host").map(String::as_str),
-            Some(format!("host.lima.internal:{}", api.port).as_str()),
-            "the loopback URL was pointed at the host"
+            Some(format!("127.0.0.1:{}", api.port).as_str()),
+            "the proxy forwards to the user's base URL"
         );
     }
     for call in w.logged() {
