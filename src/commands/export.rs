@@ -61,22 +61,7 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> Result<i32> {
     let lima_version = lima::detect::ensure(&ctx.lima, &ctx.paths.lima_version_cache())?;
     signals::install();
     // No rebuild (and no swap) while the template is read.
-    let mut setup = lock::acquire(
-        &lock::setup_lock(&ctx.paths, template.as_str()),
-        Mode::Exclusive,
-        |holder| {
-            ctx.ui.info(&format!(
-                "the template is being built ({}); waiting for it",
-                if holder.is_empty() {
-                    "pid unknown"
-                } else {
-                    holder
-                }
-            ))
-        },
-    )?;
-    setup.announce(&format!("pid {} (export)", std::process::id()));
-    crate::swap::recover_locked(&ctx.lima, &ctx.ui, &ctx.paths, template.as_str())?;
+    let _setup = crate::workflow::build::hold_template(ctx, &template, " (export)")?;
     let Some(manifest) = template::read_manifest(&ctx.paths, template.as_str())? else {
         return Err(Error::usage(format!(
             "there is no template VM for {} to export",

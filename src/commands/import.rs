@@ -65,23 +65,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     }
     ctx.prepare_lima()?;
     signals::install();
-    let mut setup = lock::acquire(
-        &lock::setup_lock(&ctx.paths, template.as_str()),
-        Mode::Exclusive,
-        |holder| {
-            ctx.ui.info(&format!(
-                "another claude-vm is building the template of {} ({}); waiting for it",
-                ctx.project.identity().display(),
-                if holder.is_empty() {
-                    "pid unknown"
-                } else {
-                    holder
-                }
-            ))
-        },
-    )?;
-    setup.announce(&format!("pid {} (import)", std::process::id()));
-    crate::swap::recover_locked(&ctx.lima, &ctx.ui, &ctx.paths, template.as_str())?;
+    let _setup = crate::workflow::build::hold_template(ctx, &template, " (import)")?;
     archive::remove_dead_unpacks(&ctx.paths.lima_home);
 
     let instances = ctx.lima.list()?;

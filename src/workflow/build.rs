@@ -166,6 +166,35 @@ pub fn staleness(
 
 /// Builds `template` from `config`. An existing template keeps serving sessions until the
 /// new one is complete. One setup per project at a time: a second one waits.
+/// The template's setup lock, for a change to the template (a build, an import) or a read
+/// that no rebuild may cross (an export): waits with a line while another claude-vm holds
+/// it, then settles a swap that a killed setup left half done (it decides which template
+/// exists, and which manifest describes it). `what` follows the pid in the lock's note.
+pub(crate) fn hold_template(
+    ctx: &Context,
+    template: &TemplateName,
+    what: &str,
+) -> Result<lock::Lock> {
+    let mut held = lock::acquire(
+        &lock::setup_lock(&ctx.paths, template.as_str()),
+        Mode::Exclusive,
+        |holder| {
+            ctx.ui.info(&format!(
+                "another claude-vm is building the template of {} ({}); waiting for it",
+                ctx.project.identity().display(),
+                if holder.is_empty() {
+                    "pid unknown"
+                } else {
+                    holder
+                }
+            ))
+        },
+    )?;
+    held.announce(&format!("pid {}{what}", std::process::id()));
+    crate::swap::recover_locked(&ctx.lima, &ctx.ui, &ctx.paths, template.as_str())?;
+    Ok(held)
+}
+
 pub fn build_template(
     ctx: &Context,
     config: &Config,
@@ -198,25 +227,7 @@ pub fn build_template(
     }
 
     signals::install();
-    let mut setup_lock = lock::acquire(
-        &lock::setup_lock(&ctx.paths, template.as_str()),
-        Mode::Exclusive,
-        |holder| {
-            ctx.ui.info(&format!(
-                "another claude-vm is building the template of {} ({}); waiting for it",
-                ctx.project.identity().display(),
-                if holder.is_empty() {
-                    "pid unknown"
-                } else {
-                    holder
-                }
-            ))
-        },
-    )?;
-    setup_lock.announce(&format!("pid {}", std::process::id()));
-    // A swap that a killed setup left half done is settled first: it decides which template
-    // exists (and which manifest describes it).
-    crate::swap::recover_locked(&ctx.lima, &ctx.ui, &ctx.paths, template.as_str())?;
+    let _setup_lock = hold_template(ctx, template, "")?;
     let fingerprint = current_fingerprint(ctx, config, template)?;
     let existing = template::read_manifest(&ctx.paths, template.as_str())?;
     let done = match (b.when, &existing) {
