@@ -39,6 +39,8 @@ mod script;
 mod signals;
 mod swap;
 mod template;
+#[cfg(test)]
+mod testing;
 mod tools;
 mod trust;
 mod tty;
