@@ -34,6 +34,25 @@ async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> CallToolResul
         .unwrap_or_else(|e| panic!("{tool}: {e}"))
 }
 
+/// `exec` of `sleep SECS` in the project, left running in the background.
+fn spawn_sleep(
+    peer: &Peer<RoleClient>,
+    secs: u32,
+) -> tokio::task::JoinHandle<Result<CallToolResult, rmcp::ServiceError>> {
+    let peer = peer.clone();
+    tokio::spawn(async move {
+        let args = json!({"project": ".", "argv": ["sleep", secs.to_string()]});
+        let args = args.as_object().expect("object").clone();
+        peer.call_tool(CallToolRequestParams::new("exec").with_arguments(args))
+            .await
+    })
+}
+
+/// A session's VM (`*.run-*`) exists.
+fn running(w: &World) -> bool {
+    w.instances().iter().any(|n| n.contains(".run-"))
+}
+
 fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
@@ -325,7 +344,6 @@ async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 fn a_cancelled_call_a_closed_pipe_and_sigterm_mid_run_leave_no_vm() {
     let w = World::new();
     w.setup();
-    let running = |w: &World| w.instances().iter().any(|n| n.contains(".run-"));
     rt().block_on(async {
         let c = connect(&w, &w.project).await;
         let peer = c.service.peer().clone();
@@ -358,17 +376,7 @@ fn a_cancelled_call_a_closed_pipe_and_sigterm_mid_run_leave_no_vm() {
         }
         assert!(cancelled.elapsed() < Duration::from_secs(30));
         w.assert_nothing_left("after a cancelled call");
-        let long = {
-            let peer = peer.clone();
-            tokio::spawn(async move {
-                let args = json!({"project": ".", "argv": ["sleep", "60"]});
-                peer.call_tool(
-                    CallToolRequestParams::new("exec")
-                        .with_arguments(args.as_object().unwrap().clone()),
-                )
-                .await
-            })
-        };
+        let long = spawn_sleep(&peer, 60);
         wait_for("the VM comes up", || running(&w)).await;
         let started = Instant::now();
         close(c).await;
@@ -383,14 +391,7 @@ fn a_cancelled_call_a_closed_pipe_and_sigterm_mid_run_leave_no_vm() {
         // waits for its VM to be deleted before it exits.
         let c = connect(&w, &w.project).await;
         let peer = c.service.peer().clone();
-        let long = tokio::spawn(async move {
-            let args = json!({"project": ".", "argv": ["sleep", "60"]});
-            peer.call_tool(
-                CallToolRequestParams::new("exec")
-                    .with_arguments(args.as_object().unwrap().clone()),
-            )
-            .await
-        });
+        let long = spawn_sleep(&peer, 60);
         wait_for("the VM comes up", || running(&w)).await;
         // SAFETY: a signal to the server this test started.
         assert_eq!(
@@ -412,19 +413,11 @@ fn a_cancelled_call_a_closed_pipe_and_sigterm_mid_run_leave_no_vm() {
 fn a_sigkilled_server_leaves_no_vm_behind() {
     let w = World::new();
     w.setup();
-    let running = |w: &World| w.instances().iter().any(|n| n.contains(".run-"));
     rt().block_on(async {
         let c = connect(&w, &w.project).await;
         let peer = c.service.peer().clone();
         // Longer than every wait below: only the death signal can end it in time.
-        let long = tokio::spawn(async move {
-            let args = json!({"project": ".", "argv": ["sleep", "600"]});
-            peer.call_tool(
-                CallToolRequestParams::new("exec")
-                    .with_arguments(args.as_object().unwrap().clone()),
-            )
-            .await
-        });
+        let long = spawn_sleep(&peer, 600);
         wait_for("the VM comes up", || running(&w)).await;
         let owner = w
             .journal()

@@ -179,6 +179,25 @@ fn clones(w: &World) -> Vec<String> {
         .collect()
 }
 
+/// Since `before`: one VM per SDK connection (`sessions` of them), each deleted when the SDK
+/// was done with it.
+#[track_caller]
+fn assert_vms(w: &World, before: usize, sessions: usize) {
+    let calls = w.logged_since(before, None);
+    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(verbs, ["clone", "shell", "delete"].repeat(sessions));
+}
+
+/// TYPESCRIPT_QUERY in a folder beside `nm` (ESM resolves packages from the script's folder).
+fn typescript_query(w: &World, nm: &Path) -> PathBuf {
+    let dir = w.root.join("ts");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::os::unix::fs::symlink(nm, dir.join("node_modules")).expect("link node_modules");
+    let script = dir.join("query.mjs");
+    std::fs::write(&script, TYPESCRIPT_QUERY).expect("write");
+    script
+}
+
 #[test]
 #[ignore = "needs PyPI (claude-agent-sdk); run by .ci/run with --ignored"]
 fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
@@ -255,13 +274,7 @@ fn sdk_clients_python_runs_two_turns_and_a_one_shot_query_in_fresh_vms() {
         "a fresh claude: {q:?}"
     );
 
-    // One VM per SDK connection, each deleted when the SDK was done with it.
-    let calls = w.logged_since(before, None);
-    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(
-        verbs,
-        ["clone", "shell", "delete", "clone", "shell", "delete"]
-    );
+    assert_vms(&w, before, 2);
     w.assert_nothing_left(&stderr);
 }
 
@@ -312,12 +325,7 @@ fn sdk_clients_typescript_runs_a_query_in_a_fresh_vm() {
     let w = World::new();
     w.setup();
     let before = w.logged().len();
-    // ESM resolves packages from the script's folder.
-    let dir = w.root.join("ts");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::os::unix::fs::symlink(nm, dir.join("node_modules")).expect("link node_modules");
-    let script = dir.join("query.mjs");
-    std::fs::write(&script, TYPESCRIPT_QUERY).expect("write");
+    let script = typescript_query(&w, nm);
     let link = drop_in(&w);
     let node = Path::new("node");
     let (code, stdout, stderr) = run_program(&w, node, &script, &[link.to_str().unwrap()]);
@@ -339,9 +347,7 @@ fn sdk_clients_typescript_runs_a_query_in_a_fresh_vm() {
     assert_eq!(result["type"], "result", "{messages:?}");
     assert_eq!(result["subtype"], "success");
     assert_eq!(result["result"], "fake reply to: one shot");
-    let calls = w.logged_since(before, None);
-    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(verbs, ["clone", "shell", "delete"]);
+    assert_vms(&w, before, 1);
     w.assert_nothing_left(&stderr);
 }
 
@@ -389,12 +395,7 @@ fn sdk_clients_python_drives_the_actual_claude_code_over_two_turns() {
     );
     let q = out["query"].as_array().expect("query");
     assert_eq!(q.last().expect("result")["result"], answer, "{q:?}");
-    let calls = w.logged_since(before, None);
-    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(
-        verbs,
-        ["clone", "shell", "delete", "clone", "shell", "delete"]
-    );
+    assert_vms(&w, before, 2);
     w.assert_nothing_left(&stderr);
 }
 
@@ -405,11 +406,7 @@ fn sdk_clients_typescript_drives_the_actual_claude_code() {
     let answer = "The stand-in answers ✓";
     let (w, api) = crate::real_claude::world_with_real_claude(answer);
     let before = w.logged().len();
-    let dir = w.root.join("ts");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::os::unix::fs::symlink(nm, dir.join("node_modules")).expect("link node_modules");
-    let script = dir.join("query.mjs");
-    std::fs::write(&script, TYPESCRIPT_QUERY).expect("write");
+    let script = typescript_query(&w, nm);
     let link = drop_in(&w);
     let (code, stdout, stderr) =
         run_program(&w, Path::new("node"), &script, &[link.to_str().unwrap()]);
@@ -433,8 +430,6 @@ fn sdk_clients_typescript_drives_the_actual_claude_code() {
             .any(|r| r.conversation_text().contains("one shot")),
         "the prompt reached the API"
     );
-    let calls = w.logged_since(before, None);
-    let verbs: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(verbs, ["clone", "shell", "delete"]);
+    assert_vms(&w, before, 1);
     w.assert_nothing_left(&stderr);
 }
