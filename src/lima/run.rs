@@ -80,7 +80,10 @@ impl Lines {
             let mut buf = Vec::new();
             while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
                 let text = String::from_utf8_lossy(&buf);
-                if tx.send(text.trim_end_matches(['\n', '\r']).to_owned()).is_err() {
+                if tx
+                    .send(text.trim_end_matches(['\n', '\r']).to_owned())
+                    .is_err()
+                {
                     return;
                 }
                 buf.clear();
