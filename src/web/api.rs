@@ -795,6 +795,8 @@ fn review_of(app: &App, r: &Record) -> Value {
         .map(|(m, _, _)| m)
         .unwrap_or_default()
         .into_iter()
+        .filter(|m| m.contains("\"audit.finding\""))
+        .filter_map(|m| serde_json::from_str::<Value>(&m).ok())
         .filter(|m| m["source"] == "claude-vm" && m["data"]["type"] == "audit.finding")
         .map(|m| m["data"].clone())
         .collect();
@@ -870,12 +872,12 @@ async fn events(State(app): State<Shared>, Path(id): Path<String>, headers: Head
         s.rx = Some(rx);
         let mut out: Vec<Result<Event, Infallible>> = Vec::new();
         for m in msgs {
-            let seq = m["seq"].as_u64().unwrap_or(0) as usize;
-            s.next = seq + 1;
+            let seq = s.next;
+            s.next += 1;
             out.push(Ok(Event::default()
                 .event("message")
                 .id(seq.to_string())
-                .data(m.to_string())));
+                .data(&*m)));
         }
         if let Some(r) = s.app.store.get(&s.id) {
             out.push(Ok(Event::default()

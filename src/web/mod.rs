@@ -127,6 +127,7 @@ pub fn run(opts: Options) -> Result<i32> {
     });
     stop_all(&app);
     rt.shutdown_timeout(Duration::from_secs(1));
+    app.store.flush();
     served
         .map(|()| 0)
         .map_err(|e| Error::failure(format!("the web server stopped: {e}")))

@@ -1377,7 +1377,7 @@ fn the_rebuild_button_shows_the_builds_progress_and_the_new_state() {
     for v in ["create", "start", "shell", "stop", "rename", "delete"] {
         assert!(verbs.iter().any(|x| x == v), "{v} in {verbs:?}");
     }
-    assert_eq!(w.templates(), [id.clone()]);
+    assert_eq!(w.templates(), std::slice::from_ref(&id));
     let p = server.api("GET", "/api/projects", None).json();
     assert_eq!(p["projects"][0]["up_to_date"], true, "{p}");
     drop(server);
@@ -1509,7 +1509,7 @@ fn stopped_from_the_page_its_vm_is_gone_and_the_review_shows_audit_network_and_w
         wait_text(&c, "#messages .m-text", "fake reply to: settle down").await;
         let id = shown_session(&c).await;
         let vm = server.session(&id)["vm"].as_str().unwrap().to_owned();
-        assert_eq!(clones(&w), [vm.clone()]);
+        assert_eq!(clones(&w), std::slice::from_ref(&vm));
         click(&c, "#stop").await;
         let banner = wait_text(&c, "#session-banner", "Stopped: the VM").await;
         assert_eq!(banner, format!("Stopped: the VM {vm} was deleted."));
@@ -1702,6 +1702,7 @@ fn many_page_loads_and_streams_at_once_do_not_block_a_running_session() {
     done.store(true, Ordering::SeqCst);
     assert_eq!(r["state"], "finished", "{r}");
     assert_eq!(r["exit_status"], 0, "{r}");
+    eprintln!("under load: the session took {took:?}, the slowest of 200 loads {slowest:?}");
     assert!(took < Duration::from_secs(90), "the session took {took:?}");
     assert!(slowest < Duration::from_secs(10), "a load took {slowest:?}");
     let want: Vec<u64> = (0..TICKS).collect();
