@@ -8,7 +8,8 @@
 //! During cleanup a signal does not stop anything: the first one says that the VM is still
 //! being deleted, a second one stops *waiting* for the delete (which runs on, detached) and
 //! leaves the journal entry, so the next claude-vm command finishes the job. Nothing is
-//! abandoned silently.
+//! abandoned silently. A SIGHUP counts only as the first signal: a hang-up is nobody asking
+//! twice.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
@@ -26,8 +27,20 @@ pub const GIVE_UP_AFTER: u32 = 2;
 pub const HANDLED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        // A hang-up is never a second request: the terminal or the parent that started us is
+        // gone, and nobody asked twice. (A multi-threaded parent that dies sends its death
+        // signal once per thread the child is handed to on the way: up to several at once.)
+        if COUNT
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+    } else {
+        COUNT.fetch_add(1, Ordering::SeqCst);
+    }
     let _ = FIRST.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-    COUNT.fetch_add(1, Ordering::SeqCst);
     if CLEANING.load(Ordering::SeqCst) {
         let n = DURING_CLEANUP.fetch_add(1, Ordering::SeqCst) + 1;
         const WAIT: &[u8] =

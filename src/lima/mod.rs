@@ -291,6 +291,10 @@ impl Limactl {
 
     /// Like [`Limactl::run_attached`], but the child's stderr comes back line by line to
     /// `on_line` (for `--json`, where every line on our stderr must be an event).
+    ///
+    /// Once limactl has exited, its stderr is read for at most `DRAIN_GRACE` more: a process
+    /// that outlives it may hold the pipe (a guest command the simulator's session did not end,
+    /// an ssh master), and the VM must still be deleted at once.
     pub fn run_attached_lines(
         &self,
         call: &Call,
@@ -303,24 +307,19 @@ impl Limactl {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(call, instance, e))?;
-        let stderr = child.stderr.take();
+        let lines = child.stderr.take().map(run::Lines::start);
+        let exited = std::sync::OnceLock::new();
         let status = std::thread::scope(|scope| {
-            if let Some(stderr) = stderr {
-                scope.spawn(move || {
-                    use std::io::BufRead;
-                    let mut reader = std::io::BufReader::new(stderr);
-                    let mut buf = Vec::new();
-                    while let Ok(n) = reader.read_until(b'\n', &mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let text = String::from_utf8_lossy(&buf);
-                        on_line(text.trim_end_matches(['\n', '\r']));
-                        buf.clear();
-                    }
-                });
+            let delivering = lines.map(|lines| {
+                let exited = &exited;
+                scope.spawn(move || lines.deliver(on_line, exited))
+            });
+            let status = run::wait_work(&child, None);
+            let _ = exited.set(std::time::Instant::now());
+            if let Some(d) = delivering {
+                let _ = d.join();
             }
-            run::wait_work(&child, None)
+            status
         });
         give_back();
         self.exited(call, instance, status)
@@ -338,5 +337,55 @@ impl Limactl {
         let call = list();
         let out = self.capture(&call, None)?;
         parse_list(&out).map_err(|what| self.error(&call, None, LimaErrorKind::BadOutput(what)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_attached_call_returns_once_limactl_exits_though_another_process_holds_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let lima = Limactl {
+            program: "/bin/sh".into(),
+            verbose: false,
+            timeouts: Timeouts::default(),
+            terminal: Terminal::NONE,
+        };
+        // "limactl" exits at once; what it started (a guest command nobody ended) keeps the
+        // pipe for 30 s.
+        let script = format!(
+            "echo first >&2; sleep 30 </dev/null >/dev/null & echo $! > '{}'; echo second >&2; exit 3",
+            pidfile.display()
+        );
+        let call = Call {
+            verb: Verb::Shell,
+            args: vec!["-c".into(), script],
+        };
+        let lines = Mutex::new(Vec::new());
+        let began = Instant::now();
+        let status = lima
+            .run_attached_lines(&call, None, &|l: &str| {
+                lines.lock().unwrap().push(l.to_owned())
+            })
+            .unwrap();
+        let took = began.elapsed();
+        let holder: libc::pid_t = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: ends the sleep this test started, by its pid.
+        unsafe { libc::kill(holder, libc::SIGKILL) };
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(*lines.lock().unwrap(), ["first", "second"]);
+        assert!(
+            took < run::DRAIN_GRACE + Duration::from_secs(2),
+            "waited {took:?} for a pipe held by another process"
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::signals;
 const KEEP: usize = 64 * 1024;
 /// After limactl exits, how long its output may take to drain. A background process that
 /// inherited the pipe (an ssh master, a host agent) must not make us hang.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
+pub(super) const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// Reads a stream on a thread, optionally echoing it to our stderr and copying it to a log.
 pub struct Collector {
@@ -63,6 +63,54 @@ impl Collector {
         let _ = self.done.recv_timeout(DRAIN_GRACE);
         let bytes = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// A stream's lines, read on a thread of their own (not a scoped one: whoever else holds the
+/// pipe may keep it open long after the child exited).
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn start(stream: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&buf);
+                if tx
+                    .send(text.trim_end_matches(['\n', '\r']).to_owned())
+                    .is_err()
+                {
+                    return;
+                }
+                buf.clear();
+            }
+        });
+        Lines { rx }
+    }
+
+    /// Hands each line to `on_line` until the stream ends, or `DRAIN_GRACE` after the time
+    /// `exited` is set to (the child's exit).
+    pub fn deliver(self, on_line: &(dyn Fn(&str) + Sync), exited: &std::sync::OnceLock<Instant>) {
+        // How often an unset `exited` is looked at again.
+        const TICK: Duration = Duration::from_millis(50);
+        loop {
+            let wait = match exited.get() {
+                None => TICK,
+                Some(at) => match (*at + DRAIN_GRACE).checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return,
+                },
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(line) => on_line(&line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
     }
 }
 

@@ -57,6 +57,7 @@ pub fn router(app: Shared) -> Router {
         .route("/api/sessions/{id}/continue", post(continue_session))
         .route("/api/sessions/{id}/events", get(events))
         .route("/api/sessions/{id}/review", get(review_session))
+        .route("/api/sessions/{id}/open-folder", post(open_folder))
         .route("/api/stream", get(list_stream))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page or API call") })
         .method_not_allowed_fallback(|| async {
@@ -65,9 +66,15 @@ pub fn router(app: Shared) -> Router {
                 "this API call takes another method",
             )
         })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
+
+/// The largest request body read (a prompt is at most `ARG_MAX`).
+const BODY_MAX: usize = 1 << 20;
+/// The longest prompt or single claude argument: one argv string is at most 128 KiB on Linux.
+const ARG_MAX: usize = 100_000;
 
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let mut r = (status, axum_json(&json!({"error": message.into()}))).into_response();
@@ -153,7 +160,7 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response 
         }
     }
     if path == "/api/login" {
-        return next.run(req).await;
+        return as_json(next.run(req).await).await;
     }
     let now = Instant::now();
     let verdict = {
@@ -172,7 +179,7 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response 
         }
     };
     match verdict {
-        Verdict::Ok => next.run(req).await,
+        Verdict::Ok => as_json(next.run(req).await).await,
         Verdict::Refused => error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong token: open the URL `claude-vm web` printed",
@@ -182,6 +189,29 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response 
             "too many wrong tokens in the last minute; try again later",
         ),
     }
+}
+
+/// An API error that axum answered itself (a body over the limit, a bad path) in plain text:
+/// the same status, as `{"error": ...}` like every other.
+async fn as_json(r: Response) -> Response {
+    let status = r.status();
+    let is_json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return r;
+    }
+    let text = axum::body::to_bytes(r.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the request body is over {BODY_MAX} bytes")
+    } else {
+        text
+    };
+    error(status, text)
 }
 
 /// A JSON body as `T`, or a 400 saying what is wrong with it.
@@ -351,6 +381,12 @@ fn bad(message: impl Into<String>) -> Response {
 
 fn check_prompt(prompt: &str) -> Result<(), Response> {
     child::check_prompt(prompt).map_err(bad)?;
+    if prompt.len() > ARG_MAX {
+        return Err(bad(format!(
+            "prompt is too long ({} bytes; at most {ARG_MAX}): put the details in a file in the project and point the agent at it",
+            prompt.len()
+        )));
+    }
     if prompt.starts_with('-') {
         return Err(bad(
             "prompt starts with '-', which claude would read as a flag: reword it",
@@ -424,6 +460,11 @@ fn checked_session(body: StartBody, app: &App) -> Result<Record, Response> {
         }
     }
     child::check_claude_args(&body.claude_args).map_err(bad)?;
+    if let Some(i) = body.claude_args.iter().position(|a| a.len() > ARG_MAX) {
+        return Err(bad(format!(
+            "claude_args[{i}] is too long (at most {ARG_MAX} bytes)"
+        )));
+    }
     let network = body.network.filter(|n| !n.trim().is_empty());
     if let Some(n) = &network {
         let ok = n.len() <= 64
@@ -644,8 +685,67 @@ async fn stop_session(State(app): State<Shared>, Path(id): Path<String>) -> Resp
     }
 }
 
+/// Opens the session's project folder on the desktop (the record's, never a path from the
+/// request).
+async fn open_folder(State(app): State<Shared>, Path(id): Path<String>) -> Response {
+    let r = match found(&app, &id) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if !r.project.is_dir() {
+        return error(
+            StatusCode::CONFLICT,
+            format!("{} is not a folder any more", r.project.display()),
+        );
+    }
+    match super::open_with_desktop(r.project.as_os_str()) {
+        Ok(()) => ok(json!({"opened": r.project})),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 async fn sessions(State(app): State<Shared>) -> Response {
-    ok(json!({"sessions": app.store.records()}))
+    let records = app.store.records();
+    let a = app.clone();
+    let mine: Vec<u32> = records
+        .iter()
+        .filter(|r| r.is_live())
+        .filter_map(|r| r.owner_pid)
+        .collect();
+    let others = tokio::task::spawn_blocking(move || elsewhere(&a, &mine))
+        .await
+        .unwrap_or_default();
+    ok(json!({"sessions": records, "elsewhere": others}))
+}
+
+/// The live sessions claude-vm's journal knows that this server did not start (a terminal's
+/// `claude-vm`, an MCP server's runs): shown, not stopped or reviewed from here.
+fn elsewhere(app: &App, mine: &[u32]) -> Vec<Value> {
+    use crate::names::{Ours, Role};
+    crate::journal::Journal::new(&app.paths)
+        .entries()
+        .into_iter()
+        .filter(|e| e.role == Role::Run && !mine.contains(&e.owner.pid))
+        .filter(|e| e.owner_may_be_alive())
+        .map(|e| {
+            let warm = matches!(
+                crate::names::parse(&e.instance),
+                Some(Ours::Clone {
+                    role: Role::Warm,
+                    ..
+                })
+            );
+            json!({
+                "vm": e.instance,
+                "template": e.template,
+                "project": e.project,
+                "started_at": e.started_at.saturating_mul(1000),
+                "owner_pid": e.owner.pid,
+                "warm": warm,
+                "policy": e.policy,
+            })
+        })
+        .collect()
 }
 
 async fn session(State(app): State<Shared>, Path(id): Path<String>) -> Response {
@@ -695,6 +795,8 @@ fn review_of(app: &App, r: &Record) -> Value {
         .map(|(m, _, _)| m)
         .unwrap_or_default()
         .into_iter()
+        .filter(|m| m.contains("\"audit.finding\""))
+        .filter_map(|m| serde_json::from_str::<Value>(&m).ok())
         .filter(|m| m["source"] == "claude-vm" && m["data"]["type"] == "audit.finding")
         .map(|m| m["data"].clone())
         .collect();
@@ -770,12 +872,12 @@ async fn events(State(app): State<Shared>, Path(id): Path<String>, headers: Head
         s.rx = Some(rx);
         let mut out: Vec<Result<Event, Infallible>> = Vec::new();
         for m in msgs {
-            let seq = m["seq"].as_u64().unwrap_or(0) as usize;
-            s.next = seq + 1;
+            let seq = s.next;
+            s.next += 1;
             out.push(Ok(Event::default()
                 .event("message")
                 .id(seq.to_string())
-                .data(m.to_string())));
+                .data(&*m)));
         }
         if let Some(r) = s.app.store.get(&s.id) {
             out.push(Ok(Event::default()

@@ -127,6 +127,7 @@ pub fn run(opts: Options) -> Result<i32> {
     });
     stop_all(&app);
     rt.shutdown_timeout(Duration::from_secs(1));
+    app.store.flush();
     served
         .map(|()| 0)
         .map_err(|e| Error::failure(format!("the web server stopped: {e}")))
@@ -149,24 +150,33 @@ fn stop_all(app: &App) {
 
 /// The desktop's opener, with the one-use launch code (never the token) in the URL.
 fn open_browser(url: &str) {
+    if let Err(e) = open_with_desktop(std::ffi::OsStr::new(url)) {
+        crate::ui::raw_stderr(&format!(
+            "claude-vm: warning: {e}; open the URL above yourself\n"
+        ));
+    }
+}
+
+/// Hands `target` (a URL, a folder) to the desktop's opener (`xdg-open`, macOS `open`): an
+/// argument of its own, never a shell line.
+pub fn open_with_desktop(target: &std::ffi::OsStr) -> std::result::Result<(), String> {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {
         "xdg-open"
     };
     let started = std::process::Command::new(opener)
-        .arg(url)
+        .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
     match started {
-        // Reaped when it exits (it normally hands the URL over and exits at once).
+        // Reaped when it exits (it normally hands the target over and exits at once).
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
+            Ok(())
         }
-        Err(e) => crate::ui::raw_stderr(&format!(
-            "claude-vm: warning: cannot run {opener} to open a browser ({e}); open the URL above yourself\n"
-        )),
+        Err(e) => Err(format!("cannot run {opener} ({e})")),
     }
 }

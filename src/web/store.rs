@@ -2,11 +2,15 @@
 //! produced (claude's stream-json lines, claude-vm's events, the server's own notes), in
 //! memory and under the data directory's `web/` folder (`ID.json` the record, `ID.jsonl`
 //! the messages), so a restarted server still shows them for review.
+//!
+//! A message is kept as its JSON text, made once: every stream of it sends that text. The
+//! files are written by one thread of their own, in order, so no reader ever waits on the
+//! disk while holding the lock the HTTP side takes.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -90,15 +94,23 @@ impl Record {
 
 pub struct Job {
     pub record: Record,
-    pub messages: Vec<Value>,
+    /// Each message's JSON text; message `seq` is at index `seq`.
+    pub messages: Vec<Arc<str>>,
     /// Bumped on every change: SSE readers wait on it.
     pub version: watch::Sender<u64>,
+}
+
+/// What the writing thread does, in the order asked.
+enum Disk {
+    Save(String, String),
+    Append(String, Arc<str>),
+    Flushed(mpsc::Sender<()>),
 }
 
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
-    dir: PathBuf,
+    disk: mpsc::Sender<Disk>,
     /// Bumped whenever any record changes (the page's list stream).
     pub changed: watch::Sender<u64>,
 }
@@ -155,11 +167,24 @@ impl Store {
             );
         }
         let (changed, _) = watch::channel(0);
+        let (disk, todo) = mpsc::channel();
+        let at = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("web-store".into())
+            .spawn(move || write_all(&at, todo))?;
         Ok(Store {
             inner: Arc::new(Mutex::new(Inner { jobs })),
-            dir: dir.to_path_buf(),
+            disk,
             changed,
         })
+    }
+
+    /// Waits until everything asked so far is on disk.
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.disk.send(Disk::Flushed(tx)).is_ok() {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -168,17 +193,17 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Called under the lock: saves of one record never interleave.
-    fn save(dir: &Path, r: &Record) {
+    /// Called under the lock, so the saves of one record are queued in order.
+    fn save(&self, r: &Record) {
         if let Ok(text) = serde_json::to_string_pretty(r) {
-            let _ = crate::atomic::write(dir, &format!("{}.json", r.id), text.as_bytes());
+            let _ = self.disk.send(Disk::Save(format!("{}.json", r.id), text));
         }
     }
 
     pub fn insert(&self, r: Record) {
         let (version, _) = watch::channel(0);
         let mut inner = self.lock();
-        Self::save(&self.dir, &r);
+        self.save(&r);
         inner.jobs.insert(
             r.id.clone(),
             Job {
@@ -206,12 +231,13 @@ impl Store {
         self.lock().jobs.get(id).map(|j| j.record.clone())
     }
 
-    /// Messages from `from` on, and a receiver that changes with the next ones.
+    /// The texts of the messages from `from` on (message `from + i` at `i`), whether the job
+    /// is live, and a receiver that changes with the next ones.
     pub fn messages_from(
         &self,
         id: &str,
         from: usize,
-    ) -> Option<(Vec<Value>, bool, watch::Receiver<u64>)> {
+    ) -> Option<(Vec<Arc<str>>, bool, watch::Receiver<u64>)> {
         let inner = self.lock();
         let j = inner.jobs.get(id)?;
         let rx = j.version.subscribe();
@@ -226,8 +252,9 @@ impl Store {
             let j = inner.jobs.get_mut(id)?;
             f(&mut j.record);
             bump(&j.version);
-            Self::save(&self.dir, &j.record);
-            j.record.clone()
+            let r = j.record.clone();
+            self.save(&r);
+            r
         };
         bump(&self.changed);
         Some(r)
@@ -248,35 +275,23 @@ impl Store {
                 Some(d) => json!({"seq": seq, "source": source, "data": d}),
                 None => json!({"seq": seq, "source": source, "text": line}),
             };
+            let text: Arc<str> = msg.to_string().into();
             let learned = data
                 .as_ref()
                 .is_some_and(|d| learn(&mut j.record, source, d));
             if j.messages.len() < MESSAGES_MAX {
-                j.messages.push(msg.clone());
+                j.messages.push(text.clone());
             }
             if learned {
-                Self::save(&self.dir, &j.record);
+                let r = j.record.clone();
+                self.save(&r);
             }
-            Self::append(&self.dir, id, &msg);
+            let _ = self.disk.send(Disk::Append(id.to_owned(), text));
             bump(&j.version);
             learned
         };
         if learned {
             bump(&self.changed);
-        }
-    }
-
-    fn append(dir: &Path, id: &str, msg: &Value) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(format!("{id}.jsonl"));
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-        {
-            let _ = writeln!(f, "{msg}");
         }
     }
 
@@ -324,14 +339,48 @@ fn learn(r: &mut Record, source: &str, d: &Value) -> bool {
     }
 }
 
-fn read_messages(path: &Path) -> Vec<Value> {
+fn read_messages(path: &Path) -> Vec<Arc<str>> {
     let Ok(text) = crate::fsread::small_regular_file(path, 64 << 20) else {
         return Vec::new();
     };
     text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
+        .map(Arc::from)
         .take(MESSAGES_MAX)
         .collect()
+}
+
+/// The writing thread: records saved whole (atomically), messages appended, in the order
+/// asked; ends with the store.
+fn write_all(dir: &Path, todo: mpsc::Receiver<Disk>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // The job whose file is open (messages come in runs of one job).
+    let mut open: Option<(String, std::fs::File)> = None;
+    for d in todo {
+        match d {
+            Disk::Save(name, text) => {
+                let _ = crate::atomic::write(dir, &name, text.as_bytes());
+            }
+            Disk::Append(id, line) => {
+                if open.as_ref().is_none_or(|(o, _)| *o != id) {
+                    open = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(dir.join(format!("{id}.jsonl")))
+                        .ok()
+                        .map(|f| (id, f));
+                }
+                if let Some((_, f)) = open.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            Disk::Flushed(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// What to do when a job's child exits: (store, job id, exit status).

@@ -3,9 +3,13 @@
 //! shell line), its stdout and stderr read to the end so it never blocks on a full pipe.
 //!
 //! Children are spawned by one thread that lives as long as the process, with
-//! PR_SET_PDEATHSIG=SIGTERM (Linux; the signal is tied to the spawning *thread*, so a
+//! PR_SET_PDEATHSIG=SIGHUP (Linux; the signal is tied to the spawning *thread*, so a
 //! runtime's worker thread that ends would fire it early), so a parent that dies, even by
-//! SIGKILL, still makes each child delete its VM. Each child is in its own process group,
+//! SIGKILL, still makes each child delete its VM. SIGHUP, not SIGTERM: a dying
+//! multi-threaded parent sends the signal once per thread the child is handed to while its
+//! threads exit (often two or three at once), and claude-vm counts repeated hang-ups as one,
+//! where a second SIGTERM would mean "stop now" (SIGKILL to `limactl shell`, the guest
+//! command never told). Each child is in its own process group,
 //! so a Ctrl-C at the parent's terminal reaches the parent alone, which then ends each
 //! child with one SIGTERM (`Children`).
 
@@ -181,12 +185,12 @@ fn start(exe: &Path, args: &[String], dir: &Path) -> std::io::Result<std::proces
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent died before the signal was armed: nothing would send it.
                 if libc::getppid() != parent {
-                    libc::_exit(143);
+                    libc::_exit(128 + libc::SIGHUP);
                 }
                 Ok(())
             });

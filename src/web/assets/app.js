@@ -99,15 +99,30 @@ async function loadSessions() {
   let data;
   try { data = await api("GET", "/api/sessions"); } catch (_) { return; }
   const rows = data.sessions.filter((s) => s.kind === "session");
+  const others = data.elsewhere || [];
   const body = $("sessions-body");
   body.replaceChildren();
-  $("sessions-empty").hidden = rows.length > 0;
-  for (const s of rows) {
+  $("sessions-empty").hidden = rows.length + others.length > 0;
+  const from = (w) => (w === true ? "warm pool" : w === false ? "cold boot" : "");
+  // Live ones first: this page's, then those started elsewhere (a terminal, an MCP server).
+  const live = (s) => s.state === "running" || s.state === "starting";
+  for (const s of [...rows.filter(live), null, ...rows.filter((s) => !live(s))]) {
+    if (s === null) {
+      for (const o of others) {
+        const tr = el("tr", "elsewhere");
+        tr.dataset.vm = o.vm;
+        const cells = ["running", o.project, "(started outside this page)", o.vm, fmtTime(o.started_at),
+          `pid ${o.owner_pid}`, from(o.warm), o.policy || "", "view only: stop it where it was started"];
+        for (const c of cells) tr.append(el("td", null, c));
+        body.append(tr);
+      }
+      continue;
+    }
     const tr = el("tr");
     tr.dataset.id = s.id;
     const cells = [stateText(s), s.project, s.prompt.slice(0, 80), s.vm || "", fmtTime(s.started_at),
-      s.owner_pid ? `pid ${s.owner_pid}` : "", s.warm === true ? "warm pool" : s.warm === false ? "cold boot" : "",
-      s.policy || s.network || ""];
+      s.owner_pid ? `pid ${s.owner_pid}` : "", from(s.warm), s.policy || s.network || "",
+      live(s) ? "stop, watch" : "review, continue"];
     for (const c of cells) tr.append(el("td", null, c));
     tr.addEventListener("click", () => { location.hash = `#/session/${s.id}`; });
     body.append(tr);
@@ -128,6 +143,9 @@ async function loadStartForm() {
   if (keep) sel.value = keep;
 }
 
+// Each project's last rebuild log, kept when the list is drawn again.
+const rebuildLogs = {};
+
 async function loadProjects() {
   let data;
   try { data = await api("GET", "/api/projects"); } catch (_) { return; }
@@ -146,14 +164,16 @@ async function loadProjects() {
     const size = p.size_bytes == null ? "" : `, ${(p.size_bytes / 1e9).toFixed(2)} GB on disk`;
     box.append(el("div", null, `${p.disk_gb} GB disk, ${p.memory_gb} GB memory, ${p.cpus} CPUs${size}`));
     const btn = el("button", "rebuild", "Rebuild");
-    const log = el("pre", "rebuild-log");
+    const log = el("pre", "rebuild-log", rebuildLogs[p.id] || "");
     btn.addEventListener("click", async () => {
       btn.disabled = true;
-      log.textContent = "";
+      log.textContent = rebuildLogs[p.id] = "";
       try {
         const job = await api("POST", `/api/projects/${encodeURIComponent(p.id)}/rebuild`, {});
-        follow(job.id, (m) => { log.textContent += describeLine(m) + "\n"; },
-          (r) => { btn.disabled = r.state === "running" || r.state === "starting"; if (!btn.disabled) loadProjects(); });
+        follow(job.id, (m) => {
+          rebuildLogs[p.id] = (rebuildLogs[p.id] || "") + describeLine(m) + "\n";
+          log.textContent = rebuildLogs[p.id];
+        }, (r) => { btn.disabled = r.state === "running" || r.state === "starting"; if (!btn.disabled) loadProjects(); });
       } catch (e) {
         log.textContent = `cannot rebuild: ${e.message}`;
         btn.disabled = false;
@@ -327,8 +347,20 @@ async function openSession(id) {
   };
 }
 
-async function copy(text) {
-  try { await navigator.clipboard.writeText(text); } catch (_) { /* no clipboard here */ }
+function reviewStatus(text) {
+  const p = $("review-status");
+  p.textContent = text;
+  p.hidden = false;
+}
+
+// The clipboard, saying what happened (a page without clipboard access says so).
+async function copy(what, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    reviewStatus(`Copied the ${what} (${text.length} characters).`);
+  } catch (e) {
+    reviewStatus(`Cannot copy the ${what} here (${e.message}): select it below instead.`);
+  }
 }
 
 async function loadReview(id) {
@@ -336,7 +368,14 @@ async function loadReview(id) {
   try { r = await api("GET", `/api/sessions/${id}/review`); } catch (_) { return; }
   $("review").hidden = false;
   $("folder").textContent = r.project;
-  $("copy-folder").onclick = () => copy(r.project);
+  $("review-status").hidden = true;
+  $("copy-folder").onclick = () => copy("folder's path", r.project);
+  $("open-folder").onclick = async () => {
+    try {
+      await api("POST", `/api/sessions/${id}/open-folder`, {});
+      reviewStatus(`Opened ${r.project} on this computer's desktop.`);
+    } catch (e) { reviewStatus(`Cannot open the folder: ${e.message}`); }
+  };
   const note = $("review-note");
   note.hidden = !r.files_note;
   note.textContent = r.files_note ? `No file list: ${r.files_note}` : "";
@@ -352,7 +391,7 @@ async function loadReview(id) {
     box.append(el("pre", "diff", f.binary ? "(binary file)" : f.diff + (f.truncated ? "\n… (cut)" : "")));
     diffs.append(box);
   }
-  $("copy-diff").onclick = () => copy(r.files.map((f) => f.diff).join(""));
+  $("copy-diff").onclick = () => copy("diff", r.files.map((f) => f.diff).join(""));
   const audit = $("review-audit");
   audit.replaceChildren();
   if (r.audit_findings.length === 0) audit.append(el("li", null, "nothing that runs on your host was changed"));
@@ -397,6 +436,8 @@ function watchLists() {
       if (!$("view-sessions").hidden) loadSessions();
     }, 150);
   });
+  // Sessions started elsewhere change no record of ours: looked at again every few seconds.
+  setInterval(() => { if (!$("view-sessions").hidden) loadSessions(); }, 3000);
   es.onopen = () => { $("conn").textContent = "connected"; };
   es.onerror = () => { $("conn").textContent = "reconnecting…"; };
 }
