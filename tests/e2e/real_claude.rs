@@ -118,7 +118,7 @@ pub fn world_with_real_claude(answer: &str) -> (World, MessagesApi) {
 /// The real key reached the API, and never went on a limactl command line. Under the default
 /// policy the guest holds a placeholder: the host proxy's Anthropic route puts the key in and
 /// forwards to the user's own `ANTHROPIC_BASE_URL` (so the API sees that URL's host).
-fn assert_key_forwarded(w: &World, api: &MessagesApi) {
+pub fn assert_key_forwarded(w: &World, api: &MessagesApi) {
     let reqs = api.messages_requests();
     assert!(!reqs.is_empty(), "claude never reached the API");
     for r in &reqs {

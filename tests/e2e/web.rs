@@ -1822,3 +1822,70 @@ fn oversized_bodies_long_prompts_and_wrong_tokens_on_streams_get_json_errors() {
     drop(server);
     w.assert_nothing_left("after the refused requests");
 }
+
+/// What the fake claude cannot show: the real Claude Code (npm registry) started from the
+/// web UI streams its stream-json messages to the page's API, and continue resumes the same
+/// conversation in a new VM, the first prompt reaching the API again with the second.
+#[test]
+#[ignore = "needs the real Claude Code from the npm registry: cargo test --test e2e real_claude -- --ignored"]
+fn real_claude_started_from_the_web_ui_streams_and_continue_resumes_its_conversation() {
+    let (w, api) = crate::real_claude::world_with_real_claude("Noted: the word is MANGO.");
+    let server = Server::start(&w);
+    let project = project_id(&w);
+    let prompt = "Remember the word MANGO — \"quoted\", $HOME and `ticks`";
+    let first = server.start_session(json!({"project": project, "prompt": prompt}));
+    let record = server.wait_ended(&first);
+    assert_eq!(record["state"], "finished", "{record}");
+    let sid = record["claude_session_id"]
+        .as_str()
+        .expect("the real claude's session id")
+        .to_owned();
+    let msgs = server.messages(&first);
+    let kinds: Vec<&str> = msgs
+        .iter()
+        .filter_map(|m| m["data"]["type"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"system") && kinds.contains(&"assistant"),
+        "{kinds:?}"
+    );
+    let result = msgs
+        .iter()
+        .rev()
+        .find(|m| m["data"]["type"] == "result")
+        .expect("claude's result message");
+    assert_eq!(
+        result["data"]["result"], "Noted: the word is MANGO.",
+        "{result}"
+    );
+    assert_eq!(result["data"]["session_id"], sid.as_str());
+    api.wait_for(Duration::from_secs(1), |r| {
+        r.conversation_text().contains(prompt)
+    })
+    .expect("the prompt reached the API byte-exact");
+
+    api.set_answer("You said MANGO.");
+    let r = server.api(
+        "POST",
+        &format!("/api/sessions/{first}/continue"),
+        Some(json!({"prompt": "Which word did I say?"})),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let second = r.json()["id"].as_str().expect("id").to_owned();
+    let again = server.wait_ended(&second);
+    assert_eq!(again["state"], "finished", "{again}");
+    assert_ne!(again["vm"], record["vm"], "a new clone");
+    assert_eq!(
+        again["claude_session_id"],
+        sid.as_str(),
+        "the same conversation"
+    );
+    api.wait_for(Duration::from_secs(1), |r| {
+        let t = r.conversation_text();
+        t.contains("Which word did I say?") && t.contains(prompt)
+    })
+    .expect("--resume sent the first session's conversation along");
+    drop(server);
+    crate::real_claude::assert_key_forwarded(&w, &api);
+    w.assert_nothing_left("after the real claude's web sessions");
+}
