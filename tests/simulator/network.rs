@@ -345,3 +345,43 @@ fn the_hosts_network_only_when_asked_for() {
         )
     );
 }
+
+/// A guest on the host's network (`LIMA_SIM_NETWORK=host`, or fallback mode) would change the
+/// host's own firewall: its firewall tools refuse, by name, by absolute path and through
+/// sudo, and the host's ruleset stays as it was.
+#[test]
+fn a_guest_on_the_hosts_network_cannot_touch_the_hosts_firewall() {
+    // Read only, to compare. (iptables is refused the same way where it is installed.)
+    let host_rules = host_command("nft", &["list", "ruleset"]);
+    let attempts = "for c in '/usr/sbin/nft add table inet cvm_t' 'sudo nft add table inet cvm_t' \
+                    'sudo /usr/sbin/nft add table inet cvm_t'; do \
+                    $c >/dev/null 2>\"$HOME/err\"; echo \"$c: $? $(grep -c 'refused by the Lima simulator' \"$HOME/err\")\"; done";
+    let want = "/usr/sbin/nft add table inet cvm_t: 1 1\nsudo nft add table inet cvm_t: 1 1\n\
+                sudo /usr/sbin/nft add table inet cvm_t: 1 1\n";
+
+    let mut sim = Sim::new();
+    sim.set_env("LIMA_SIM_NETWORK", "host");
+    sim.create("vm", &["--mount-none"]);
+    sim.run(&["start", "vm"]).ok();
+    let out = sim.sh("vm", attempts).ok();
+    assert_namespace_mode(&sim);
+    assert_eq!(out.stdout, want, "{}", out.stderr);
+    assert_eq!(host_command("nft", &["list", "ruleset"]), host_rules);
+
+    let mut sim = Sim::new();
+    sim.set_env("LIMA_SIM_ISOLATION", "fallback");
+    sim.create("vm", &["--mount-none"]);
+    sim.run(&["start", "vm"]).ok();
+    // Fallback has no root of its own: /usr/sbin/nft is the host's, only PATH can guard it,
+    // so only names are tried here.
+    let by_name = "for c in 'nft add table inet cvm_t' 'sudo nft add table inet cvm_t'; do \
+                   $c >/dev/null 2>\"$HOME/err\"; echo \"$c: $? $(grep -c 'refused by the Lima simulator' \"$HOME/err\")\"; done";
+    let out = sim.sh("vm", by_name).ok();
+    assert_eq!(sim.isolation(), "fallback");
+    assert_eq!(
+        out.stdout, "nft add table inet cvm_t: 1 1\nsudo nft add table inet cvm_t: 1 1\n",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(host_command("nft", &["list", "ruleset"]), host_rules);
+}

@@ -10,6 +10,7 @@ pub(crate) mod claude_mcp;
 pub(crate) mod claude_stream;
 pub(crate) mod commander;
 pub(crate) mod curl;
+pub(crate) mod firewall;
 pub(crate) mod installers;
 pub(crate) mod npm;
 pub(crate) mod sudo;
@@ -27,6 +28,7 @@ pub fn dispatch(argv0: &Path, args: &[OsString]) -> Option<i32> {
         "curl" => curl::main(args),
         "claude" => claude::main(argv0, args),
         "npm" => npm::main(args),
+        tool if firewall::TOOLS.contains(&tool) => firewall::main(tool, args),
         _ => return None,
     })
 }

@@ -137,7 +137,8 @@ pub fn prepare_boot(inst: &Path, exe: &Path) -> Res<()> {
     fsutil::mkdir_all(&run_dir(inst).join("root"))?;
     let bin = fallback_bin(inst);
     fsutil::mkdir_all(&bin)?;
-    for tool in FAKE_TOOLS {
+    // Fallback mode runs on the host's network: its firewall tools refuse (fakes::firewall).
+    for tool in FAKE_TOOLS.iter().chain(crate::fakes::firewall::TOOLS) {
         fsutil::force_symlink(exe, &bin.join(tool))?;
     }
     Ok(())

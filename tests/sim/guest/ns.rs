@@ -491,6 +491,28 @@ fn bind_run_file(root: &Path, inst: &Path, name: &str, text: &str) -> Result<(),
     bind(&file, &target, false)
 }
 
+/// With the host's network the guest's firewall is the host's: the simulator is bound over
+/// every firewall tool in the guest's root (`fakes::firewall` refuses by argv[0]), so a
+/// ruleset meant for the guest never reaches the machine running the tests. Links (Debian's
+/// alternatives) end at one of these files.
+fn shadow_firewall(root: &Path, exe: &Path) -> Result<(), String> {
+    for dir in ["usr/sbin", "usr/bin", "sbin", "bin"] {
+        // /sbin and /bin are links into /usr on merged-/usr hosts: those are done already.
+        if !std::fs::symlink_metadata(root.join(dir)).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        for tool in crate::fakes::firewall::TOOLS {
+            let path = root.join(dir).join(tool);
+            let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+            if is_file {
+                bind(exe, &path, false)?;
+                make_readonly(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How a Lima guest names the host.
 const HOST_NAME: &str = "host.lima.internal";
 
@@ -795,6 +817,10 @@ pub fn boot(plan: &BootPlan) -> Result<(Vec<String>, Option<slirp::Helper>), Boo
         .map_err(failed)?,
     );
     host_lima_internal(&root, &plan.inst, plan.network, &plan.hostname).map_err(failed)?;
+    if plan.network == net::Mode::Host {
+        shadow_firewall(&root, &plan.exe).map_err(failed)?;
+        notes.push("firewall tools refuse: the guest shares the host's network".to_string());
+    }
     let owner = mounts_and_user(&root, plan, userns, &mut notes).map_err(failed)?;
     if let Some(ids) = owner {
         let _ = crate::agent::GUEST_OWNER.set(ids);
