@@ -16,7 +16,7 @@ SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 PURE = {
     # pure core
     "plan", "script", "config", "names", "fingerprint", "tools", "escape", "digest", "clock",
-    "error", "typos",
+    "error", "typos", "netpattern",
     # state files and host files
     "journal", "owner", "lock", "trust", "pool", "paths", "filenames", "atomic", "fsread",
     "hostfile", "handover", "project", "procinfo", "signals", "worktrees", "workdir",

@@ -27,6 +27,7 @@ mod manifest;
 mod mcp;
 mod names;
 mod net;
+mod netpattern;
 mod network;
 mod owner;
 mod paths;

@@ -67,6 +67,15 @@ pub struct Running {
     dir: PathBuf,
 }
 
+fn start_proxy(paths: &HostPaths) -> Result<(net::Proxy, PathBuf)> {
+    let dir = log_dir(paths);
+    let proxy = net::Proxy::start(net::Config::new(dir.clone())).map_err(|e| {
+        Error::failure(format!("cannot start the network proxy: {e}"))
+            .with_hint(format!("check that {} is writable", dir.display()))
+    })?;
+    Ok((proxy, dir))
+}
+
 /// Starts the proxy for `name`, registers it, and rewrites the guest's environment: the
 /// proxy variables, and (unless `open`) the Anthropic route and a placeholder in place of a
 /// forwarded credential, which stays on the host.
@@ -78,11 +87,7 @@ pub fn start(
     env: &mut BTreeMap<String, String>,
     host_urls: &mut Vec<HostUrl>,
 ) -> Result<Running> {
-    let dir = log_dir(paths);
-    let proxy = net::Proxy::start(net::Config::new(dir.clone())).map_err(|e| {
-        Error::failure(format!("cannot start the network proxy: {e}"))
-            .with_hint(format!("check that {} is writable", dir.display()))
-    })?;
+    let (proxy, dir) = start_proxy(paths)?;
     let host_ports = rules.host_ports.clone();
     let anthropic = if policy == Policy::Open {
         None
@@ -205,6 +210,119 @@ pub fn enforcement(
         },
         keep_sudo,
     })
+}
+
+/// The name a template's builds log under (`claude-vm network log setup-<template>`).
+pub fn setup_session(template: &str) -> String {
+    format!("setup-{template}")
+}
+
+/// A build's rules: setup's presets (the session's, plus apt mirrors and installers) for the
+/// template's `tools`, `[network] allow`, `deny` and `host_ports`. None for `open`: the build
+/// has the whole network, as before. `offline` is for sessions: a build that installs
+/// packages runs under setup's list.
+pub fn setup_rules(config: &Config, tools: &[&str]) -> Result<Option<Rules>> {
+    let n = &config.network;
+    if n.policy == Policy::Open {
+        return Ok(None);
+    }
+    let mut allow = presets::hosts(&presets::setup(tools));
+    allow.extend(n.allow.iter().cloned());
+    Rules::new(Mode::Allowlist, &allow, &n.deny, &n.host_ports)
+        .map(Some)
+        .map_err(|m| {
+            Error::usage(format!("invalid network configuration: {m}"))
+                .with_hint("fix the entry in .claude-vm.toml or on the command line")
+        })
+}
+
+/// Puts a build behind the proxy: starts it under [`setup_session`], and appends to `files`
+/// (the setup plan's bundle, after its fingerprint was taken) the wrapper that configures
+/// apt, sudo, curl, git, npm and pip for it, loads the in-guest rules, runs the provisioning
+/// script and leaves nothing of it in the template. The wrapper becomes the bundle's entry.
+/// None (and `files` untouched) for `open`.
+pub fn start_setup(
+    paths: &HostPaths,
+    config: &Config,
+    tools: &[&str],
+    template: &str,
+    files: &mut Vec<crate::plan::HandoverFile>,
+) -> Result<Option<Running>> {
+    let Some(rules) = setup_rules(config, tools)? else {
+        return Ok(None);
+    };
+    let Some(entry) = files.last().map(|f| f.name.clone()) else {
+        return Ok(None);
+    };
+    let (proxy, dir) = start_proxy(paths)?;
+    let host_ports = rules.host_ports.clone();
+    let name = setup_session(template);
+    let access = proxy
+        .register(net::SessionSpec {
+            name: name.clone(),
+            rules,
+            anthropic: None,
+        })
+        .map_err(|m| Error::failure(format!("cannot register the build with the proxy: {m}")))?;
+    let rules = enforcement(Policy::Allowlist, proxy.port(), &host_ports, true)
+        .ok_or_else(|| Error::failure("no network rules for the build"))?;
+    let text = crate::script::build_network(&crate::script::BuildNetwork {
+        proxy_url: &access.proxy_url(HOST_FROM_GUEST),
+        no_proxy: NO_PROXY,
+        rules: &rules,
+        entry: &format!("{}/{entry}", crate::script::BUNDLE_DIR),
+    });
+    files.push(crate::plan::HandoverFile {
+        name: SETUP_WRAPPER.to_owned(),
+        source: crate::plan::FileSource::Text(text),
+        // It carries the build's token.
+        printable: false,
+    });
+    Ok(Some(Running {
+        proxy,
+        name,
+        policy: config.network.policy,
+        host_ports,
+        dir,
+    }))
+}
+
+/// The bundle file of [`start_setup`].
+pub const SETUP_WRAPPER: &str = "build-network.sh";
+
+/// Lines for `setup --dry-run`: the build's policy and what it lets through, with origins.
+pub fn describe_setup(config: &Config, tools: &[&str]) -> Vec<String> {
+    let n = &config.network;
+    if n.policy == Policy::Open {
+        return vec![
+            "build network: open (the whole network, as `[network] policy = \"open\"` says)"
+                .to_owned(),
+        ];
+    }
+    let mut out = vec![
+        "build network: setup's list, through the proxy on the host (logged as `claude-vm network log setup-<template>`); in-guest rules refuse the rest".to_owned(),
+    ];
+    for p in presets::setup(tools) {
+        out.push(format!(
+            "  allow {} (preset: {})",
+            p.hosts.join(", "),
+            p.origin
+        ));
+    }
+    if !n.allow.is_empty() {
+        out.push(format!(
+            "  allow {} ([network] allow, --allow)",
+            n.allow.join(", ")
+        ));
+    }
+    if !n.deny.is_empty() {
+        out.push(format!("  deny {}", n.deny.join(", ")));
+    }
+    if !n.host_ports.is_empty() {
+        let ports: Vec<String> = n.host_ports.iter().map(u16::to_string).collect();
+        out.push(format!("  host ports {}", ports.join(", ")));
+    }
+    out
 }
 
 /// The end-of-session line and events from the session's log.

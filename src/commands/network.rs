@@ -20,7 +20,7 @@ pub fn log(ctx: &Context, session: Option<&str>, follow: bool, json: bool) -> Re
         }
     }
     if follow {
-        return follow_log(&dir, session, json);
+        return follow_log(&ctx.ui, &dir, session, json);
     }
     let read = log::read(&dir, session).map_err(|e| {
         Error::failure(format!(
@@ -110,11 +110,15 @@ fn line(r: &Record) -> String {
     ))
 }
 
-/// Prints what is logged from now on, polling the files (new sessions' too), until killed.
-fn follow_log(dir: &Path, session: Option<&str>, json: bool) -> Result<i32> {
+/// Prints what is logged from now on, polling the files (new sessions' too), until SIGINT,
+/// SIGTERM or SIGHUP, which end it with 128 + the signal (every whole line printed first).
+fn follow_log(ui: &crate::ui::Ui, dir: &Path, session: Option<&str>, json: bool) -> Result<i32> {
+    crate::signals::install();
     let mut offsets: Vec<(PathBuf, u64)> = Vec::new();
     let mut first = true;
     loop {
+        // One more pass after a signal: what was logged before it is printed.
+        let stop = crate::signals::received();
         for path in files(dir, session) {
             let known = offsets.iter().position(|(p, _)| *p == path);
             let Ok(mut file) = std::fs::File::open(&path) else {
@@ -151,6 +155,15 @@ fn follow_log(dir: &Path, session: Option<&str>, json: bool) -> Result<i32> {
                 Some(i) => offsets[i].1 = pos,
                 None => offsets.push((path, pos)),
             }
+        }
+        if let Some(sig) = stop {
+            return Ok(crate::signals::exit_code(sig));
+        }
+        if first {
+            ui.info(&format!(
+                "following {} (new lines as they are logged; Ctrl-C ends)",
+                dir.display()
+            ));
         }
         first = false;
         std::thread::sleep(std::time::Duration::from_millis(300));

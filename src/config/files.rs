@@ -334,7 +334,7 @@ impl FileCtx<'_> {
 /// One `allow`/`deny` entry, checked as the proxy will read it; the message says what is
 /// wrong (a scheme, a path, `*`) and what to write.
 pub fn network_pattern(text: &str) -> Result<(), String> {
-    super::net_policy::Pattern::parse(text).map(|_| ())
+    crate::netpattern::Pattern::parse(text).map(|_| ())
 }
 
 /// A script path from a file or flag: `~` expands, relative paths start at `base`, and it

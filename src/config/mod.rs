@@ -8,11 +8,6 @@
 mod files;
 mod layer;
 pub mod mounts;
-// The proxy's pattern syntax (net is above config in the layers; the file is self-contained),
-// so that a bad `[network]` entry is an error naming its file and key.
-#[path = "../net/policy.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod net_policy;
 pub mod presets;
 mod schema;
 pub mod show;

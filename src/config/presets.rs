@@ -123,8 +123,8 @@ pub fn hosts(presets: &[Preset]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::net_policy::Pattern;
     use super::*;
+    use crate::netpattern::Pattern;
 
     #[test]
     fn every_preset_is_a_valid_pattern() {

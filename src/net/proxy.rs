@@ -3,6 +3,7 @@
 //! server name checked), plain HTTP forwarding, and the Anthropic route.
 
 use super::anthropic::{self, Credential, Upstream};
+use super::body;
 use super::http::{self, Head, HeadError};
 use super::log::{self, Logger, Record, Verdict};
 use super::policy::{self, Decision, Host, Rules};
@@ -60,6 +61,10 @@ pub struct Config {
     pub resolver: Resolver,
     /// The roots the Anthropic route trusts upstream (the web's, unless a test says otherwise).
     pub upstream_roots: RootCertStore,
+    /// How long a client may take to send its request head, and then a tunnel its
+    /// ClientHello (a slow client holds a connection no longer).
+    pub head_time: Duration,
+    pub hello_time: Duration,
 }
 
 impl Config {
@@ -70,6 +75,8 @@ impl Config {
             upstream_roots: RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             },
+            head_time: HEAD_TIME,
+            hello_time: HELLO_TIME,
         }
     }
 }
@@ -137,6 +144,8 @@ struct Shared {
     resolver: Resolver,
     tls: tokio_rustls::TlsConnector,
     port: u16,
+    head_time: Duration,
+    hello_time: Duration,
 }
 
 /// A running proxy. Dropping it without `stop` also stops it, but may lose the last lines.
@@ -174,6 +183,8 @@ impl Proxy {
             resolver: config.resolver,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             port: addr.port(),
+            head_time: config.head_time,
+            hello_time: config.hello_time,
         });
         let listener = {
             let _guard = runtime.enter();
@@ -420,7 +431,7 @@ async fn reply(client: &mut TcpStream, bytes: Vec<u8>) {
 
 async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
     let started = Instant::now();
-    let (head, rest) = match http::read_head(&mut client, HEAD_TIME).await {
+    let (head, rest) = match http::read_head(&mut client, shared.head_time).await {
         Ok(h) => h,
         Err(HeadError::Gone) => return,
         Err(HeadError::TooLarge) => {
@@ -600,7 +611,7 @@ async fn connect(
     // to the name it asked for.
     let mut first = rest;
     if !policy::is_host_loopback(&host) {
-        let hello = read_hello(&mut client, &mut first).await;
+        let hello = read_hello(&mut client, &mut first, shared.hello_time).await;
         if let Err(why) = sni_matches(&host, &hello) {
             entry.rule = why;
             entry.verdict = Some(Verdict::Denied);
@@ -619,7 +630,7 @@ fn host_text(host: &Host) -> String {
     }
 }
 
-async fn read_hello(client: &mut TcpStream, buf: &mut Vec<u8>) -> Hello {
+async fn read_hello(client: &mut TcpStream, buf: &mut Vec<u8>, limit: Duration) -> Hello {
     let read = async {
         loop {
             let verdict = sni::parse(buf);
@@ -638,7 +649,7 @@ async fn read_hello(client: &mut TcpStream, buf: &mut Vec<u8>) -> Hello {
             }
         }
     };
-    tokio::time::timeout(HELLO_TIME, read)
+    tokio::time::timeout(limit, read)
         .await
         .unwrap_or(Hello::Malformed("no ClientHello in time"))
 }
@@ -692,6 +703,11 @@ async fn forward(
     let Some((host, port)) = parsed else {
         return reply(&mut client, bad_request("not a host[:port] in the URL")).await;
     };
+    // One request per connection, and the upstream must see where it ends as we do.
+    let framing = match body::framing(&head) {
+        Ok(f) => f,
+        Err(why) => return reply(&mut client, bad_request(why)).await,
+    };
     let authority = authority.to_string();
     let method = printable(&head.method);
     let mut entry = Entry::new(
@@ -709,10 +725,46 @@ async fn forward(
     head.target = path;
     head.prepare_for_upstream();
     head.set("Host", authority.as_bytes());
-    let mut first = head.to_bytes();
-    first.extend_from_slice(&rest);
     entry.verdict = Some(Verdict::Allowed);
-    tunnel(&mut client, &mut upstream, &first, &entry).await;
+    forward_one(
+        &mut client,
+        &mut upstream,
+        &head.to_bytes(),
+        rest,
+        framing,
+        &entry,
+    )
+    .await;
+}
+
+/// The checked request (head, then its body as framed, nothing after it) upstream; the
+/// response back until the upstream ends it.
+async fn forward_one(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    head: &[u8],
+    rest: Vec<u8>,
+    framing: body::Framing,
+    entry: &Entry,
+) {
+    if upstream.write_all(head).await.is_err() {
+        return;
+    }
+    entry.up.fetch_add(head.len() as u64, Ordering::Relaxed);
+    let (mut cr, cw) = client.split();
+    let (ur, mut uw) = upstream.split();
+    let request = body::forward(framing, rest, &mut cr, &mut uw, &entry.up);
+    let response = splice::copy(ur.as_ref(), cw.as_ref(), &entry.down);
+    tokio::pin!(request, response);
+    tokio::select! {
+        // The response is complete: whatever the client still sends goes nowhere.
+        () = &mut response => {}
+        sent = &mut request => {
+            if sent.is_ok() {
+                response.await;
+            }
+        }
+    }
 }
 
 async fn anthropic_route(

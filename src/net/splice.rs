@@ -14,6 +14,11 @@ async fn pump_with(a: &TcpStream, b: &TcpStream, up: &AtomicU64, down: &AtomicU6
     tokio::join!(one_way(a, b, up, kernel), one_way(b, a, down, kernel));
 }
 
+/// One direction until it ends, then a half-close of `to`; `count` counts the bytes.
+pub async fn copy(from: &TcpStream, to: &TcpStream, count: &AtomicU64) {
+    one_way(from, to, count, cfg!(target_os = "linux")).await
+}
+
 async fn one_way(from: &TcpStream, to: &TcpStream, count: &AtomicU64, kernel: bool) {
     #[cfg(target_os = "linux")]
     if kernel {
@@ -131,25 +136,69 @@ mod linux {
         count: &AtomicU64,
     ) -> io::Result<()> {
         let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+        // Bytes in the pipe; what went out is counted when the pipe empties, and by the
+        // guard's drop when the copy ends or is cancelled (the proxy stopping).
+        let mut held = 0usize;
+        let mut moved = Moved { count, n: 0 };
+        let mut eof = false;
         loop {
-            // The pipe is empty here, so a WouldBlock can only be the socket's.
-            let n = from
-                .async_io(Interest::READABLE, || splice(from.as_raw_fd(), pw, CHUNK))
-                .await?;
-            if n == 0 {
-                return Ok(());
-            }
-            let mut left = n;
-            while left > 0 {
-                let m = to
-                    .async_io(Interest::WRITABLE, || splice(pr, to.as_raw_fd(), left))
-                    .await?;
-                if m == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
+            if held == 0 {
+                if eof {
+                    return Ok(());
                 }
-                left -= m;
-                count.fetch_add(m as u64, Ordering::Relaxed);
+                moved.flush();
+                // The pipe is empty here, so a WouldBlock can only be the socket's: waiting
+                // for the socket to be readable is right.
+                match from
+                    .async_io(Interest::READABLE, || splice(from.as_raw_fd(), pw, CHUNK))
+                    .await
+                {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => held = n,
+                    Err(e) => return Err(e),
+                }
+            } else if !eof {
+                // More in while the pipe has room, without waiting: a WouldBlock here may be
+                // the full pipe's, so it must not clear the socket's readiness.
+                match splice(from.as_raw_fd(), pw, CHUNK) {
+                    Ok(0) => eof = true,
+                    Ok(n) => held += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
             }
+            // The pipe holds data, so a WouldBlock can only be the socket's.
+            match to
+                .async_io(Interest::WRITABLE, || splice(pr, to.as_raw_fd(), held))
+                .await
+            {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => {
+                    held -= m;
+                    moved.n += m as u64;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    struct Moved<'a> {
+        count: &'a AtomicU64,
+        n: u64,
+    }
+
+    impl Moved<'_> {
+        fn flush(&mut self) {
+            if self.n > 0 {
+                self.count
+                    .fetch_add(std::mem::take(&mut self.n), Ordering::Relaxed);
+            }
+        }
+    }
+
+    impl Drop for Moved<'_> {
+        fn drop(&mut self) {
+            self.flush();
         }
     }
 }

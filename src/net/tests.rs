@@ -1020,3 +1020,291 @@ fn a_tunnel_still_open_when_the_proxy_stops_is_logged_with_its_bytes() {
     assert_eq!((records[0].bytes_up, records[0].bytes_down), (4, 4));
     assert_eq!(records[0].decision, Verdict::Allowed);
 }
+
+/// Addresses an attacker writes instead of a name: private ranges, the metadata services,
+/// the slirp host's address, IPv6 forms that carry them, and numeric names in disguise.
+/// None gets past the proxy even under `open`; none of them is ever connected to.
+#[test]
+fn ip_literals_of_special_ranges_are_refused_under_every_policy() {
+    let world = World::new();
+    let rt = runtime();
+    let port = world.proxy.port();
+    let open = world.session("open", rules(Mode::Open, &[], &[], &[]));
+    let listed = world.session(
+        "listed",
+        rules(Mode::Allowlist, &["*.lab.test".into()], &[], &[]),
+    );
+    rt.block_on(async {
+        for access in [&open, &listed] {
+            let auth = basic(&access.token);
+            for target in [
+                "10.0.0.1:443",
+                "172.16.0.1:443",
+                "192.168.5.2:22",
+                "192.168.5.3:53",
+                "169.254.169.254:80",
+                "100.100.100.200:80",
+                "[fd00:ec2::254]:80",
+                "[fe80::1]:443",
+                "[::ffff:10.0.0.1]:443",
+                "[::ffff:169.254.169.254]:80",
+                "[64:ff9b::a9fe:a9fe]:80",
+                "[2002:a9fe:a9fe::1]:80",
+                "[::10.0.0.1]:443",
+                "0.0.0.0:443",
+                "255.255.255.255:443",
+            ] {
+                let (_, status, text) = connect_via(port, target, Some(&auth)).await;
+                assert_eq!(status, 403, "CONNECT {target}: {text}");
+                let (_, status, text) = ask(
+                    port,
+                    &format!(
+                        "GET http://{target}/ HTTP/1.1\r\nProxy-Authorization: {auth}\r\n\r\n"
+                    ),
+                )
+                .await;
+                assert_eq!(status, 403, "GET {target}: {text}");
+            }
+            // Numbers that a resolver would read as 127.0.0.1 are not host names at all.
+            for target in ["127.1:80", "2130706433:80", "017700000001:80"] {
+                let (_, status, text) = connect_via(port, target, Some(&auth)).await;
+                assert!(status == 400 || status == 403, "CONNECT {target}: {text}");
+            }
+        }
+    });
+    drop(rt);
+    let open_log = world.finish("open");
+    assert!(open_log.iter().all(|r| r.decision == Verdict::Denied));
+    let meta = open_log
+        .iter()
+        .find(|r| r.host == "169.254.169.254")
+        .expect("logged");
+    assert_eq!(meta.rule, "link-local address 169.254.169.254");
+}
+
+/// `host:port` as an attacker bends it: a port the pattern does not name, no port, port 0,
+/// out of range, two ports, a user part.
+#[test]
+fn a_port_the_rule_does_not_name_is_refused_and_bent_authorities_are_bad_requests() {
+    let world = World::new();
+    let rt = runtime();
+    let port = world.proxy.port();
+    let access = world.session(
+        "s1",
+        rules(Mode::Allowlist, &["allowed.test:443".into()], &[], &[]),
+    );
+    let auth = basic(&access.token);
+    rt.block_on(async {
+        for target in ["allowed.test:8443", "allowed.test:22", "allowed.test:80"] {
+            let (_, status, text) = connect_via(port, target, Some(&auth)).await;
+            assert_eq!(status, 403, "{target}: {text}");
+            assert!(text.contains("not in allow"), "{text}");
+        }
+        for target in [
+            "allowed.test",
+            "allowed.test:0",
+            "allowed.test:65536",
+            "allowed.test:443:80",
+            "allowed.test:+443",
+            "user@allowed.test:443",
+            "[::1",
+        ] {
+            let (_, status, text) = connect_via(port, target, Some(&auth)).await;
+            assert_eq!(status, 400, "{target}: {text}");
+        }
+        for url in [
+            "http://allowed.test:443@evil.test/",
+            "http://allowed.test:80.evil.test/",
+            "http://evil.test#@allowed.test:443/",
+        ] {
+            let (_, status, text) = ask(
+                port,
+                &format!("GET {url} HTTP/1.1\r\nProxy-Authorization: {auth}\r\n\r\n"),
+            )
+            .await;
+            assert!(status == 400 || status == 403, "{url}: {text}");
+        }
+    });
+}
+
+/// An upstream that keeps the connection open whatever the request says, and records every
+/// request head it reads: what a lenient virtual-hosting server does.
+async fn keep_alive_server(heads: Arc<Mutex<Vec<String>>>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&got[..end]).to_string();
+                        got.drain(..end + 4);
+                        // A chunked body's end looks like a head's to this naive server.
+                        if !head
+                            .lines()
+                            .next()
+                            .is_some_and(|l| l.ends_with(" HTTP/1.1"))
+                        {
+                            continue;
+                        }
+                        heads.lock().expect("lock").push(head);
+                        let _ = tcp
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .await;
+                    }
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One checked request per connection, even towards an upstream that would read more: a
+/// pipelined second request (another Host, the same address), a body that hides one, or
+/// framing two parsers could read differently never reach it.
+#[test]
+fn a_second_or_smuggled_request_never_reaches_the_upstream() {
+    let world = World::new();
+    let rt = runtime();
+    let port = world.proxy.port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let web = rt.block_on(keep_alive_server(heads.clone()));
+    let access = world.session(
+        "s1",
+        rules(Mode::Allowlist, &[format!("web.test:{web}")], &[], &[]),
+    );
+    let auth = basic(&access.token);
+    let hidden = "GET /second HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    rt.block_on(async {
+        let send = |text: String| async move {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+            s.write_all(text.as_bytes()).await.expect("write");
+            let mut back = vec![0u8; 4096];
+            let mut got = Vec::new();
+            // The answer to the first request (the upstream keeps the connection open).
+            while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+                match tokio::time::timeout(WAIT, s.read(&mut back)).await {
+                    Ok(Ok(n)) if n > 0 => got.extend_from_slice(&back[..n]),
+                    _ => break,
+                }
+            }
+            // Time for anything else to reach the upstream, if it could.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            String::from_utf8_lossy(&got).to_string()
+        };
+        let first = format!("GET http://web.test:{web}/a HTTP/1.1\r\nProxy-Authorization: {auth}");
+        for (text, status) in [
+            (format!("{first}\r\n\r\n{hidden}"), "200"),
+            (format!("{first}\r\nContent-Length: 3\r\n\r\nabc{hidden}"), "200"),
+            (
+                format!("{first}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n{hidden}"),
+                "200",
+            ),
+            (
+                format!("{first}\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n{hidden}"),
+                "400",
+            ),
+            (
+                format!("{first}\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc{hidden}"),
+                "400",
+            ),
+        ] {
+            let answer = send(text.clone()).await;
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status}")),
+                "{text:?}: {answer}"
+            );
+        }
+    });
+    drop(rt);
+    let heads = heads.lock().expect("lock").clone();
+    assert_eq!(heads.len(), 3, "{heads:#?}");
+    assert!(heads.iter().all(|h| h.starts_with("GET /a ")), "{heads:#?}");
+    assert!(!heads.iter().any(|h| h.contains("evil.test")), "{heads:#?}");
+}
+
+/// A huge head gets 431; a client that sends its head (or, in a tunnel, its ClientHello) a
+/// byte at a time is cut when its time is up, and meanwhile others are served.
+#[test]
+fn huge_heads_get_431_and_slow_clients_are_cut() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(logs.path().join("network"));
+    config.resolver = resolver();
+    config.head_time = Duration::from_secs(1);
+    config.hello_time = Duration::from_secs(1);
+    let proxy = Proxy::start(config).expect("proxy");
+    let port = proxy.port();
+    let access = proxy
+        .register(SessionSpec {
+            name: "s1".into(),
+            rules: rules(Mode::Allowlist, &["allowed.test".into()], &[], &[]),
+            anthropic: None,
+        })
+        .expect("register");
+    let auth = basic(&access.token);
+    let rt = runtime();
+    let tls_port = rt.block_on(tcp_echo());
+    rt.block_on(async {
+        let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+        let huge = format!(
+            "CONNECT allowed.test:443 HTTP/1.1\r\nProxy-Authorization: {auth}\r\n{}\r\n",
+            filler.repeat(70)
+        );
+        let (_, status, text) = ask(port, &huge).await;
+        assert_eq!(status, 431, "{text}");
+
+        // Slowloris: one byte of a head every 200 ms.
+        let started = std::time::Instant::now();
+        let mut slow = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let cut = async {
+            for b in b"GET http://allowed.test/ HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+                if slow.write_all(&[*b]).await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let mut probe = [0u8; 1];
+                if let Ok(Ok(0) | Err(_)) =
+                    tokio::time::timeout(Duration::from_millis(1), slow.read(&mut probe)).await
+                {
+                    return true;
+                }
+            }
+            false
+        };
+        // Meanwhile another client is served at once.
+        let other = async {
+            let (_, status, _) =
+                connect_via(port, &format!("host.lima.internal:{tls_port}"), Some(&auth)).await;
+            status
+        };
+        let (was_cut, other) = tokio::join!(cut, other);
+        assert!(was_cut, "the slow client was never cut");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(other, 403, "served while the slow one waited");
+
+        // A tunnel that never sends its ClientHello.
+        let (mut tcp, status, text) =
+            connect_via(port, &format!("allowed.test:{tls_port}"), Some(&auth)).await;
+        assert_eq!(status, 200, "{text}");
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+        assert!(ended.is_ok(), "the silent tunnel was not cut");
+    });
+    drop(rt);
+    proxy.stop();
+    let read = log::read(&logs.path().join("network"), Some("s1")).expect("log");
+    assert!(
+        read.records
+            .iter()
+            .any(|r| r.rule == "bad tls (no ClientHello in time)"),
+        "{:?}",
+        read.records
+    );
+}

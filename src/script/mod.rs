@@ -1,12 +1,14 @@
 //! The shell scripts claude-vm runs in the guest, composed from plain data. Every value that
 //! reaches a script goes through shell-escape; nothing here touches a process or a file.
 
+mod build_network;
 mod bundle;
 mod claude_state;
 mod enforce;
 mod provision;
 mod session_script;
 
+pub use build_network::{build_network, BuildNetwork};
 pub use bundle::{bundle, BUNDLE_DIR};
 pub use claude_state::{CLAUDE_STATE_FILE, CLAUDE_STATE_PROGRAM};
 pub use enforce::{drop_and_run, Enforcement};

@@ -223,6 +223,13 @@ pub fn build_template(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
         );
+        let tools: Vec<&str> = plan::template_tools(config)
+            .into_iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        for line in crate::network::describe_setup(config, &tools) {
+            crate::outln!("{line}");
+        }
         return Ok(());
     }
 
@@ -267,7 +274,20 @@ pub fn build_template(
     } else {
         template.to_string()
     };
-    let plan = plan_for(ctx, config, template, build, b.login)?;
+    let mut plan = plan_for(ctx, config, template, build, b.login)?;
+    // The build behind the proxy (issue 12): its per-build wrapper joins the bundle after
+    // the fingerprint was taken, so the token never enters it.
+    let tools: Vec<&str> = plan::template_tools(config)
+        .into_iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let network = crate::network::start_setup(
+        &ctx.paths,
+        config,
+        &tools,
+        template.as_str(),
+        &mut plan.files,
+    )?;
     let log = ctx.paths.template_log(template.as_str(), "setup");
     ctx.ui.info(&format!(
         "{} template {template} for {}",
@@ -284,7 +304,11 @@ pub fn build_template(
     // The warm pool rests while the template changes: its clones would be of the old one.
     let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
     let paused = super::pool::pause(ctx, &pool, template)?;
-    let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest)?;
+    let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest);
+    if let Some(network) = network {
+        network.finish(&ctx.ui);
+    }
+    let login = login?;
     // Pre-booted clones of the old template must not outlive it.
     let fingerprint = manifest.fingerprint_digest();
     super::pool::drain(ctx, &pool, template, |r| r.fingerprint != fingerprint)?;

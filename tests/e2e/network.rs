@@ -601,3 +601,296 @@ fn a_session_cannot_get_around_the_proxy_or_get_root() {
     r.ok();
     assert_eq!(r.stdout.trim(), "open", "{}", r.stderr);
 }
+
+/// Setup behind the proxy: a setup script's requests go through it under setup's list (a
+/// host port listed in the user's config is reachable, an unlisted host gets the 403, a
+/// connection around the proxy fails), they are logged under `setup-<template>`, and the
+/// template keeps neither the build's proxy settings nor its token; the fingerprint does not
+/// depend on the build's port or token.
+#[test]
+fn setup_runs_behind_the_proxy_and_the_template_keeps_nothing_of_it() {
+    if !isolated() {
+        return;
+    }
+    let w = World::new();
+    let listed = host_service("hello from the host");
+    let secret = host_service("a host service nobody listed");
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        format!("[network]\nhost_ports = [{listed}]\n"),
+    )
+    .unwrap();
+    let script = format!(
+        "echo \"build-proxy=$HTTPS_PROXY\"\n\
+         echo \"listed=$({CURL} http://host.lima.internal:{listed}/)\"\n\
+         echo \"sudo-listed=$(sudo -n {CURL} http://host.lima.internal:{listed}/)\"\n\
+         echo \"unlisted=$({CURL} -o /dev/null -w '%{{http_code}}' http://evil.example/x)\"\n\
+         echo \"unlisted-tls=$({CURL} -o /dev/null -w '%{{http_connect}}' https://evil.example/)\"\n\
+         if {CURL} --max-time 5 --noproxy '*' http://host.lima.internal:{secret}/ >/dev/null; then echo around=open; else echo around=refused; fi\n\
+         ls /etc/apt/apt.conf.d/ | grep claude-vm\n"
+    );
+    std::fs::write(w.home.join(".claude-vm.setup.sh"), &script).unwrap();
+    let r = w.setup();
+    let t = w.templates().pop().expect("a template");
+    let log = std::fs::read_to_string(w.data_dir().join(format!("logs/{t}.setup.log")))
+        .expect("the build's log");
+    let field = |name: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in the build's log:\n{log}"))
+            .to_owned()
+    };
+    assert_eq!(field("listed"), "hello from the host", "{log}");
+    assert_eq!(
+        field("sudo-listed"),
+        "hello from the host",
+        "sudo keeps the proxy: {log}"
+    );
+    assert_eq!(field("unlisted"), "403", "{log}");
+    assert_eq!(field("unlisted-tls"), "403", "{log}");
+    assert_eq!(field("around"), "refused", "the in-guest rules: {log}");
+    assert!(
+        log.contains("99claude-vm-build-proxy"),
+        "apt is configured during the build: {log}"
+    );
+    let proxy = field("build-proxy");
+    let token = proxy
+        .strip_prefix("http://claude-vm:")
+        .and_then(|rest| rest.split_once('@'))
+        .map(|(token, _)| token.to_owned())
+        .unwrap_or_else(|| panic!("the build's proxy URL: {proxy}"));
+    assert!(token.len() >= 32, "{token}");
+    let session = format!("setup-{t}");
+    assert!(
+        r.stderr.contains(&format!(
+            "network: 2 requests denied (evil.example) — claude-vm network log {session} shows them"
+        )),
+        "{}",
+        r.stderr
+    );
+    let json = w.run(&["--json", "network", "log", &session]);
+    json.ok();
+    let doc: Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    let requests = doc["requests"].as_array().expect("requests");
+    let allowed: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["decision"] == "allowed")
+        .collect();
+    assert_eq!(allowed.len(), 2, "{doc:#}");
+    assert!(allowed
+        .iter()
+        .all(|r| r["host"] == "host.lima.internal" && r["port"] == listed));
+    let denied: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["decision"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 2, "{doc:#}");
+    assert!(denied.iter().all(|r| r["host"] == "evil.example"));
+
+    // Nothing of the build's network is left in the template: a session of it has its own.
+    let (t1, t2) = token.split_at(8);
+    let check = format!(
+        "ls /etc/apt/apt.conf.d /etc/sudoers.d; echo ---; \
+         t1={t1}; grep -rs -l \"${{t1}}{t2}\" /etc \"$HOME\" /usr/local /var/lib /opt; echo ---; \
+         env | grep -c \"${{t1}}{t2}\"; true"
+    );
+    let s = in_guest(&w, &["--network", "open"], &check);
+    s.ok();
+    let parts: Vec<&str> = s.stdout.split("---\n").collect();
+    assert_eq!(parts.len(), 3, "{}", s.stdout);
+    assert!(
+        !parts[0].contains("claude-vm-build-proxy"),
+        "stale proxy settings: {}",
+        parts[0]
+    );
+    assert_eq!(
+        parts[1].trim(),
+        "",
+        "the build's token is in the template: {}",
+        parts[1]
+    );
+    assert_eq!(parts[2].trim(), "0", "{}", s.stdout);
+
+    // A second build: another port and token, the same fingerprint.
+    let fingerprint = || -> Value {
+        let text = std::fs::read_to_string(w.data_dir().join(format!("templates/{t}.json")))
+            .expect("manifest");
+        let doc: Value = serde_json::from_str(&text).expect("manifest JSON");
+        doc["fingerprint"].clone()
+    };
+    let first = fingerprint();
+    assert!(first["digest"].is_string(), "{first}");
+    w.setup();
+    let again = std::fs::read_to_string(w.data_dir().join(format!("logs/{t}.setup.log")))
+        .expect("the build's log");
+    assert!(
+        !again.contains(&token),
+        "each build has its own token: {again}"
+    );
+    assert_eq!(
+        fingerprint(),
+        first,
+        "the build's port and token are not in it"
+    );
+    let r = w.run(&["shell", "--", "true"]);
+    r.ok();
+    assert!(!r.stderr.contains("out of date"), "{}", r.stderr);
+}
+
+/// `policy = "open"` keeps today's build: no proxy, the whole network.
+#[test]
+fn an_open_policy_builds_with_the_whole_network() {
+    if !isolated() {
+        return;
+    }
+    let w = World::new();
+    let secret = host_service("reached directly");
+    std::fs::write(
+        w.home.join(".claude-vm.toml"),
+        "[network]\npolicy = \"open\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.home.join(".claude-vm.setup.sh"),
+        format!("echo \"proxy=${{HTTPS_PROXY:-none}}\"\necho \"direct=$({CURL} http://host.lima.internal:{secret}/)\"\n"),
+    )
+    .unwrap();
+    w.setup();
+    let t = w.templates().pop().expect("a template");
+    let log = std::fs::read_to_string(w.data_dir().join(format!("logs/{t}.setup.log")))
+        .expect("the build's log");
+    assert!(log.contains("proxy=none"), "{log}");
+    assert!(log.contains("direct=reached directly"), "{log}");
+    let dry = w.run(&["--dry-run", "setup"]);
+    dry.ok();
+    assert!(dry.stdout.contains("build network: open"), "{}", dry.stdout);
+}
+
+#[test]
+fn setup_dry_run_shows_the_build_list_with_origins() {
+    let w = World::new();
+    w.write_project(".claude-vm.toml", "[tools]\nrust = true\n");
+    let r = w.run(&["--dry-run", "setup"]);
+    r.ok();
+    assert!(
+        r.stdout.contains("build network: setup's list"),
+        "{}",
+        r.stdout
+    );
+    for (host, origin) in [
+        ("deb.debian.org", "(preset: setup: apt (Debian's mirrors))"),
+        ("sh.rustup.rs", "(preset: setup: tool rust)"),
+        ("api.anthropic.com", "(preset: claude code)"),
+    ] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.contains(host) && l.contains(origin)),
+            "{host} {origin}: {}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains("build-network.sh"), "{}", r.stdout);
+}
+
+/// One log line as the proxy writes it.
+fn record(session: &str, host: &str) -> String {
+    serde_json::json!({
+        "time": "2026-12-02T04:00:00.000Z", "session": session, "method": "GET",
+        "host": host, "port": 80, "address": null, "decision": "denied",
+        "rule": "not in allow", "bytes_up": 0, "bytes_down": 0, "duration_ms": 1,
+    })
+    .to_string()
+        + "\n"
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open the log");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+/// `network log --follow` prints lines appended while it runs (to files there before it
+/// started and to new sessions' files; a line still being written once it is whole), not
+/// what was there before, escapes what the guest chose, and ends by itself on SIGINT or
+/// SIGTERM with 128 + the signal.
+#[test]
+fn network_log_follow_prints_new_lines_and_ends_on_a_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    let w = World::new();
+    let dir = w.data_dir().join("network");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, (sig, want, only)) in [
+        (libc::SIGINT, 130, None),
+        (libc::SIGTERM, 143, Some("s-new-1")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let old = dir.join(format!("s-old-{n}.jsonl"));
+        append(&old, &record(&format!("s-old-{n}"), "before.example"));
+        let mut args = vec!["network", "log"];
+        args.extend(only);
+        args.push("--follow");
+        let mut s = w.spawn(&args);
+        w.background.lock().expect("background").push(s.child.id());
+        s.await_stderr("following ");
+        let new = dir.join(format!("s-new-{n}.jsonl"));
+        append(&old, &record(&format!("s-old-{n}"), "appended.example"));
+        append(
+            &new,
+            &format!(
+                "{}{}",
+                record(&format!("s-new-{n}"), "evil\u{1b}[2J.example"),
+                &record(&format!("s-new-{n}"), "partial.example")[..40]
+            ),
+        );
+        s.await_stdout("2J.example");
+        assert!(!s.stdout().contains('\u{1b}'), "escaped: {:?}", s.stdout());
+        append(
+            &new,
+            &record(&format!("s-new-{n}"), "partial.example")[40..],
+        );
+        s.await_stdout("partial.example");
+        if only.is_none() {
+            s.await_stdout("appended.example");
+        }
+        s.signal(sig);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = s.child.try_wait().expect("wait") {
+                break st;
+            }
+            assert!(std::time::Instant::now() < deadline, "--follow did not end");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        w.background.lock().expect("background").clear();
+        assert_eq!(
+            status.signal(),
+            None,
+            "killed rather than ended: {status:?}"
+        );
+        assert_eq!(status.code(), Some(want), "{}", s.stderr());
+        let out = s.stdout();
+        assert!(!out.contains("before.example"), "{out}");
+        assert_eq!(
+            out.contains("appended.example"),
+            only.is_none(),
+            "a named session's lines only: {out}"
+        );
+        assert!(
+            out.lines().any(|l| l.ends_with(&format!(
+                "s-new-{n} GET partial.example:80 denied not in allow"
+            ))),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("partial.example").count(),
+            1,
+            "once, when whole: {out}"
+        );
+    }
+}
