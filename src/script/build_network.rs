@@ -20,6 +20,35 @@ pub const SUDOERS_KEEP: &str = "/etc/sudoers.d/zz-claude-vm-build-proxy";
 pub const PROXY_VARIABLES: [&str; 4] = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"];
 pub const NO_PROXY_VARIABLES: [&str; 2] = ["NO_PROXY", "no_proxy"];
 
+/// A session's counterparts of [`APT_PROXY`] and [`SUDOERS_KEEP`]: runtime scripts run
+/// before the drop and may `sudo apt-get install`; the clone is thrown away with them.
+pub const SESSION_APT_PROXY: &str = "/etc/apt/apt.conf.d/99claude-vm-session-proxy";
+pub const SESSION_SUDOERS_KEEP: &str = "/etc/sudoers.d/zz-claude-vm-session-proxy";
+
+/// The sudoers line that keeps the proxy variables through sudo's `env_reset`.
+fn env_keep_line() -> String {
+    format!(
+        "Defaults env_keep += \"{} {}\"\n",
+        PROXY_VARIABLES.join(" "),
+        NO_PROXY_VARIABLES.join(" ")
+    )
+}
+
+/// Session lines (before the runtime scripts) that point apt and sudo at the proxy the
+/// session's environment names. Best effort: a guest without sudo fails at the root step.
+pub fn session_proxy_config() -> String {
+    let apt = "printf 'Acquire::http::Proxy \"%s\";\\nAcquire::https::Proxy \"%s\";\\n' \"$HTTPS_PROXY\" \"$HTTPS_PROXY\"";
+    format!(
+        "if [ -n \"${{HTTPS_PROXY:-}}\" ] && sudo -n true 2>/dev/null; then\n\
+         \x20 {apt} | sudo -n tee {} >/dev/null\n\
+         \x20 (umask 0227 && printf '%s' {} | sudo -n tee {} >/dev/null)\n\
+         fi\n",
+        quote(SESSION_APT_PROXY),
+        quote(&env_keep_line()),
+        quote(SESSION_SUDOERS_KEEP)
+    )
+}
+
 pub struct BuildNetwork<'a> {
     /// `http://claude-vm:TOKEN@host.lima.internal:PORT`.
     pub proxy_url: &'a str,
@@ -50,11 +79,7 @@ pub fn build_network(n: &BuildNetwork) -> String {
         "Acquire::http::Proxy \"{0}\";\nAcquire::https::Proxy \"{0}\";\n",
         n.proxy_url
     );
-    let keep = format!(
-        "Defaults env_keep += \"{} {}\"\n",
-        PROXY_VARIABLES.join(" "),
-        NO_PROXY_VARIABLES.join(" ")
-    );
+    let keep = env_keep_line();
     // Run on every way out: the template must keep neither the token nor the rules (a
     // session loads its own, and `policy = "open"` sessions none).
     let _ = writeln!(

@@ -8,7 +8,7 @@ mod enforce;
 mod provision;
 mod session_script;
 
-pub use build_network::{build_network, BuildNetwork};
+pub use build_network::{build_network, session_proxy_config, BuildNetwork};
 pub use bundle::{bundle, BUNDLE_DIR};
 pub use claude_state::{CLAUDE_STATE_FILE, CLAUDE_STATE_PROGRAM};
 pub use enforce::{drop_and_run, Enforcement};

@@ -64,6 +64,9 @@ pub fn session(input: &SessionInput) -> String {
         );
     }
     s.push_str(&link_lines(input.links));
+    if input.enforcement.is_some() {
+        s.push_str(&super::session_proxy_config());
+    }
     for script in input.runtime {
         let label = quote(&script.label);
         let _ = writeln!(s, "cvm_script={label}");
@@ -470,7 +473,13 @@ mod tests {
         assert!(plain.ends_with(&format!("{command}\n")));
         assert!(!plain.contains("sudo -n"));
         let drop = crate::script::drop_and_run(&e, command);
-        assert_eq!(enforced, plain.replace(&format!("{command}\n"), &drop));
+        let proxied = crate::script::session_proxy_config();
+        assert_eq!(
+            enforced.replacen(&proxied, "", 1),
+            plain.replace(&format!("{command}\n"), &drop)
+        );
+        // apt and sudo learn the proxy before the runtime scripts (which may use sudo).
+        assert!(enforced.find(&proxied).unwrap() < enforced.rfind("cvm_script=''\n").unwrap());
         // After the program's pipes are back on 0 and 1 (sudo closes every other descriptor).
         assert!(enforced.find("exec >&3 <&4 3>&- 4<&-").unwrap() < enforced.find(&drop).unwrap());
     }

@@ -289,13 +289,15 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
 }
 
 /// The guest needs its own user (the simulator has one only in namespace mode as root; a user
-/// namespace maps only the caller, as uid 0).
-fn can_run() -> bool {
-    let ok = crate::support::isolated() && unsafe { libc::geteuid() } == 0;
-    if !ok {
-        eprintln!("enforce: needs the simulator's namespace mode as root; not run");
-    }
-    ok
+/// namespace maps only the caller, as uid 0): elsewhere these tests fail, saying why, rather
+/// than pass without having run.
+#[track_caller]
+fn require_guest_user() {
+    assert!(
+        crate::support::isolated() && unsafe { libc::geteuid() } == 0,
+        "enforce: needs the simulator's namespace mode as root (a guest user apart from root); \
+         run the tests as root on Linux, as .ci/run does"
+    );
 }
 
 fn assert_before_the_rules(o: &Outcome) {
@@ -333,10 +335,12 @@ fn assert_network_closed(o: &Outcome) {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
-    if !can_run() {
-        return;
-    }
+    require_guest_user();
     let o = run_enforced(false);
     let (out, err) = (&o.out, &o.err);
     assert_before_the_rules(&o);
@@ -369,10 +373,12 @@ fn after_the_drop_the_agent_cannot_get_out_or_get_root() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn a_shell_that_keeps_sudo_still_has_the_network_rules() {
-    if !can_run() {
-        return;
-    }
+    require_guest_user();
     let o = run_enforced(true);
     let (out, err) = (&o.out, &o.err);
     assert_before_the_rules(&o);
@@ -392,10 +398,12 @@ fn a_shell_that_keeps_sudo_still_has_the_network_rules() {
 /// agent's side of this flips (sudo refused after the runtime scripts), the runtime script's
 /// stays.
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn a_session_runs_as_the_guest_user_and_reaches_root_only_through_sudo() {
-    if !can_run() {
-        return;
-    }
+    require_guest_user();
     let w = World::new();
     let script = w.write(
         "home/runtime.sh",

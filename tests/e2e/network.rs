@@ -69,10 +69,11 @@ fn local_name() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn guest_requests_are_allowed_denied_and_logged_per_host() {
-    if !isolated() {
-        return;
-    }
     let w = World::new();
     w.setup();
     let port = host_service("hello from the host");
@@ -190,10 +191,11 @@ fn guest_requests_are_allowed_denied_and_logged_per_host() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn the_key_stays_on_the_host_and_the_api_receives_it() {
-    if !isolated() {
-        return;
-    }
     let mut w = World::new();
     w.setup();
     let api = MessagesApi::start("hi");
@@ -431,10 +433,11 @@ fn dry_run_and_config_show_tell_the_policy_and_each_preset_origin() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn the_denied_requests_are_events_and_the_session_says_its_policy() {
-    if !isolated() {
-        return;
-    }
     let w = World::new();
     w.setup();
     let r = in_guest(
@@ -510,10 +513,11 @@ fn info_and_list_say_which_policy_a_session_runs_under() {
 /// the in-guest rules and the privilege drop (script::enforce) stop each attempt, while the
 /// proxy, a listed host port and the runtime script's sudo keep working.
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn a_session_cannot_get_around_the_proxy_or_get_root() {
-    if !isolated() {
-        return;
-    }
     let w = World::new();
     w.setup();
     let listed = host_service("listed");
@@ -523,7 +527,15 @@ fn a_session_cannot_get_around_the_proxy_or_get_root() {
         format!("[network]\nhost_ports = [{listed}]\n"),
     )
     .unwrap();
-    let runtime = w.write("home/runtime.sh", "sudo -n true && echo runtime-sudo-ok\n");
+    // Runtime scripts keep sudo, and through sudo the proxy (apt is told of it too).
+    let runtime = w.write(
+        "home/runtime.sh",
+        &format!(
+            "sudo -n true && echo runtime-sudo-ok\n\
+             echo \"sudo-curl=$(sudo -n {CURL} http://host.lima.internal:{listed}/)\"\n\
+             grep -q 'Acquire::https::Proxy \"http://' /etc/apt/apt.conf.d/99claude-vm-session-proxy && echo apt-proxied\n"
+        ),
+    );
     let tcp = |port: u16| {
         format!(
             "if timeout 5 bash -c 'exec 3<>/dev/tcp/192.168.5.2/{port}' 2>/dev/null; then echo open; else echo closed; fi"
@@ -571,6 +583,8 @@ fn a_session_cannot_get_around_the_proxy_or_get_root() {
         out,
         [
             "runtime-sudo-ok",
+            "sudo-curl=listed",
+            "apt-proxied",
             "listed",
             "bypass-refused",
             "closed",
@@ -608,10 +622,11 @@ fn a_session_cannot_get_around_the_proxy_or_get_root() {
 /// template keeps neither the build's proxy settings nor its token; the fingerprint does not
 /// depend on the build's port or token.
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn setup_runs_behind_the_proxy_and_the_template_keeps_nothing_of_it() {
-    if !isolated() {
-        return;
-    }
     let w = World::new();
     let listed = host_service("hello from the host");
     let secret = host_service("a host service nobody listed");
@@ -739,10 +754,11 @@ fn setup_runs_behind_the_proxy_and_the_template_keeps_nothing_of_it() {
 
 /// `policy = "open"` keeps today's build: no proxy, the whole network.
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn an_open_policy_builds_with_the_whole_network() {
-    if !isolated() {
-        return;
-    }
     let w = World::new();
     let secret = host_service("reached directly");
     std::fs::write(

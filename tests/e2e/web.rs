@@ -1468,10 +1468,11 @@ fn host_service() -> u16 {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs the simulator's Linux namespaces"
+)]
 fn stopped_from_the_page_its_vm_is_gone_and_the_review_shows_audit_network_and_working_buttons() {
-    if !isolated() {
-        return;
-    }
     use std::os::unix::fs::PermissionsExt;
     let w = World::new();
     let port = host_service();
