@@ -373,6 +373,16 @@ pub struct SetupArgs {
     /// Log in to Claude Code in the template once it is built (needs a terminal).
     #[arg(long)]
     pub login: bool,
+
+    /// Rebuild the template (what `setup` does anyway); with --base, the shared base too.
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// With --rebuild: build the shared base (packages, tools, Claude Code) again instead of
+    /// cloning the existing one.
+    #[arg(long)]
+    pub base: bool,
+
     /// Use project files that widen the sandbox even though `claude-vm trust` did not
     /// approve them (this once).
     #[arg(long)]

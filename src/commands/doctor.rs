@@ -74,13 +74,30 @@ pub fn run(ctx: &Context) -> Result<i32> {
         let (mut templates, mut sessions) = ((0, 0), (0, 0));
         for i in list {
             let slot = match names::parse(&i.name) {
-                Some(Ours::Template(_)) => &mut templates,
+                // A shared base is a template that sessions do not clone.
+                Some(Ours::Template(_) | Ours::Base(_)) => &mut templates,
                 Some(Ours::Clone { .. }) => &mut sessions,
                 None => continue,
             };
             slot.0 += 1;
             slot.1 += size_of(i);
         }
+        let bases: Vec<(String, bool)> = list
+            .iter()
+            .filter(|i| matches!(names::parse(&i.name), Some(Ours::Base(_))))
+            .map(|i| {
+                let building = crate::journal::Journal::new(&ctx.paths)
+                    .entries()
+                    .iter()
+                    .any(|e| e.instance == i.name && e.owner_may_be_alive());
+                (i.name.clone(), building)
+            })
+            .collect();
+        findings.extend(doctor::bases::bases(
+            &bases,
+            &template::all_bases(&ctx.paths),
+            &manifests,
+        ));
         findings.push(disk::summary(
             templates,
             sessions,
