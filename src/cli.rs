@@ -235,7 +235,7 @@ pub enum Command {
     /// Build (or rebuild) this repository's template VM.
     Setup(SetupArgs),
     /// List claude-vm's templates and running sessions (with --json: one JSON document,
-    /// {"templates": [...], "sessions": [...]}, on stdout).
+    /// {"templates": [...], "sessions": [...], "bases": [...]}, on stdout).
     List,
     /// Delete this repository's template VM and the VMs its killed sessions left behind.
     Clean(ConfirmArgs),

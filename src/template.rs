@@ -70,7 +70,6 @@ pub fn build(
     }
     let vm = Vm {
         build: &plan.build,
-        what: "template",
         steps,
         maker: plan.boot.maker(),
         provision: &plan.provision,
@@ -117,7 +116,6 @@ pub fn build_base(
     ))?;
     let vm = Vm {
         build: &base.name,
-        what: "shared base",
         steps: vec![
             ("creating the shared base", &base.create),
             ("booting the shared base", &base.start),
@@ -171,8 +169,6 @@ pub fn installed_claude(build_output: &str) -> Option<String> {
 /// One VM being built: its steps in order and what they need.
 struct Vm<'a> {
     build: &'a str,
-    /// "template" or "shared base", for messages.
-    what: &'a str,
     steps: Vec<(&'a str, &'a Call)>,
     /// The call that makes the instance: it is marked ours once that succeeds.
     maker: &'a Call,
@@ -215,7 +211,7 @@ fn build_recorded(
     let log = File::create(log_path)
         .io_context("create", log_path)
         .map_err(early)?;
-    let (build, cleanup, what) = (vm.build, vm.cleanup, vm.what);
+    let (build, cleanup) = (vm.build, vm.cleanup);
     let result = run_steps(lima, ui, paths, vm, &log, bundle)
         .map_err(Installed::Before)
         .and_then(|login| install().map(|()| login));
@@ -256,10 +252,7 @@ fn build_recorded(
                 "run `claude-vm setup` again".to_owned()
             }
         });
-    let hint = format!(
-        "{hint}\nfull output of the build of the {what}: {}",
-        log_path.display()
-    );
+    let hint = format!("{hint}\nfull output of the build: {}", log_path.display());
     Err(Failed {
         error: Error::failure(err.message().to_owned()).with_hint(hint),
         cleaned,

@@ -71,11 +71,11 @@ pub fn run(ctx: &Context) -> Result<i32> {
     findings.extend(instances::sessions(&inventory));
 
     if let Some(list) = &listed {
-        let (mut templates, mut sessions) = ((0, 0), (0, 0));
+        let (mut templates, mut bases_used, mut sessions) = ((0, 0), (0, 0), (0, 0));
         for i in list {
             let slot = match names::parse(&i.name) {
-                // A shared base is a template that sessions do not clone.
-                Some(Ours::Template(_) | Ours::Base(_)) => &mut templates,
+                Some(Ours::Template(_)) => &mut templates,
+                Some(Ours::Base(_)) => &mut bases_used,
                 Some(Ours::Clone { .. }) => &mut sessions,
                 None => continue,
             };
@@ -100,6 +100,7 @@ pub fn run(ctx: &Context) -> Result<i32> {
         ));
         findings.push(disk::summary(
             templates,
+            bases_used,
             sessions,
             disk::free_space(&ctx.paths.lima_home),
             &ctx.paths.lima_home,

@@ -105,10 +105,7 @@ fn a_second_project_with_the_same_tools_clones_the_base_without_provisioning() {
         "{}",
         second.stderr
     );
-    assert_eq!(
-        &second.call("clone")[second.call("clone").len() - 2..][..1],
-        [base.clone()]
-    );
+    assert_eq!(second.call("clone")[second.call("clone").len() - 2], *base);
     assert_eq!(w.bases(), bases, "still one base");
     assert_eq!(w.templates().len(), 2);
 
@@ -215,8 +212,8 @@ fn each_layer_goes_stale_on_its_own() {
         r.stderr
     );
     assert_eq!(r.call("clone")[r.call("clone").len() - 2], base);
-    assert_eq!(w.bases(), [base.clone()]);
-    assert_eq!(w.templates(), [template.clone()]);
+    assert_eq!(w.bases(), std::slice::from_ref(&base));
+    assert_eq!(w.templates(), std::slice::from_ref(&template));
     let s = w.run(&["shell", "--", "sh", "-c", "cat \"$HOME/version\""]);
     assert_eq!(s.ok().stdout, "v2\n");
     assert!(!s.stderr.contains("out of date"), "{}", s.stderr);
@@ -285,7 +282,11 @@ fn a_base_removed_meanwhile_is_built_again_by_a_project_only_rebuild() {
         "{}",
         r.stderr
     );
-    assert_eq!(w.bases(), [base.clone()], "the same base, built again");
+    assert_eq!(
+        w.bases(),
+        std::slice::from_ref(&base),
+        "the same base, built again"
+    );
     assert!(w.base_record(&base).is_some());
 }
 
@@ -315,7 +316,7 @@ fn gc_removes_bases_no_template_uses_and_keeps_the_others() {
     r.ok();
     assert_eq!(r.verbs(), ["list", "delete"], "{}", r.stderr);
     assert_eq!(r.call("delete").last(), Some(&old));
-    assert_eq!(w.bases(), [used.clone()]);
+    assert_eq!(w.bases(), std::slice::from_ref(&used));
     assert!(w.base_record(&old).is_none());
     assert!(w.base_record(&used).is_some());
     // Nothing left to collect: one list, no delete.
@@ -374,7 +375,7 @@ fn rebuild_base_builds_a_fresh_base() {
         Some(&base),
         "the old base goes first"
     );
-    assert_eq!(w.bases(), [base.clone()]);
+    assert_eq!(w.bases(), std::slice::from_ref(&base));
     assert!(w.base_record(&base).is_some());
     w.run(&["shell", "--", "true"]).ok();
 }
