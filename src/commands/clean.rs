@@ -92,6 +92,13 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     let lock = lock::template_lock(&ctx.paths, template.as_str());
     let _held = delete(ctx, &doomed, Some(&lock))?;
     forget_pooled(ctx, &pools, &doomed)?;
+    if let Some(base) = template::read_manifest(&ctx.paths, template.as_str())?.and_then(|m| m.base)
+    {
+        ctx.ui.info(&format!(
+            "the shared base {} stays for other projects (`claude-vm gc` removes it once no template was cloned from it)",
+            base.name
+        ));
+    }
     if !kept {
         template::remove_manifest(&ctx.paths, template.as_str())?;
         drop(_held);

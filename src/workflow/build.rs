@@ -308,16 +308,16 @@ pub fn build_template(
         template.to_string()
     };
     let plan = plan_for(ctx, config, template, build, b.login)?;
-    let base_lock = match &plan.base {
-        Some(base) => Some(ensure_base(ctx, config, base, &instances, b.fresh_base)?),
-        None => None,
-    };
-    let log = ctx.paths.template_log(template.as_str(), "setup");
     ctx.ui.info(&format!(
         "{} template {template} for {}",
         if exists { "rebuilding" } else { "building" },
         ctx.project.identity().display()
     ));
+    let base_lock = match &plan.base {
+        Some(base) => Some(ensure_base(ctx, config, base, &instances, b.fresh_base)?),
+        None => None,
+    };
+    let log = ctx.paths.template_log(template.as_str(), "setup");
     let mut manifest = Manifest::new(
         template,
         ctx.project.identity(),
