@@ -235,7 +235,7 @@ pub enum Command {
     /// Build (or rebuild) this repository's template VM.
     Setup(SetupArgs),
     /// List claude-vm's templates and running sessions (with --json: one JSON document,
-    /// {"templates": [...], "sessions": [...]}, on stdout).
+    /// {"templates": [...], "sessions": [...], "bases": [...]}, on stdout).
     List,
     /// Delete this repository's template VM and the VMs its killed sessions left behind.
     Clean(ConfirmArgs),
@@ -373,6 +373,16 @@ pub struct SetupArgs {
     /// Log in to Claude Code in the template once it is built (needs a terminal).
     #[arg(long)]
     pub login: bool,
+
+    /// Rebuild the template (what `setup` does anyway); with --base, the shared base too.
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// With --rebuild: build the shared base (packages, tools, Claude Code) again instead of
+    /// cloning the existing one.
+    #[arg(long)]
+    pub base: bool,
+
     /// Use project files that widen the sandbox even though `claude-vm trust` did not
     /// approve them (this once).
     #[arg(long)]

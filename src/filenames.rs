@@ -5,9 +5,11 @@
 //! ```text
 //! <data_dir>/templates/<template>.json     the manifest of a complete build
 //!           templates/<template>.swap     a rebuild's swap record, while it runs
+//!           templates/bases/<base>.json   the record of a complete shared base
 //!           handover/<instance>/          a session's hand-over directory
 //!           journal/                      one file per live VM and its owner
 //!           locks/<template>.setup.lock   one setup per project
+//!           locks/<base>.setup.lock       one build of a shared base (and its clones)
 //!           locks/<template>.template.lock  the template swap vs. sessions
 //!           trust/                        approvals of project files
 //!           pool/<template>/              the warm pool: ready/, claimed/, state.json,
@@ -23,6 +25,8 @@
 //! ```
 
 pub const TEMPLATES: &str = "templates";
+/// In `templates/`.
+pub const BASES: &str = "bases";
 pub const HANDOVER: &str = "handover";
 pub const JOURNAL: &str = "journal";
 pub const LOCKS: &str = "locks";
@@ -49,6 +53,11 @@ pub const KEEPER_LOCK: &str = "keeper.lock";
 /// In `templates/`: the manifest of `template`.
 pub fn manifest(template: &str) -> String {
     format!("{template}.json")
+}
+
+/// In `templates/bases/`: the record of the shared base `base`.
+pub fn base_record(base: &str) -> String {
+    format!("{base}.json")
 }
 
 /// In `templates/`: the swap record of a rebuild of `template`.

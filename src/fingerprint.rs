@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::plan::{FileSource, SetupPlan};
+use crate::plan::{BasePlan, FileSource, HandoverFile, SetupPlan};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -28,6 +28,9 @@ const PROVISION_FILE: &str = "file:provision.sh";
 const STEP_PART: &str = "provision step:";
 const VM_PART: &str = "vm";
 const INSTANCE: &str = "<instance>";
+const BASE_INSTANCE: &str = "<base>";
+/// The shared base's parts inside a template's fingerprint.
+const BASE_PART: &str = "base:";
 const RESOURCE_FLAGS: [&str; 3] = ["--cpus", "--memory", "--disk"];
 
 fn hex(bytes: &[u8]) -> String {
@@ -35,24 +38,77 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The fingerprint of `plan`, built by claude-vm `version`. Reads the files the plan copies.
+/// A template cloned from a shared base carries the base's parts too, prefixed `base:`.
 pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
     let mut parts = BTreeMap::new();
     parts.insert(VERSION_PART.to_owned(), version.to_owned());
+    let base = plan.base.as_ref().map(|b| b.name.as_str());
+    parts.insert(
+        VM_PART.to_owned(),
+        vm_part(&plan.boot.maker().args, &plan.build, base),
+    );
+    file_parts(&mut parts, &plan.files)?;
+    if let Some(base) = &plan.base {
+        for (k, v) in of_base(base, version)?.parts {
+            if k != VERSION_PART {
+                parts.insert(format!("{BASE_PART}{k}"), v);
+            }
+        }
+    }
+    digest_of(parts)
+}
 
-    let mut create = Vec::new();
-    let mut args = plan.create.args.iter();
+/// The fingerprint of a shared base: what its name is made from (`names::base_name`).
+pub fn of_base(base: &BasePlan, version: &str) -> Result<Fingerprint> {
+    let mut parts = BTreeMap::new();
+    parts.insert(VERSION_PART.to_owned(), version.to_owned());
+    parts.insert(
+        VM_PART.to_owned(),
+        vm_part(&base.create.args, &base.name, None),
+    );
+    file_parts(&mut parts, &base.files)?;
+    digest_of(parts)
+}
+
+/// The template's parts without the base's: what a project-only rebuild changes.
+pub fn base_parts(f: &Fingerprint) -> BTreeMap<String, String> {
+    f.parts
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(BASE_PART)?.to_owned(), v.clone())))
+        .collect()
+}
+
+fn digest_of(parts: BTreeMap<String, String>) -> Result<Fingerprint> {
+    let canonical = serde_json::to_vec(&parts)
+        .map_err(|e| Error::failure(format!("cannot encode the fingerprint: {e}")))?;
+    Ok(Fingerprint {
+        digest: hex(&canonical),
+        parts,
+    })
+}
+
+/// The call that makes the VM, without resources and with the names that differ per build
+/// (the build's, the hand-over directory named after it, the base's, itself fingerprinted).
+fn vm_part(args: &[String], build: &str, base: Option<&str>) -> String {
+    let mut out = Vec::new();
+    let mut args = args.iter();
     while let Some(a) = args.next() {
         if RESOURCE_FLAGS.contains(&a.as_str()) {
             args.next();
             continue;
         }
-        // The build name, and the hand-over directory named after it, differ per build.
-        create.extend_from_slice(a.replace(&plan.build, INSTANCE).as_bytes());
-        create.push(0);
+        let mut a = a.replace(build, INSTANCE);
+        if let Some(base) = base {
+            a = a.replace(base, BASE_INSTANCE);
+        }
+        out.extend_from_slice(a.as_bytes());
+        out.push(0);
     }
-    parts.insert(VM_PART.to_owned(), hex(&create));
+    hex(&out)
+}
 
-    for f in &plan.files {
+fn file_parts(parts: &mut BTreeMap<String, String>, files: &[HandoverFile]) -> Result<()> {
+    for f in files {
         let bytes = match &f.source {
             FileSource::Text(t) => t.as_bytes().to_vec(),
             FileSource::Copy(copy) => copy.read()?,
@@ -65,12 +121,7 @@ pub fn of_setup(plan: &SetupPlan, version: &str) -> Result<Fingerprint> {
         }
         parts.insert(key, hex(&bytes));
     }
-    let canonical = serde_json::to_vec(&parts)
-        .map_err(|e| Error::failure(format!("cannot encode the fingerprint: {e}")))?;
-    Ok(Fingerprint {
-        digest: hex(&canonical),
-        parts,
-    })
+    Ok(())
 }
 
 /// The provisioning script's steps (`cvm_step N TOTAL 'what'` starts one) and their text
@@ -106,18 +157,49 @@ fn steps(script: &str) -> Vec<(String, String)> {
 }
 
 /// What differs between the fingerprint a template was built with and the current one, in
-/// words.
+/// words; a change in the shared base says so.
 pub fn changes(built: &Fingerprint, now: &Fingerprint) -> Vec<String> {
-    let mut keys: Vec<&String> = built.parts.keys().chain(now.parts.keys()).collect();
+    let layered = |f: &Fingerprint| f.parts.keys().any(|k| k.starts_with(BASE_PART));
+    match (layered(built), layered(now)) {
+        (false, true) => {
+            return vec!["it was built in one layer and is now cloned from a shared base".into()]
+        }
+        (true, false) => {
+            return vec!["it was cloned from a shared base and is now built in one layer".into()]
+        }
+        _ => {}
+    }
+    let own = |f: &Fingerprint| -> BTreeMap<String, String> {
+        f.parts
+            .iter()
+            .filter(|(k, _)| !k.starts_with(BASE_PART))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let mut out = layer_changes(&own(built), &own(now), "");
+    let (mut old, mut new) = (base_parts(built), base_parts(now));
+    // The version is the template's own part: said once.
+    old.remove(VERSION_PART);
+    new.remove(VERSION_PART);
+    out.extend(layer_changes(&old, &new, "the shared base's "));
+    out
+}
+
+fn layer_changes(
+    built: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+    layer: &str,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = built.keys().chain(now.keys()).collect();
     keys.sort();
     keys.dedup();
     // The steps say what changed in the provisioning; the whole script only when they cannot.
     let step_changed = keys
         .iter()
-        .any(|k| k.starts_with(STEP_PART) && built.parts.get(*k) != now.parts.get(*k));
+        .any(|k| k.starts_with(STEP_PART) && built.get(*k) != now.get(*k));
     let both_have_steps = [built, now]
         .iter()
-        .all(|f| f.parts.keys().any(|k| k.starts_with(STEP_PART)));
+        .all(|f| f.keys().any(|k| k.starts_with(STEP_PART)));
     keys.into_iter()
         .filter(|k| {
             if k.starts_with(STEP_PART) {
@@ -127,11 +209,15 @@ pub fn changes(built: &Fingerprint, now: &Fingerprint) -> Vec<String> {
             }
         })
         .filter_map(|k| {
-            let (old, new) = (built.parts.get(k), now.parts.get(k));
+            let (old, new) = (built.get(k), now.get(k));
             if old == new {
                 return None;
             }
-            let what = describe(k);
+            let what = format!("{layer}{}", describe(k));
+            let what = match what.strip_prefix("the shared base's the ") {
+                Some(rest) => format!("the shared base's {rest}"),
+                None => what,
+            };
             Some(match (old, new) {
                 (Some(o), Some(n)) if k == VERSION_PART => {
                     format!("claude-vm was upgraded ({o} -> {n})")
@@ -179,8 +265,19 @@ mod tests {
     }
 
     fn plan(config: &Config, build: &str, script: &Path) -> SetupPlan {
+        plan_with(config, build, script, false)
+    }
+
+    /// With `shared`, cloned from the base the config asks for (named by its fingerprint).
+    fn plan_with(config: &Config, build: &str, script: &Path, shared: bool) -> SetupPlan {
         let t = template();
+        let base = shared.then(|| {
+            let draft = crate::plan::plan_base(config, &[], "claude-vm_base-000000000000".into());
+            let digest = of_base(&draft, "1.0.0").unwrap().digest;
+            crate::plan::plan_base(config, &[], crate::names::base_name(&digest))
+        });
         plan_setup(SetupInputs {
+            base,
             template: &t,
             build: build.to_owned(),
             config,
@@ -275,6 +372,78 @@ mod tests {
         let said = changes(&old, &more);
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].starts_with("the provisioning ("), "{said:?}");
+    }
+
+    #[test]
+    fn a_layered_template_says_which_layer_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = tmp.path().join("s.sh");
+        std::fs::write(&script, "echo 1").unwrap();
+        let t = template();
+        let t = t.as_str();
+        let c = Config::default();
+        let first = of_setup(&plan_with(&c, t, &script, true), "1.0.0").unwrap();
+        assert!(first
+            .parts
+            .contains_key("base:provision step:installing Claude Code"));
+        assert!(
+            !first
+                .parts
+                .contains_key("provision step:installing Claude Code"),
+            "the template's own script installs nothing"
+        );
+        let again = of_setup(
+            &plan_with(
+                &c,
+                &template().instance_with_id(Role::Build, "abc123"),
+                &script,
+                true,
+            ),
+            "1.0.0",
+        )
+        .unwrap();
+        assert_eq!(first, again, "the build's name is not part of it");
+
+        std::fs::write(&script, "echo 2").unwrap();
+        let edited = of_setup(&plan_with(&c, t, &script, true), "1.0.0").unwrap();
+        assert_eq!(changes(&first, &edited), ["setup script 1 changed"]);
+        assert_eq!(
+            base_parts(&first),
+            base_parts(&edited),
+            "the base is the same"
+        );
+
+        let mut rust = Config::default();
+        rust.tools.insert("rust".into(), true);
+        let tool = of_setup(&plan_with(&rust, t, &script, true), "1.0.0").unwrap();
+        let said = changes(&edited, &tool);
+        assert!(
+            said.contains(
+                &"the shared base's provisioning step \"setting up rust\" was added".to_owned()
+            ),
+            "{said:?}"
+        );
+        assert!(
+            said.contains(
+                &"the shared base's provisioning step \"installing packages\" changed".to_owned()
+            ),
+            "{said:?}"
+        );
+        assert!(
+            said.iter().all(|s| s.starts_with("the shared base's")),
+            "only the base changed: {said:?}"
+        );
+        let one = of_setup(&plan_with(&c, t, &script, false), "1.0.0").unwrap();
+        assert_eq!(
+            changes(&one, &edited),
+            ["it was built in one layer and is now cloned from a shared base"]
+        );
+        let upgraded = of_setup(&plan_with(&c, t, &script, true), "1.1.0").unwrap();
+        assert_eq!(
+            changes(&edited, &upgraded),
+            ["claude-vm was upgraded (1.0.0 -> 1.1.0)"],
+            "said once, not once per layer"
+        );
     }
 
     #[test]

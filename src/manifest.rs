@@ -34,6 +34,91 @@ pub struct Manifest {
     /// out of date and rebuild it the same way.
     #[serde(default)]
     pub setup_flags: SetupFlags,
+    /// The shared base it was cloned from; none for a template built in one layer (or
+    /// imported: its base stayed on the machine that built it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+}
+
+/// Which shared base a template was cloned from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRef {
+    pub name: String,
+    /// Its fingerprint's digest (the template's own fingerprint holds its parts).
+    pub digest: String,
+}
+
+/// The record of a complete shared base, in `templates/bases/<name>.json`: written once it is
+/// provisioned and stopped, so a base without one is unfinished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRecord {
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub claude_vm_version: String,
+    pub image: String,
+    pub tools: Vec<String>,
+    /// The Claude Code version its build reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code: Option<String>,
+}
+
+fn base_path(paths: &HostPaths, base: &str) -> PathBuf {
+    paths.bases_dir().join(crate::filenames::base_record(base))
+}
+
+pub fn read_base(paths: &HostPaths, base: &str) -> Result<Option<BaseRecord>> {
+    let path = base_path(paths, base);
+    match fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::failure(format!(
+                "the shared base record {} is damaged: {e}",
+                path.display()
+            ))
+            .with_hint("remove it; the next `claude-vm setup` builds the base again")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
+pub fn write_base(paths: &HostPaths, record: &BaseRecord) -> Result<()> {
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::failure(format!("cannot encode the base record: {e}")))?;
+    let name = crate::filenames::base_record(&record.name);
+    crate::atomic::write(&paths.bases_dir(), &name, text.as_bytes())
+}
+
+pub fn remove_base(paths: &HostPaths, base: &str) -> Result<()> {
+    let path = base_path(paths, base);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Every shared base's record, by name.
+pub fn all_bases(paths: &HostPaths) -> Vec<BaseRecord> {
+    let Ok(dir) = fs::read_dir(paths.bases_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<BaseRecord> = dir
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The projects whose templates were cloned from `base`, from their manifests.
+pub fn users_of<'a>(manifests: &'a [Manifest], base: &str) -> Vec<&'a Manifest> {
+    manifests
+        .iter()
+        .filter(|m| m.base.as_ref().is_some_and(|b| b.name == base))
+        .collect()
 }
 
 /// Flags given to `claude-vm setup` (paths absolute).
@@ -84,6 +169,7 @@ impl Manifest {
                 .collect(),
             fingerprint,
             setup_flags,
+            base: None,
         }
     }
 

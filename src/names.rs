@@ -4,6 +4,10 @@
 //! repository's path keeps it unique and stable. Clones append `.<role>-<id>`. Every name
 //! must satisfy Lima's identifier rule and leave room for Lima's longest socket path under
 //! the real `$LIMA_HOME`, which is computed, not assumed.
+//!
+//! A shared base (what several projects' templates are cloned from) is
+//! `claude-vm_base-<12 hex of its fingerprint>`: the `_` keeps it apart from every template
+//! name (a slug never holds one), and it has no clones of its own.
 
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +16,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 pub const PREFIX: &str = "claude-vm-";
+/// A shared base's name starts with this, then [`BASE_HASH_LEN`] hex digits.
+pub const BASE_PREFIX: &str = "claude-vm_base-";
+const BASE_HASH_LEN: usize = 12;
 /// The longest socket file Lima puts in an instance directory (`filenames.LongestSock`).
 const LONGEST_SOCK: &str = "ssh.sock.1234567890123456";
 /// UNIX_PATH_MAX on macOS, the tighter of the two hosts Lima runs on (Linux has 108). Using
@@ -90,10 +97,32 @@ pub enum Ours {
         role: Role,
         id: String,
     },
+    /// A shared base (`claude-vm_base-<hex>`).
+    Base(String),
+}
+
+/// The name of the shared base whose fingerprint digest is `digest` (hex).
+pub fn base_name(digest: &str) -> String {
+    let hex: String = digest
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .take(BASE_HASH_LEN)
+        .collect();
+    format!("{BASE_PREFIX}{hex:0<BASE_HASH_LEN$}")
+}
+
+fn is_base_name(name: &str) -> bool {
+    name.strip_prefix(BASE_PREFIX).is_some_and(|hex| {
+        hex.len() == BASE_HASH_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// Recognises our instances among everything `limactl list` shows.
 pub fn parse(name: &str) -> Option<Ours> {
+    if is_base_name(name) {
+        return Some(Ours::Base(name.to_owned()));
+    }
     if !name.starts_with(PREFIX) || !is_valid_lima_name(name) {
         return None;
     }
@@ -156,7 +185,9 @@ pub fn room(lima_home: &Path) -> Room {
     let home_len = lima_home.as_os_str().len();
     let overhead = home_len + 1 + 1 + LONGEST_SOCK.len();
     let budget = (UNIX_PATH_MAX - 1).saturating_sub(overhead).min(MAX_NAME);
-    let minimum = PREFIX.len() + HASH_LEN + Role::longest_suffix();
+    // A base's name is fixed-length; the shortest template clone's name is the other bound.
+    let minimum =
+        (PREFIX.len() + HASH_LEN + Role::longest_suffix()).max(BASE_PREFIX.len() + BASE_HASH_LEN);
     Room {
         home_len,
         budget,
@@ -335,6 +366,14 @@ mod tests {
                 id: "a1b2c3".into()
             })
         );
+        let base = base_name(&"ab".repeat(32));
+        assert_eq!(base, "claude-vm_base-abababababab");
+        assert_eq!(parse(&base), Some(Ours::Base(base.clone())));
+        assert!(is_valid_lima_name(&base));
+        assert!(base.len() <= room(Path::new("/h/.lima")).minimum);
+        assert_eq!(parse("claude-vm_base-abc"), None, "too short");
+        assert_eq!(parse("claude-vm_base-ABABABABABAB"), None, "upper case");
+        assert_eq!(parse("claude-vm_base-abababababab.run-a1b2c3"), None);
         assert_eq!(parse("default"), None);
         assert_eq!(parse("claude-vm-x.oops-a1b2c3"), None);
         assert_eq!(parse("claude-vm-x.run-toolong1"), None);

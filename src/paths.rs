@@ -54,6 +54,11 @@ impl HostPaths {
         self.data_dir.join(filenames::TEMPLATES)
     }
 
+    /// The records of shared bases.
+    pub fn bases_dir(&self) -> PathBuf {
+        self.templates_dir().join(filenames::BASES)
+    }
+
     pub fn handover_root(&self) -> PathBuf {
         self.data_dir.join(filenames::HANDOVER)
     }

@@ -80,10 +80,16 @@ fn audit_dead(ui: &Ui, paths: &HostPaths, journal: &Journal, dead: &[Entry]) {
 
 /// A first build that finished (manifest written) just before its owner died: the template
 /// is complete and must stay; only its journal entry is stale.
+/// The same for a shared base whose record was written.
 fn is_finished_template(paths: &HostPaths, e: &Entry) -> bool {
     e.role == Role::Build
-        && matches!(names::parse(&e.instance), Some(Ours::Template(_)))
-        && matches!(template::read_manifest(paths, &e.instance), Ok(Some(_)))
+        && match names::parse(&e.instance) {
+            Some(Ours::Template(_)) => {
+                matches!(template::read_manifest(paths, &e.instance), Ok(Some(_)))
+            }
+            Some(Ours::Base(b)) => matches!(template::read_base(paths, &b), Ok(Some(_))),
+            _ => false,
+        }
 }
 
 fn describe(dead: &[Entry]) -> String {
@@ -95,6 +101,9 @@ fn describe(dead: &[Entry]) -> String {
                 e.instance,
                 match e.role {
                     Role::Run => "session",
+                    Role::Build if matches!(names::parse(&e.instance), Some(Ours::Base(_))) => {
+                        "shared base build"
+                    }
                     Role::Build => "template build",
                     Role::Warm => "warm clone",
                     Role::Old => "replaced template",
@@ -175,7 +184,7 @@ impl Census {
     }
 
     /// claude-vm instances nobody owns: clones and builds without a live owner, and templates
-    /// that never got their manifest.
+    /// and shared bases that never got their record.
     pub fn orphans(&self, paths: &HostPaths) -> Vec<String> {
         // An unfinished swap's names hold the only complete template: never orphans.
         let held = crate::swap::protected(paths);
@@ -187,6 +196,7 @@ impl Census {
                 Some(Ours::Template(t)) => {
                     matches!(template::read_manifest(paths, t.as_str()), Ok(None))
                 }
+                Some(Ours::Base(b)) => matches!(template::read_base(paths, &b), Ok(None)),
                 None => false,
             })
             .map(|i| i.name.clone())
@@ -203,6 +213,28 @@ pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths, force: &[String]) -> Re
     let _lock = journal.reaper_lock()?;
     let census = Census::take(lima, paths)?;
     let mut candidates = census.orphans(paths);
+    // Shared bases no template was cloned from; one a setup is building or cloning right now
+    // holds its lock and stays. The locks are held until the delete is done.
+    let manifests = template::all_manifests(paths);
+    let mut base_locks = Vec::new();
+    for i in &census.instances {
+        let Some(Ours::Base(b)) = names::parse(&i.name) else {
+            continue;
+        };
+        if candidates.contains(&b) || !template::users_of(&manifests, &b).is_empty() {
+            continue;
+        }
+        if let Ok(Some(held)) = crate::lock::try_acquire(
+            &crate::lock::setup_lock(paths, &b),
+            crate::lock::Mode::Exclusive,
+        ) {
+            // Someone may have cloned it while we looked: read the manifests again.
+            if template::users_of(&template::all_manifests(paths), &b).is_empty() {
+                base_locks.push(held);
+                candidates.push(b);
+            }
+        }
+    }
     for name in force {
         let exists = census.instances.iter().any(|i| &i.name == name);
         if !exists {
@@ -235,6 +267,12 @@ pub fn sweep(lima: &Limactl, ui: &Ui, paths: &HostPaths, force: &[String]) -> Re
             );
         }
     }
+    for name in &doomed {
+        if matches!(names::parse(name), Some(Ours::Base(_))) {
+            template::remove_base(paths, name)?;
+        }
+    }
+    drop(base_locks);
     let dead: Vec<Entry> = census
         .entries
         .values()

@@ -11,22 +11,26 @@ use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::journal::{Entry, Journal};
+use crate::lima::Call;
 use crate::lima::Limactl;
 use crate::lock::{self, Mode};
 use crate::names::Role;
 use crate::paths::HostPaths;
-use crate::plan::{FileSource, SetupPlan};
+use crate::plan::{BasePlan, Boot, FileSource, HandoverFile, SetupPlan};
 use crate::signals;
 use crate::ui::Ui;
 
 pub use crate::manifest::{
-    all_manifests, read_manifest, remove_manifest, write_manifest, Manifest, SetupFlags,
+    all_bases, all_manifests, read_base, read_manifest, remove_base, remove_manifest, users_of,
+    write_manifest, BaseRecord, Manifest, SetupFlags,
 };
 
 /// Runs a setup plan and writes `manifest` once the template is in place. On any failure
 /// (or a termination signal) the instance being built is deleted, so a failed setup leaves
 /// nothing behind and an old template keeps working. The build is in the journal from
-/// before `create` until it is swapped in or deleted, so a SIGKILLed setup is reaped later.
+/// before `create`/`clone` until it is swapped in or deleted, so a SIGKILLed setup is reaped
+/// later. `base_lock` (the shared base's, held so nobody removes the base while it is
+/// cloned) is released once the clone is made.
 pub fn build(
     lima: &Limactl,
     ui: &Ui,
@@ -34,6 +38,7 @@ pub fn build(
     plan: &SetupPlan,
     log_path: &Path,
     manifest: &Manifest,
+    base_lock: Option<lock::Lock>,
 ) -> Result<Option<i32>> {
     let journal = Journal::new(paths);
     journal.record(&Entry::owned_here(
@@ -42,12 +47,141 @@ pub fn build(
         plan.template.as_str(),
         &manifest.project,
     ))?;
-    let result = build_recorded(lima, ui, paths, plan, log_path, manifest);
+    let shared = plan.base.is_some();
+    let mut steps: Vec<(&str, &Call)> = match &plan.boot {
+        Boot::Create { create, start } => {
+            vec![("creating the VM", create), ("booting the VM", start)]
+        }
+        Boot::Clone(clone) if plan.provisioned => {
+            vec![("cloning the shared base and booting it", clone)]
+        }
+        Boot::Clone(clone) => vec![("cloning the shared base", clone)],
+    };
+    if plan.provisioned {
+        steps.push((
+            if shared {
+                "provisioning: the project's setup scripts"
+            } else {
+                "provisioning: packages, tools, Claude Code, setup scripts"
+            },
+            &plan.provision,
+        ));
+        steps.push(("stopping the VM", &plan.stop));
+    }
+    let vm = Vm {
+        build: &plan.build,
+        steps,
+        maker: plan.boot.maker(),
+        provision: &plan.provision,
+        stop: &plan.stop,
+        login: plan.login.as_ref(),
+        mounted_dirs: &plan.mounted_dirs,
+        cleanup: &plan.cleanup,
+        files: &plan.files,
+        total: shown_steps(plan),
+        base_lock,
+    };
+    let result = build_recorded(lima, ui, paths, vm, log_path, || {
+        install(lima, ui, paths, plan, manifest)
+    });
     match &result {
         Ok(_) | Err(Failed { cleaned: true, .. }) => journal.remove(&plan.build)?,
         Err(Failed { cleaned: false, .. }) => {}
     }
     result.map_err(|f| f.error)
+}
+
+/// The numbered steps of a template build: boot, provision, stop, and a rebuild's swap.
+fn shown_steps(plan: &SetupPlan) -> usize {
+    plan.boot.calls().len() + 2 * usize::from(plan.provisioned) + usize::from(plan.is_rebuild())
+}
+
+/// Builds the shared base `base` (its lock held by the caller) and writes its record once
+/// it is stopped. Journaled like a template build; a failure removes it.
+pub fn build_base(
+    lima: &Limactl,
+    ui: &Ui,
+    paths: &HostPaths,
+    base: &BasePlan,
+    log_path: &Path,
+    project: &Path,
+    record: &BaseRecord,
+) -> Result<()> {
+    let journal = Journal::new(paths);
+    journal.record(&Entry::owned_here(
+        &base.name,
+        Role::Build,
+        &base.name,
+        project,
+    ))?;
+    let vm = Vm {
+        build: &base.name,
+        steps: vec![
+            ("creating the shared base", &base.create),
+            ("booting the shared base", &base.start),
+            (
+                "provisioning the shared base: packages, tools, Claude Code",
+                &base.provision,
+            ),
+            ("stopping the shared base", &base.stop),
+        ],
+        maker: &base.create,
+        provision: &base.provision,
+        stop: &base.stop,
+        login: None,
+        mounted_dirs: &[],
+        cleanup: &base.cleanup,
+        files: &base.files,
+        total: 4,
+        base_lock: None,
+    };
+    let result = build_recorded(lima, ui, paths, vm, log_path, || {
+        let mut record = record.clone();
+        record.claude_code = fs::read_to_string(log_path)
+            .ok()
+            .and_then(|text| installed_claude(&text));
+        Ok(crate::manifest::write_base(paths, &record)?)
+    });
+    match &result {
+        Ok(_) | Err(Failed { cleaned: true, .. }) => journal.remove(&base.name)?,
+        Err(Failed { cleaned: false, .. }) => {}
+    }
+    result.map(|_| ()).map_err(|f| f.error)
+}
+
+/// The version the provisioning script reported (`Claude Code 2.1.3`), from the build's
+/// output; it comes from the guest, so only a version's characters are kept.
+pub fn installed_claude(build_output: &str) -> Option<String> {
+    let line = build_output
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("Claude Code "))
+        .find(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))?;
+    let version: String = line
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ".+-".contains(*c))
+        .take(40)
+        .collect();
+    (!version.is_empty()).then_some(version)
+}
+
+/// One VM being built: its steps in order and what they need.
+struct Vm<'a> {
+    build: &'a str,
+    steps: Vec<(&'a str, &'a Call)>,
+    /// The call that makes the instance: it is marked ours once that succeeds.
+    maker: &'a Call,
+    provision: &'a Call,
+    stop: &'a Call,
+    login: Option<&'a Call>,
+    mounted_dirs: &'a [std::path::PathBuf],
+    cleanup: &'a Call,
+    files: &'a [HandoverFile],
+    /// Steps shown, the swap included.
+    total: usize,
+    /// Released once `maker` is done.
+    base_lock: Option<lock::Lock>,
 }
 
 struct Failed {
@@ -60,15 +194,15 @@ fn build_recorded(
     lima: &Limactl,
     ui: &Ui,
     paths: &HostPaths,
-    plan: &SetupPlan,
+    vm: Vm,
     log_path: &Path,
-    manifest: &Manifest,
+    install: impl FnOnce() -> Result<(), Installed>,
 ) -> Result<Option<i32>, Failed> {
     let early = |error| Failed {
         error,
         cleaned: true,
     };
-    let bundle = provisioning_bundle(plan).map_err(early)?;
+    let bundle = provisioning_bundle(vm.files).map_err(early)?;
     if let Some(dir) = log_path.parent() {
         fs::create_dir_all(dir)
             .io_context("create", dir)
@@ -77,9 +211,10 @@ fn build_recorded(
     let log = File::create(log_path)
         .io_context("create", log_path)
         .map_err(early)?;
-    let result = run_steps(lima, ui, paths, plan, &log, bundle)
+    let (build, cleanup) = (vm.build, vm.cleanup);
+    let result = run_steps(lima, ui, paths, vm, &log, bundle)
         .map_err(Installed::Before)
-        .and_then(|login| install(lima, ui, paths, plan, manifest).map(|()| login));
+        .and_then(|login| install().map(|()| login));
     let err = match result {
         Ok(login) => return Ok(login),
         // The swap settles its own failures (the build is gone or recorded with the swap).
@@ -93,18 +228,14 @@ fn build_recorded(
     };
     let cleaned = {
         let _cleaning = signals::CleaningUp::begin();
-        let step = ui.step(format!("removing the unfinished VM {}", plan.build));
-        match lima.run_shielded(&plan.cleanup, Some(&plan.build)) {
+        let step = ui.step(format!("removing the unfinished VM {build}"));
+        match lima.run_shielded(cleanup, Some(build)) {
             Ok(()) => {
                 step.done();
                 true
             }
             Err(e) => {
-                ui.warn(&format!(
-                    "could not remove {}: {e}\n  {}",
-                    plan.build,
-                    e.hint()
-                ));
+                ui.warn(&format!("could not remove {build}: {e}\n  {}", e.hint()));
                 false
             }
         }
@@ -112,7 +243,7 @@ fn build_recorded(
     // Lima's hint may say what to do with the build VM; once it is removed, it must not.
     let hint = err
         .hint()
-        .filter(|h| !(cleaned && h.contains(plan.build.as_str())))
+        .filter(|h| !(cleaned && h.contains(build)))
         .map(str::to_owned)
         .unwrap_or_else(|| {
             if cleaned {
@@ -132,66 +263,59 @@ fn run_steps(
     lima: &Limactl,
     ui: &Ui,
     paths: &HostPaths,
-    plan: &SetupPlan,
+    mut vm: Vm,
     log: &File,
     bundle: String,
 ) -> Result<Option<i32>> {
-    let total = 4 + usize::from(plan.is_rebuild());
-    let steps = [
-        ("creating the VM", &plan.create),
-        ("booting the VM", &plan.start),
-        (
-            "provisioning: packages, tools, Claude Code, setup scripts",
-            &plan.provision,
-        ),
-        ("stopping the VM", &plan.stop),
-    ];
+    let total = vm.total;
     let mut login = None;
     // The setup mounts must be what was checked when Lima mounts them at boot: no link in
     // their paths before the create, and the same folders once the VM has booted.
-    let mounted = crate::hostfile::dir_identities(&plan.mounted_dirs)?;
+    let mounted = crate::hostfile::dir_identities(vm.mounted_dirs)?;
+    let steps = std::mem::take(&mut vm.steps);
     for (n, (what, call)) in steps.into_iter().enumerate() {
         signals::check()?;
-        if call == &plan.provision
-            && crate::hostfile::dir_identities(&plan.mounted_dirs)? != mounted
-        {
+        if call == vm.provision && crate::hostfile::dir_identities(vm.mounted_dirs)? != mounted {
             return Err(Error::failure(format!(
                 "a setup mount of {} changed while it booted (possibly from inside a VM of this project): nothing was provisioned",
-                plan.build
+                vm.build
             ))
             .with_hint("look at the setup mounts' folders for a replaced directory, then run `claude-vm setup` again"));
         }
-        if call == &plan.stop {
-            if let Some(call) = &plan.login {
+        if call == vm.stop {
+            if let Some(call) = vm.login {
                 ui.info(
                     "logging in to Claude Code in the template (follow the instructions below)",
                 );
                 let status = lima
-                    .run_attached(call, Some(&plan.build))
+                    .run_attached(call, Some(vm.build))
                     .map_err(signals::explain)?;
                 login = Some(crate::lima::exit_code(status));
                 signals::check()?;
             }
         }
         let step = ui.step(format!("[{}/{total}] {what}", n + 1));
-        let ran = if call == &plan.provision {
+        let ran = if call == vm.provision {
             lima.run_with_input(
                 call,
-                Some(&plan.build),
+                Some(vm.build),
                 log.try_clone().ok(),
                 bundle.clone().into_bytes(),
             )
         } else {
-            lima.run(call, Some(&plan.build), log.try_clone().ok())
+            lima.run(call, Some(vm.build), log.try_clone().ok())
         };
-        if call == &plan.provision {
+        if call == vm.provision {
             ran.map_err(|e| signals::explain(guest_step_failed(e)))?;
         } else {
             ran.map_err(signals::explain)?;
         }
-        if call == &plan.create {
-            // Ours from the moment it exists (`owner.rs`); renames keep the mark.
-            crate::owner::mark(paths, &plan.build)?;
+        if call == vm.maker {
+            // Ours from the moment it exists (`owner.rs`); renames keep the mark, a clone's
+            // copy of the base's is overwritten.
+            crate::owner::mark(paths, vm.build)?;
+            // The clone is made: the base may go (a gc) without harming it.
+            vm.base_lock = None;
         }
         step.done();
     }
@@ -230,7 +354,7 @@ fn install(
     let Some(aside) = &plan.aside else {
         return Ok(write_manifest(paths, manifest)?);
     };
-    let total = 5;
+    let total = shown_steps(plan);
     let step = ui.step(format!("[{total}/{total}] replacing the old template"));
     let swap = crate::swap::Swap {
         template: plan.template.to_string(),
@@ -245,17 +369,16 @@ fn install(
 }
 
 /// The plan's files (the provisioning script last) as one script for `bash -s`.
-fn provisioning_bundle(plan: &SetupPlan) -> Result<String> {
+fn provisioning_bundle(plan_files: &[HandoverFile]) -> Result<String> {
     let mut files = Vec::new();
-    for f in &plan.files {
+    for f in plan_files {
         let bytes = match &f.source {
             FileSource::Text(t) => t.clone().into_bytes(),
             FileSource::Copy(copy) => copy.read()?,
         };
         files.push((f.name.clone(), bytes));
     }
-    let entry = plan
-        .files
+    let entry = plan_files
         .last()
         .map(|f| f.name.as_str())
         .unwrap_or("provision.sh");

@@ -15,6 +15,7 @@ fn template_of(name: &str) -> Option<TemplateName> {
     match names::parse(name)? {
         Ours::Template(t) => Some(t),
         Ours::Clone { template, .. } => Some(template),
+        Ours::Base(_) => None,
     }
 }
 
@@ -91,6 +92,13 @@ pub fn clean(ctx: &Context, yes: bool) -> Result<i32> {
     let lock = lock::template_lock(&ctx.paths, template.as_str());
     let _held = delete(ctx, &doomed, Some(&lock))?;
     forget_pooled(ctx, &pools, &doomed)?;
+    if let Some(base) = template::read_manifest(&ctx.paths, template.as_str())?.and_then(|m| m.base)
+    {
+        ctx.ui.info(&format!(
+            "the shared base {} stays for other projects (`claude-vm gc` removes it once no template was cloned from it)",
+            base.name
+        ));
+    }
     if !kept {
         template::remove_manifest(&ctx.paths, template.as_str())?;
         drop(_held);
@@ -163,6 +171,25 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
         doomed = crate::owner::deletable(&ctx.paths, &|m| ctx.ui.warn(m), &doomed, &[]);
         spare_live(ctx, census, |_| true);
     }
+    // A shared base a setup is cloning or building right now stays (its lock is held).
+    let mut base_locks = Vec::new();
+    doomed.retain(|n| {
+        if !matches!(names::parse(n), Some(Ours::Base(_))) || ctx.dry_run {
+            return true;
+        }
+        match lock::try_acquire(&lock::setup_lock(&ctx.paths, n), Mode::Exclusive) {
+            Ok(Some(held)) => {
+                base_locks.push(held);
+                true
+            }
+            _ => {
+                ctx.ui.info(&format!(
+                    "leaving the shared base {n} alone: a setup is using it"
+                ));
+                false
+            }
+        }
+    });
     // Records of template VMs that stay (not provably ours) stay too.
     let present: Vec<String> = census
         .as_ref()
@@ -172,7 +199,12 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
         .into_iter()
         .filter(|r| doomed.contains(&r.template) || !present.contains(&r.template))
         .collect();
-    if doomed.is_empty() && records.is_empty() {
+    let bases: Vec<String> = template::all_bases(&ctx.paths)
+        .into_iter()
+        .map(|b| b.name)
+        .filter(|b| doomed.contains(b) || !present.contains(b))
+        .collect();
+    if doomed.is_empty() && records.is_empty() && bases.is_empty() {
         ctx.ui.info("nothing to clean: no claude-vm VMs");
         return Ok(0);
     }
@@ -193,6 +225,17 @@ pub fn clean_all(ctx: &Context, yes: bool) -> Result<i32> {
     forget_pooled(ctx, &pools, &doomed)?;
     for r in &records {
         template::remove_manifest(&ctx.paths, &r.template)?;
+    }
+    for b in &bases {
+        template::remove_base(&ctx.paths, b)?;
+    }
+    drop(base_locks);
+    for b in bases.iter().chain(
+        doomed
+            .iter()
+            .filter(|n| matches!(names::parse(n), Some(Ours::Base(_)))),
+    ) {
+        forget_files(ctx, b);
     }
     let mut gone: Vec<String> = records.iter().map(|r| r.template.clone()).collect();
     gone.extend(

@@ -73,6 +73,7 @@ fn check_plans(ctx: &Context, config: &Config) -> Result<()> {
         scripts: Vec::new(),
         agent_writable: ctx.agent_writable(config),
         login: false,
+        base: None,
     })
     .map_err(Error::from)?;
     let instance = template.instance(Role::Run);

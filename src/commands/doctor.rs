@@ -71,18 +71,36 @@ pub fn run(ctx: &Context) -> Result<i32> {
     findings.extend(instances::sessions(&inventory));
 
     if let Some(list) = &listed {
-        let (mut templates, mut sessions) = ((0, 0), (0, 0));
+        let (mut templates, mut bases_used, mut sessions) = ((0, 0), (0, 0), (0, 0));
         for i in list {
             let slot = match names::parse(&i.name) {
                 Some(Ours::Template(_)) => &mut templates,
+                Some(Ours::Base(_)) => &mut bases_used,
                 Some(Ours::Clone { .. }) => &mut sessions,
                 None => continue,
             };
             slot.0 += 1;
             slot.1 += size_of(i);
         }
+        let bases: Vec<(String, bool)> = list
+            .iter()
+            .filter(|i| matches!(names::parse(&i.name), Some(Ours::Base(_))))
+            .map(|i| {
+                let building = crate::journal::Journal::new(&ctx.paths)
+                    .entries()
+                    .iter()
+                    .any(|e| e.instance == i.name && e.owner_may_be_alive());
+                (i.name.clone(), building)
+            })
+            .collect();
+        findings.extend(doctor::bases::bases(
+            &bases,
+            &template::all_bases(&ctx.paths),
+            &manifests,
+        ));
         findings.push(disk::summary(
             templates,
+            bases_used,
             sessions,
             disk::free_space(&ctx.paths.lima_home),
             &ctx.paths.lima_home,

@@ -78,6 +78,8 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
     let mut manifest = m.template.clone();
     manifest.template = template.to_string();
     manifest.project = ctx.project.identity().to_path_buf();
+    // Its base stayed on the exporter's machine: nothing here was cloned from a local one.
+    manifest.base = None;
 
     let journal = Journal::new(&ctx.paths);
     journal.record(&Entry::owned_here(

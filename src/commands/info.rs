@@ -43,6 +43,31 @@ pub fn run(ctx: &Context, opts: &SessionOpts) -> Result<i32> {
                     "  flags:      {flags} (remembered: a plain `claude-vm setup` uses them again)"
                 );
             }
+            match &m.base {
+                Some(b) => {
+                    let others: Vec<String> =
+                        template::users_of(&template::all_manifests(&ctx.paths), &b.name)
+                            .iter()
+                            .filter(|o| o.template != m.template)
+                            .map(|o| o.project.display().to_string())
+                            .collect();
+                    let state = if template::read_base(&ctx.paths, &b.name)?.is_some() {
+                        "kept"
+                    } else {
+                        "removed since; the next rebuild builds it again"
+                    };
+                    crate::outln!(
+                        "  base:       cloned from the shared base {} ({state}; also used by {})",
+                        b.name,
+                        if others.is_empty() {
+                            "no other project".to_owned()
+                        } else {
+                            others.join(", ")
+                        }
+                    );
+                }
+                None => crate::outln!("  base:       none (built in one layer, or imported)"),
+            }
             let (_, _, reasons) = crate::workflow::build::staleness(ctx, &template, m)?;
             if reasons.is_empty() {
                 crate::outln!("  up to date: yes");

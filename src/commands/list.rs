@@ -35,10 +35,24 @@ struct SessionRow {
     policy: Option<String>,
 }
 
+/// A shared base and the projects whose templates were cloned from it.
+#[derive(Debug, Serialize)]
+struct BaseRow {
+    name: String,
+    /// Lima's status, or "missing" when only the record is left.
+    status: String,
+    /// Its record exists: templates can be cloned from it.
+    complete: bool,
+    tools: Vec<String>,
+    created: Option<u64>,
+    used_by: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct Listing {
     templates: Vec<TemplateRow>,
     sessions: Vec<SessionRow>,
+    bases: Vec<BaseRow>,
 }
 
 pub fn run(ctx: &Context, json: bool) -> Result<i32> {
@@ -50,7 +64,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<i32> {
         crate::outln!("{text}");
         return Ok(0);
     }
-    if listing.templates.is_empty() && listing.sessions.is_empty() {
+    if listing.templates.is_empty() && listing.sessions.is_empty() && listing.bases.is_empty() {
         crate::outln!("no claude-vm templates or sessions (build one with `claude-vm setup`)");
         return Ok(0);
     }
@@ -85,6 +99,32 @@ pub fn run(ctx: &Context, json: bool) -> Result<i32> {
             .collect();
         print_table(&["SESSION", "STATUS", "OWNER", "PROJECT"], &sessions);
     }
+    if !listing.bases.is_empty() {
+        crate::outln!();
+        let bases: Vec<Vec<String>> = listing
+            .bases
+            .iter()
+            .map(|b| {
+                let status = if b.complete || b.status == "missing" {
+                    b.status.clone()
+                } else {
+                    format!("{} (incomplete)", b.status)
+                };
+                let tools = if b.tools.is_empty() {
+                    "-".to_owned()
+                } else {
+                    b.tools.join(",")
+                };
+                let used = if b.used_by.is_empty() {
+                    "none (`claude-vm gc` removes it)".to_owned()
+                } else {
+                    b.used_by.join(", ")
+                };
+                vec![b.name.clone(), status, tools, used]
+            })
+            .collect();
+        print_table(&["SHARED BASE", "STATUS", "TOOLS", "USED BY"], &bases);
+    }
     Ok(0)
 }
 
@@ -99,6 +139,14 @@ fn gather(ctx: &Context) -> Result<Listing> {
     };
     let mut templates = Vec::new();
     let mut sessions = Vec::new();
+    let mut bases = Vec::new();
+    let records = template::all_bases(&ctx.paths);
+    let used_by = |b: &str| -> Vec<String> {
+        template::users_of(&manifests, b)
+            .iter()
+            .map(|m| m.project.display().to_string())
+            .collect()
+    };
     for i in &census.instances {
         let owner = census.live_owner(&i.name);
         match names::parse(&i.name) {
@@ -128,6 +176,17 @@ fn gather(ctx: &Context) -> Result<Listing> {
                 started_at: owner.map(|e| e.started_at),
                 policy: owner.and_then(|e| e.policy.clone()),
             }),
+            Some(Ours::Base(b)) => {
+                let r = records.iter().find(|r| r.name == b);
+                bases.push(BaseRow {
+                    status: i.status.clone(),
+                    complete: r.is_some(),
+                    tools: r.map(|r| r.tools.clone()).unwrap_or_default(),
+                    created: r.map(|r| r.created),
+                    used_by: used_by(&b),
+                    name: b,
+                });
+            }
             None => {}
         }
     }
@@ -160,11 +219,25 @@ fn gather(ctx: &Context) -> Result<Listing> {
             });
         }
     }
+    for r in &records {
+        if !census.instances.iter().any(|i| i.name == r.name) {
+            bases.push(BaseRow {
+                name: r.name.clone(),
+                status: "missing".into(),
+                complete: true,
+                tools: r.tools.clone(),
+                created: Some(r.created),
+                used_by: used_by(&r.name),
+            });
+        }
+    }
+    bases.sort_by(|a, b| a.name.cmp(&b.name));
     templates.sort_by(|a, b| a.name.cmp(&b.name));
     sessions.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Listing {
         templates,
         sessions,
+        bases,
     })
 }
 

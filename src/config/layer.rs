@@ -114,6 +114,7 @@ impl VmLayer {
             && self.cpus.is_none()
             && self.image.is_none()
             && self.auto_rebuild.is_none()
+            && self.shared_base.is_none()
     }
 }
 

@@ -173,6 +173,14 @@ pub struct Vm {
     /// Rebuild an out-of-date template before a session instead of warning.
     #[serde(default)]
     pub auto_rebuild: bool,
+    /// Clone the template from a base shared by projects with the same tools (false: build
+    /// each template from the image, in one layer).
+    #[serde(default = "default_true")]
+    pub shared_base: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +228,7 @@ impl Default for Config {
                 cpus: DEFAULT_CPUS,
                 image: DEFAULT_IMAGE.to_owned(),
                 auto_rebuild: false,
+                shared_base: true,
             },
             tools: BTreeMap::new(),
             setup: Setup::default(),
@@ -401,6 +410,8 @@ pub struct VmLayer {
     pub image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_rebuild: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_base: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

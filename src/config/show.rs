@@ -39,6 +39,7 @@ impl Loaded {
             single("vm.cpus", i64::from(c.vm.cpus).into()),
             single("vm.image", c.vm.image.clone().into()),
             single("vm.auto_rebuild", c.vm.auto_rebuild.into()),
+            single("vm.shared_base", c.vm.shared_base.into()),
         ];
         let unset = |key: &str, meaning: &str| Entry::Unset {
             key: key.to_owned(),

@@ -40,14 +40,19 @@ pub fn free_space(path: &Path) -> Option<u64> {
 /// The summary line.
 pub fn summary(
     templates: (usize, u64),
+    bases: (usize, u64),
     sessions: (usize, u64),
     free: Option<u64>,
     lima_home: &Path,
 ) -> Finding {
     let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let bases_part = match bases.0 {
+        0 => String::new(),
+        n => format!(", {}", plural(n, "shared base")),
+    };
     let used = format!(
-        "{} for {} and {}",
-        size(templates.1 + sessions.1),
+        "{} for {}{bases_part} and {}",
+        size(templates.1 + bases.1 + sessions.1),
         plural(templates.0, "template"),
         plural(sessions.0, "session")
     );
@@ -100,7 +105,13 @@ mod tests {
     #[test]
     fn low_free_space_is_a_warning_with_a_fix() {
         let home = Path::new("/h/.lima");
-        let f = summary((2, 3_000_000_000), (1, 0), Some(5_000_000_000), home);
+        let f = summary(
+            (2, 3_000_000_000),
+            (0, 0),
+            (1, 0),
+            Some(5_000_000_000),
+            home,
+        );
         assert_eq!(f.level, Level::Warn);
         assert!(
             f.text.contains("3.0 GB for 2 templates and 1 session"),
@@ -109,9 +120,16 @@ mod tests {
         );
         assert!(f.fix.unwrap().contains("clean-all"));
         assert_eq!(
-            summary((0, 0), (0, 0), Some(LOW_FREE), home).level,
+            summary((0, 0), (0, 0), (0, 0), Some(LOW_FREE), home).level,
             Level::Ok
         );
-        assert_eq!(summary((0, 0), (0, 0), None, home).level, Level::Note);
+        let f = summary((1, 1_000), (1, 2_000), (0, 0), None, home);
+        assert_eq!(f.level, Level::Note);
+        assert!(
+            f.text
+                .contains("3.0 kB for 1 template, 1 shared base and 0 sessions"),
+            "{}",
+            f.text
+        );
     }
 }

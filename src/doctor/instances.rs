@@ -190,6 +190,7 @@ mod tests {
             tools: vec![],
             fingerprint: None,
             setup_flags: Default::default(),
+            base: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! function from facts to findings; `commands/doctor.rs` gathers the facts. Every warning and
 //! failure carries the command or step that fixes it.
 
+pub mod bases;
 pub mod disk;
 pub mod host;
 pub mod instances;

@@ -9,7 +9,9 @@ mod setup;
 
 pub use error::PlanError;
 pub use session_plan::{plan_session, GuestInputs, SessionInputs, SessionPlan};
-pub use setup::{login_call, plan_setup, template_tools, SetupInputs, SetupPlan};
+pub use setup::{
+    login_call, plan_base, plan_setup, template_tools, BasePlan, Boot, SetupInputs, SetupPlan,
+};
 
 pub use crate::hostfile::HostCopy;
 use std::fmt::Write;

@@ -12,7 +12,7 @@ pub use build_network::{build_network, session_proxy_config, BuildNetwork};
 pub use bundle::{bundle, BUNDLE_DIR};
 pub use claude_state::{CLAUDE_STATE_FILE, CLAUDE_STATE_PROGRAM};
 pub use enforce::{drop_and_run, Enforcement};
-pub use provision::{provision, ClaudeInstall, ProvisionInput};
+pub use provision::{provision, ClaudeInstall, Layer, ProvisionInput};
 pub use session_script::{env_file, session, ClaudeState, Final, SessionInput};
 
 use std::borrow::Cow;

@@ -26,7 +26,20 @@ pub enum ClaudeInstall {
     Npm { version: Option<String> },
 }
 
+/// Which part of a template a provisioning script builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Everything, in one VM (`[vm] shared_base = false`).
+    Whole,
+    /// A shared base: packages, tools, Claude Code, its first-run answers. No setup mounts
+    /// and no setup scripts: it serves every project with the same tools.
+    Base,
+    /// A project's template cloned from a base: the setup-mount links and setup scripts.
+    Project,
+}
+
 pub struct ProvisionInput<'a> {
+    pub layer: Layer,
     /// Enabled tools, in set-up order (requirements first).
     pub tools: &'a [&'a Tool],
     /// The user's own Debian packages (`[packages] system`).
@@ -45,14 +58,22 @@ pub struct ProvisionInput<'a> {
 /// Fails fast (`set -e`, and each user script checked), numbering its steps so the output
 /// shows where it is; a failing step or user script is named in the error.
 pub fn provision(input: &ProvisionInput) -> String {
+    let base = input.layer != Layer::Project;
+    let project = input.layer != Layer::Base;
     let post: Vec<&Tool> = input
         .tools
         .iter()
         .copied()
-        .filter(|t| t.post_install.is_some())
+        .filter(|t| base && t.post_install.is_some())
         .collect();
-    let mcp: Vec<_> = input.tools.iter().flat_map(|t| t.mcp.iter()).collect();
-    let total = 2 + post.len() + usize::from(!mcp.is_empty()) + input.scripts.len();
+    let mcp: Vec<_> = input
+        .tools
+        .iter()
+        .filter(|_| base)
+        .flat_map(|t| t.mcp.iter())
+        .collect();
+    let scripts = if project { input.scripts } else { &[] };
+    let total = 2 * usize::from(base) + post.len() + usize::from(!mcp.is_empty()) + scripts.len();
     let mut n = 0;
     let mut step = |s: &mut String, what: &str| {
         n += 1;
@@ -67,10 +88,39 @@ pub fn provision(input: &ProvisionInput) -> String {
          cvm_step() { printf '==> [%s/%s] %s\\n' \"$1\" \"$2\" \"$3\"; }\n\
          cvm_fail() { printf 'claude-vm: %s\\n' \"$1\" >&2; exit 1; }\n",
     );
-    s.push_str(&super::session_script::link_lines(input.links));
+    if project {
+        s.push_str(&super::session_script::link_lines(input.links));
+    }
+    if base {
+        base_steps(&mut s, &mut step, input, &post, &mcp);
+    }
+    for script in scripts {
+        step(&mut s, &format!("running setup script {}", script.label));
+        let _ = writeln!(
+            s,
+            "bash {} || cvm_fail \"setup script \"{}\" failed with status $?\"",
+            quote(&script.guest_path),
+            quote(&script.label)
+        );
+    }
+    s.push_str(if project {
+        "echo '==> template ready'\n"
+    } else {
+        "echo '==> base ready'\n"
+    });
+    s
+}
 
+/// Packages, tools, Claude Code and MCP servers: what a shared base holds.
+fn base_steps(
+    s: &mut String,
+    step: &mut impl FnMut(&mut String, &str),
+    input: &ProvisionInput,
+    post: &[&Tool],
+    mcp: &[&crate::tools::McpServer],
+) {
     // One update and one install for everything: apt is the slow part of a build.
-    step(&mut s, "installing packages");
+    step(s, "installing packages");
     for tool in input.tools {
         if let Some(repo) = &tool.repository {
             let _ = writeln!(s, "# apt repository for {}\n{}", tool.name, repo.trim_end());
@@ -102,15 +152,15 @@ pub fn provision(input: &ProvisionInput) -> String {
         quote_words(&packages)
     );
 
-    for tool in &post {
-        step(&mut s, &format!("setting up {}", tool.name));
+    for tool in post {
+        step(s, &format!("setting up {}", tool.name));
         if let Some(script) = &tool.post_install {
             s.push_str(script.trim_end());
             s.push('\n');
         }
     }
 
-    step(&mut s, "installing Claude Code");
+    step(s, "installing Claude Code");
     // Login shells of every later session find ~/.local/bin, whatever the image's .profile.
     s.push_str(
         "printf '%s\\n' 'case \":$PATH:\" in *\":$HOME/.local/bin:\"*) ;; *) PATH=\"$HOME/.local/bin:$PATH\" ;; esac' \
@@ -149,8 +199,8 @@ pub fn provision(input: &ProvisionInput) -> String {
     );
 
     if !mcp.is_empty() {
-        step(&mut s, "registering MCP servers");
-        for m in &mcp {
+        step(s, "registering MCP servers");
+        for m in mcp {
             let mut add = vec![
                 "claude",
                 "mcp",
@@ -170,18 +220,6 @@ pub fn provision(input: &ProvisionInput) -> String {
             );
         }
     }
-
-    for script in input.scripts {
-        step(&mut s, &format!("running setup script {}", script.label));
-        let _ = writeln!(
-            s,
-            "bash {} || cvm_fail \"setup script \"{}\" failed with status $?\"",
-            quote(&script.guest_path),
-            quote(&script.label)
-        );
-    }
-    s.push_str("echo '==> template ready'\n");
-    s
 }
 
 #[cfg(test)]
@@ -201,6 +239,7 @@ mod tests {
         scripts: &[GuestScript],
     ) -> String {
         provision(&ProvisionInput {
+            layer: Layer::Whole,
             tools,
             system_packages: system,
             packages_setup: None,

@@ -5,9 +5,11 @@ use super::Context;
 use crate::config::{Config, Loaded, Overrides};
 use crate::error::{Error, Result};
 use crate::fingerprint::{self, Fingerprint};
+use crate::lima::Instance;
 use crate::lock::{self, Mode};
+use crate::manifest::{self, BaseRecord, BaseRef};
 use crate::names::{self, Ours, Role, TemplateName};
-use crate::plan::{self, plan_setup, HostCopy, HostScript, SetupInputs, SetupPlan};
+use crate::plan::{self, plan_setup, BasePlan, HostCopy, HostScript, SetupInputs, SetupPlan};
 use crate::signals;
 use crate::template::{self, Manifest, SetupFlags};
 use crate::trust;
@@ -70,6 +72,8 @@ pub struct Build<'a> {
     pub yes: bool,
     /// Log in to Claude Code in the template before it is stopped.
     pub login: bool,
+    /// Build the shared base again even if it exists (`setup --rebuild --base`).
+    pub fresh_base: bool,
 }
 
 /// The configuration overrides of recorded setup flags.
@@ -96,7 +100,8 @@ pub enum When {
     IfStale,
 }
 
-/// The plan for building `template` under the instance name `build`.
+/// The plan for building `template` under the instance name `build`: cloned from the shared
+/// base `config` asks for, unless `[vm] shared_base = false`.
 fn plan_for(
     ctx: &Context,
     config: &Config,
@@ -104,7 +109,13 @@ fn plan_for(
     build: String,
     login: bool,
 ) -> Result<SetupPlan> {
+    let base = if config.vm.shared_base {
+        Some(base_plan(ctx, config)?)
+    } else {
+        None
+    };
     plan_setup(SetupInputs {
+        base,
         template,
         build,
         config,
@@ -113,6 +124,18 @@ fn plan_for(
         login,
     })
     .map_err(Error::from)
+}
+
+/// The shared base `config` asks for, named by its fingerprint (which a name does not change).
+pub fn base_plan(ctx: &Context, config: &Config) -> Result<BasePlan> {
+    let writable = ctx.agent_writable(config);
+    let draft = plan::plan_base(config, &writable, names::base_name(""));
+    let digest = fingerprint::of_base(&draft, env!("CARGO_PKG_VERSION"))?.digest;
+    Ok(plan::plan_base(
+        config,
+        &writable,
+        names::base_name(&digest),
+    ))
 }
 
 /// The fingerprint a template built from `config` now would have.
@@ -219,6 +242,23 @@ pub fn build_template(
             "sent on the provisioning shell's stdin, unpacked in {}",
             crate::script::BUNDLE_DIR
         );
+        if let Some(base) = &plan.base {
+            if manifest::read_base(&ctx.paths, &base.name)?.is_some() && !b.fresh_base {
+                crate::outln!(
+                    "the shared base {} exists: the template is cloned from it\n",
+                    base.name
+                );
+            } else {
+                let title = format!(
+                    "build of the shared base {} (first: it is missing)",
+                    base.name
+                );
+                crate::outln!(
+                    "{}",
+                    plan::render(&title, &base.calls(), &base.files, &heading)
+                );
+            }
+        }
         crate::out!(
             "{}",
             plan::render(&title, &plan.calls(), &plan.files, &heading)
@@ -275,6 +315,16 @@ pub fn build_template(
         template.to_string()
     };
     let mut plan = plan_for(ctx, config, template, build, b.login)?;
+    ctx.ui.info(&format!(
+        "{} template {template} for {}",
+        if exists { "rebuilding" } else { "building" },
+        ctx.project.identity().display()
+    ));
+    let base_lock = match &plan.base {
+        Some(base) => Some(ensure_base(ctx, config, base, &instances, b.fresh_base)?),
+        None => None,
+    };
+    let log = ctx.paths.template_log(template.as_str(), "setup");
     // The build behind the proxy (issue 12): its per-build wrapper joins the bundle after
     // the fingerprint was taken, so the token never enters it.
     let tools: Vec<&str> = plan::template_tools(config)
@@ -288,23 +338,25 @@ pub fn build_template(
         template.as_str(),
         &mut plan.files,
     )?;
-    let log = ctx.paths.template_log(template.as_str(), "setup");
-    ctx.ui.info(&format!(
-        "{} template {template} for {}",
-        if exists { "rebuilding" } else { "building" },
-        ctx.project.identity().display()
-    ));
-    let manifest = Manifest::new(
+    let mut manifest = Manifest::new(
         template,
         ctx.project.identity(),
         config,
         Some(fingerprint),
         b.flags.clone(),
     );
+    if let Some(base) = &plan.base {
+        manifest.base = Some(BaseRef {
+            name: base.name.clone(),
+            digest: fingerprint::of_base(base, env!("CARGO_PKG_VERSION"))?.digest,
+        });
+    }
     // The warm pool rests while the template changes: its clones would be of the old one.
     let pool = crate::pool::Pool::new(&ctx.paths, template.as_str());
     let paused = super::pool::pause(ctx, &pool, template)?;
-    let login = template::build(&ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest);
+    let login = template::build(
+        &ctx.lima, &ctx.ui, &ctx.paths, &plan, &log, &manifest, base_lock,
+    );
     if let Some(network) = network {
         network.finish(&ctx.ui);
     }
@@ -320,9 +372,16 @@ pub fn build_template(
         ))
         .with_hint("run `claude-vm login` to try again"));
     }
-    let with = std::fs::read_to_string(&log)
-        .ok()
-        .and_then(|text| installed_claude(&text))
+    let claude = match &plan.base {
+        Some(base) => manifest::read_base(&ctx.paths, &base.name)
+            .ok()
+            .flatten()
+            .and_then(|r| r.claude_code),
+        None => std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|text| template::installed_claude(&text)),
+    };
+    let with = claude
         .map(|v| format!(" with Claude Code {v}"))
         .unwrap_or_default();
     ctx.ui.info(&format!(
@@ -331,21 +390,108 @@ pub fn build_template(
     Ok(())
 }
 
-/// The version the provisioning script reported (`Claude Code 2.1.3`), from the build's
-/// output; it comes from the guest, so only a version's characters are kept.
-fn installed_claude(build_output: &str) -> Option<String> {
-    let line = build_output
-        .lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("Claude Code "))
-        .find(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))?;
-    let version: String = line
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || ".+-".contains(*c))
-        .take(40)
-        .collect();
-    (!version.is_empty()).then_some(version)
+/// Makes sure the shared base `base` exists, complete, and returns its lock, held until the
+/// template is cloned from it: shared when it exists (several projects clone it at once),
+/// exclusive while it is built (a second project needing it waits, then clones it). One
+/// `limactl list` (the caller's) decides; a base whose record exists was finished.
+fn ensure_base(
+    ctx: &Context,
+    config: &Config,
+    base: &BasePlan,
+    instances: &[Instance],
+    fresh: bool,
+) -> Result<lock::Lock> {
+    let path = lock::setup_lock(&ctx.paths, &base.name);
+    let waiting = |holder: &str| {
+        ctx.ui.info(&format!(
+            "another claude-vm is building the shared base {} ({}); waiting for it",
+            base.name,
+            if holder.is_empty() {
+                "pid unknown"
+            } else {
+                holder
+            }
+        ))
+    };
+    let listed = instances.iter().any(|i| i.name == base.name);
+    let recorded = manifest::read_base(&ctx.paths, &base.name)?.is_some();
+    if listed && recorded && !fresh {
+        let held = lock::acquire(&path, Mode::Shared, waiting)?;
+        // A gc or `--rebuild --base` may have removed it meanwhile; a rebuilt one is recorded.
+        if manifest::read_base(&ctx.paths, &base.name)?.is_some() {
+            ctx.ui
+                .info(&format!("cloning the shared base {}", base.name));
+            return Ok(held);
+        }
+    }
+    let mut held = lock::acquire(&path, Mode::Exclusive, waiting)?;
+    held.announce(&format!("pid {}", std::process::id()));
+    let now = manifest::read_base(&ctx.paths, &base.name)?.is_some();
+    // Recorded now but not at our list: another claude-vm built it while we waited.
+    if !fresh && now && (listed || !recorded) {
+        ctx.ui
+            .info(&format!("cloning the shared base {}", base.name));
+        return Ok(held);
+    }
+    // What is left (a base built again, an unfinished one, a stale record) goes first.
+    manifest::remove_base(&ctx.paths, &base.name)?;
+    if listed {
+        let doomed = crate::owner::deletable(
+            &ctx.paths,
+            &|m| ctx.ui.warn(m),
+            std::slice::from_ref(&base.name),
+            &[],
+        );
+        if doomed.is_empty() {
+            return Err(Error::failure(format!(
+                "the shared base {} exists but was not made by this claude-vm's data directory",
+                base.name
+            ))
+            .with_hint(format!(
+                "remove it with `claude-vm gc --force {}` or `limactl delete {}`, or set `[vm] shared_base = false`",
+                base.name, base.name
+            )));
+        }
+        let step = ctx
+            .ui
+            .step(format!("removing the old shared base {}", base.name));
+        ctx.lima.run_shielded(&crate::lima::delete(&doomed), None)?;
+        step.done();
+    }
+    ctx.ui.info(&format!(
+        "building the shared base {} (packages, tools, Claude Code; reused by every project that asks for the same)",
+        base.name
+    ));
+    let record = BaseRecord {
+        name: base.name.clone(),
+        fingerprint: fingerprint::of_base(base, env!("CARGO_PKG_VERSION"))?,
+        created: crate::clock::now(),
+        claude_vm_version: env!("CARGO_PKG_VERSION").to_owned(),
+        image: config.vm.image.clone(),
+        tools: base.tools.clone(),
+        claude_code: None,
+    };
+    let log = ctx.paths.template_log(&base.name, "setup");
+    // The base is built behind the proxy too, under setup's list for its tools; the wrapper
+    // goes into a copy of its files, after its fingerprint was taken.
+    let mut base = base.clone();
+    let tools: Vec<&str> = base.tools.iter().map(String::as_str).collect();
+    let network =
+        crate::network::start_setup(&ctx.paths, config, &tools, &base.name, &mut base.files)?;
+    let built = template::build_base(
+        &ctx.lima,
+        &ctx.ui,
+        &ctx.paths,
+        &base,
+        &log,
+        ctx.project.identity(),
+        &record,
+    );
+    if let Some(network) = network {
+        network.finish(&ctx.ui);
+    }
+    built?;
+    Ok(held)
 }
 
 /// `./.claude-vm.setup.sh` when it is a link out of the project.
@@ -417,7 +563,8 @@ fn setup_scripts(ctx: &Context, config: &Config) -> Result<Vec<HostScript>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe_flags, installed_claude, remember};
+    use super::{describe_flags, remember};
+    use crate::template::installed_claude;
     use crate::template::SetupFlags;
 
     #[test]

@@ -488,6 +488,7 @@ fn freshen(
         when,
         yes: opts.yes,
         login: false,
+        fresh_base: false,
     };
     setup::build_template(ctx, &setup_config.config, template, &build)?;
     read_manifest(ctx, template)?.ok_or_else(|| {
@@ -529,6 +530,7 @@ fn offer_setup(ctx: &Context, opts: &SessionOpts, template: &TemplateName) -> Re
         when: When::IfMissing,
         yes: opts.yes,
         login: false,
+        fresh_base: false,
     };
     setup::build_template(ctx, &setup_config.config, template, &build)?;
     read_manifest(ctx, template)?.ok_or_else(|| {

@@ -44,6 +44,7 @@ fn timed(pid: i64, spawned: f64, exited: f64, calls: Vec<Call>) -> Timed {
         spawned,
         exited,
         calls,
+        steps: Vec::new(),
     }
 }
 
@@ -200,16 +201,116 @@ fn setup_counts_every_call_and_a_session_without_shell_is_an_error() {
         call(5, "shell --tty=false t bash -s", 0.031, 0.100),
         call(5, "stop --tty=false t", 0.101, 0.110),
     ];
-    let run = timed(5, 0.0, 0.120, calls.clone());
+    let mut run = timed(5, 0.0, 0.120, calls.clone());
+    assert!(
+        measure::sample(&run, &calls, Until::Exit, &model).is_err(),
+        "a provisioning shell whose steps are unknown is never free"
+    );
+    run.steps = vec![("t".into(), vec!["installing packages".into()])];
     let s = measure::sample(&run, &calls, Until::Exit, &model).unwrap();
     assert_eq!(s.critical, 5);
     assert!(close(s.overhead_to_agent, s.overhead()));
+    assert!(close(s.provisioning, 30.0));
     assert!(close(
         s.modelled,
-        0.05 + 2.0 + 15.0 + 0.3 + 3.0 + s.overhead()
+        0.05 + 2.0 + 15.0 + 0.3 + 30.0 + 3.0 + s.overhead()
     ));
 
     let no_shell = vec![call(5, "clone --start t n", 0.0, 0.1)];
     let run = timed(5, 0.0, 0.2, no_shell.clone());
     assert!(measure::sample(&run, &no_shell, Until::AgentShell, &model).is_err());
+}
+
+#[test]
+fn provisioning_is_priced_per_step_and_overridable() {
+    let model = Model::with_overrides(None).unwrap();
+    let steps: Vec<String> = [
+        "installing packages",
+        "setting up rust",
+        "setting up docker",
+        "installing Claude Code",
+        "registering MCP servers",
+        "running setup script ./.claude-vm.setup.sh",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert!(close(
+        model.provisioning(&steps).unwrap(),
+        30.0 + 20.0 + 20.0 + 25.0 + 2.0 + 1.0
+    ));
+    assert!(close(model.provisioning(&[]).unwrap(), 0.0));
+    let err = model
+        .provisioning(&["compiling the kernel".to_owned()])
+        .unwrap_err();
+    assert!(err.contains("compiling the kernel"), "{err}");
+    let mine = Model::with_overrides(Some("packages=60,claude=40,script=0")).unwrap();
+    assert!(close(
+        mine.provisioning(&steps).unwrap(),
+        60.0 + 40.0 + 40.0 + 2.0
+    ));
+    // Only a shell with the script on stdin is provisioning; its instance follows the flags.
+    assert!(model::is_provisioning(&argv("shell --tty=false b bash -s")));
+    assert!(!model::is_provisioning(&argv(
+        "shell --tty=false --workdir /w t.run-abcdef bash /mnt/claude-vm/session.sh"
+    )));
+    assert_eq!(
+        model::shell_instance(&argv("shell --tty=false --workdir /w i bash")),
+        Some("i")
+    );
+    assert_eq!(
+        world::steps_in("noise\n==> [1/2] installing packages\nx\n==> [2/2] installing Claude Code\n==> template ready\n"),
+        ["installing packages", "installing Claude Code"]
+    );
+}
+
+#[test]
+fn a_second_project_is_priced_against_a_first_setup() {
+    let model = Model::with_overrides(None).unwrap();
+    let b = "claude-vm_base-0123456789ab";
+    let first_calls = vec![
+        call(5, "list --tty=false --format json", 0.000, 0.001),
+        call(
+            5,
+            &format!("create --tty=false --name {b} template:debian-13"),
+            0.002,
+            0.010,
+        ),
+        call(5, &format!("start --tty=false {b}"), 0.011, 0.020),
+        call(5, &format!("shell --tty=false {b} bash -s"), 0.021, 0.050),
+        call(5, &format!("stop --tty=false {b}"), 0.051, 0.060),
+        call(5, &format!("clone --tty=false {b} t"), 0.061, 0.070),
+    ];
+    let mut first = timed(5, 0.0, 0.080, first_calls.clone());
+    first.steps = vec![(
+        b.into(),
+        vec![
+            "installing packages".into(),
+            "installing Claude Code".into(),
+        ],
+    )];
+    let first = measure::sample(&first, &first_calls, Until::Exit, &model).unwrap();
+    let own = 0.080 - 0.070 + 0.001 * 5.0;
+    assert!(close(first.overhead(), own), "{}", first.overhead());
+    assert!(close(first.provisioning, 55.0));
+    assert!(close(
+        first.modelled,
+        0.05 + 2.0 + 15.0 + 0.3 + 55.0 + 3.0 + 1.0 + own
+    ));
+    let second_calls = vec![
+        call(6, "list --tty=false --format json", 0.000, 0.001),
+        call(6, &format!("clone --tty=false {b} u"), 0.002, 0.010),
+    ];
+    let second = measure::sample(
+        &timed(6, 0.0, 0.012, second_calls.clone()),
+        &second_calls,
+        Until::Exit,
+        &model,
+    )
+    .unwrap();
+    assert!(close(second.provisioning, 0.0));
+    assert!(close(second.modelled, 0.05 + 1.0 + 0.003));
+    let r = report::ratio(second.modelled, first.modelled);
+    assert!(close(r, 1.053 / first.modelled), "{r}");
+    assert!(r < 0.15);
+    assert!(report::ratio(1.0, 0.0).is_nan());
 }

@@ -66,7 +66,9 @@ fn run() -> Result<bool, String> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    let setup = measure_setup(&claude_vm, &simulator, runs, &model)?;
+    let setup = measure_setup(&claude_vm, &simulator, runs, &model, Setup::First)?;
+    let second = measure_setup(&claude_vm, &simulator, runs, &model, Setup::Second)?;
+    let rebuild = measure_rebuild(&claude_vm, &simulator, runs, &model)?;
     let world = World::new(&claude_vm, &simulator)?;
     let project = world.project("app")?;
     world.must(&["setup"], &project)?;
@@ -81,8 +83,18 @@ fn run() -> Result<bool, String> {
     let rows = [
         Row {
             name: "setup",
-            what: "`claude-vm setup` of a new project until its template is ready; provisioning work itself is not modelled",
+            what: "`claude-vm setup` of a first project (no shared base yet) until its template is ready, provisioning work modelled per step",
             samples: Ok(setup),
+        },
+        Row {
+            name: "second",
+            what: "`claude-vm setup` of another project with the same tools (the shared base exists)",
+            samples: Ok(second),
+        },
+        Row {
+            name: "rebuild",
+            what: "`claude-vm setup` after the project's setup script changed (the base is reused)",
+            samples: Ok(rebuild),
         },
         Row {
             name: "cold",
@@ -123,27 +135,76 @@ fn build_simulator(claude_vm: &Path) -> Result<PathBuf, String> {
     sandbox::build_simulator(profile_dir)
 }
 
+/// Which setup row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// No shared base yet: `clean-all` after each run removes the base with the template.
+    First,
+    /// The base exists (built by the unmeasured first run): `clean` after each run leaves it.
+    Second,
+}
+
 /// Setup of a fresh project each run (after one unmeasured warm-up, so the once-per-binary
 /// `limactl --version` check is behind us, as for any user's second project); each template
-/// is removed afterwards, outside the measurement, so every run starts from the same state.
+/// (and for `First` the shared base) is removed afterwards, outside the measurement, so every
+/// run starts from the same state.
 fn measure_setup(
+    claude_vm: &Path,
+    simulator: &Path,
+    runs: usize,
+    model: &Model,
+    which: Setup,
+) -> Result<Vec<Sample>, String> {
+    let world = World::new(claude_vm, simulator)?;
+    let mut samples = Vec::new();
+    for i in 0..=runs {
+        let project = world.project(&format!("app{i}"))?;
+        let mut run = world.must(&["setup"], &project)?;
+        world.settle(&[])?;
+        world.read_steps(&mut run)?;
+        let all = world.calls_since(run.log_from)?;
+        if i > 0 {
+            samples.push(measure::sample(&run, &all, Until::Exit, model)?);
+        }
+        match which {
+            Setup::First => world.must(&["clean-all", "--yes"], &project)?,
+            Setup::Second => world.must(&["clean", "--yes"], &project)?,
+        };
+        world.settle(&[])?;
+    }
+    Ok(samples)
+}
+
+/// A project with a setup script, set up once (unmeasured); each run changes the script and
+/// runs `claude-vm setup`: only the project layer is rebuilt (clone of the base, the script,
+/// stop, the swap).
+fn measure_rebuild(
     claude_vm: &Path,
     simulator: &Path,
     runs: usize,
     model: &Model,
 ) -> Result<Vec<Sample>, String> {
     let world = World::new(claude_vm, simulator)?;
+    let project = world.project("app")?;
+    let script = project.join(".claude-vm.setup.sh");
+    let write = |i: usize| {
+        std::fs::write(&script, format!("echo {i} > \"$HOME/version\"\n"))
+            .map_err(|e| format!("cannot write {}: {e}", script.display()))
+    };
+    write(0)?;
+    world.must(&["setup"], &project)?;
+    world.settle(&[])?;
     let mut samples = Vec::new();
-    for i in 0..=runs {
-        let project = world.project(&format!("app{i}"))?;
-        let run = world.must(&["setup"], &project)?;
+    for i in 1..=runs + 1 {
+        write(i)?;
+        let mut run = world.must(&["setup"], &project)?;
         world.settle(&[])?;
+        world.read_steps(&mut run)?;
         let all = world.calls_since(run.log_from)?;
-        if i > 0 {
+        // The first rebuild warms caches; it is not counted.
+        if i > 1 {
             samples.push(measure::sample(&run, &all, Until::Exit, model)?);
         }
-        world.must(&["clean", "--yes"], &project)?;
-        world.settle(&[])?;
     }
     Ok(samples)
 }

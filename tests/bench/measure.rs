@@ -27,8 +27,11 @@ pub struct Sample {
     pub in_limactl: f64,
     /// claude-vm's own time up to the end of the critical path, seconds.
     pub overhead_to_agent: f64,
-    /// The latency model's sum over the critical path plus `overhead_to_agent`.
+    /// The latency model's sum over the critical path (provisioning work included) plus
+    /// `overhead_to_agent`.
     pub modelled: f64,
+    /// Of `modelled`: the provisioning work inside the provisioning shells.
+    pub provisioning: f64,
 }
 
 impl Sample {
@@ -84,9 +87,23 @@ pub fn sample(
         .collect();
     let overhead_to_agent = (agent_at - run.spawned) - covered(&before, run.spawned, agent_at);
     let mut modelled = overhead_to_agent;
+    let mut provisioning = 0.0;
     for c in &own[..critical] {
         modelled += model.cost(&c.argv)?;
+        if model::is_provisioning(&c.argv) {
+            let instance = model::shell_instance(&c.argv).unwrap_or_default();
+            let steps = run
+                .steps
+                .iter()
+                .find(|(i, _)| i == instance)
+                .map(|(_, s)| s)
+                .ok_or_else(|| {
+                    format!("no steps known for the provisioning shell of {instance}")
+                })?;
+            provisioning += model.provisioning(steps)?;
+        }
     }
+    modelled += provisioning;
     Ok(Sample {
         own: labels(&own),
         critical,
@@ -99,6 +116,7 @@ pub fn sample(
         in_limactl,
         overhead_to_agent,
         modelled,
+        provisioning,
     })
 }
 

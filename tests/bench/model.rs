@@ -32,7 +32,36 @@ const DEFAULTS: &[(&str, f64)] = &[
     // A Go binary reading the instance directories.
     ("list", 0.05),
     ("--version", 0.02),
+    // The work inside a provisioning `limactl shell ... bash -s`, per step the script ran
+    // (its `==> [i/n] what` lines in the build's log). The simulator does it in
+    // milliseconds; on a real VM it is the bulk of a first setup. Estimates for a Debian 13
+    // cloud image on a good connection, not measurements:
+    // `installing packages`: one `apt-get update` (5–10 s against deb.debian.org) and one
+    // install of the base packages (git brings perl: ~40 MB of .debs, unpacked in ~20 s).
+    ("packages", 30.0),
+    // `setting up TOOL`: a tool's post-install (docker's group and service, rustup's
+    // toolchain download, pipx); rust is slower, gh and gpg faster: one figure for all.
+    ("tool", 20.0),
+    // `installing Claude Code`: the installer fetches the native build (~190 MB, see
+    // DEVELOPMENT.md's real-Claude tier) and checks it, then `claude --version`.
+    ("claude", 25.0),
+    // `registering MCP servers`: `claude mcp add` per server (a start of Claude Code each).
+    ("mcp", 2.0),
+    // `running setup script X`: the project's own work, unknown here; a small script.
+    ("script", 1.0),
 ];
+
+/// The model's kind of a provisioning step, from its description.
+fn step_kind(step: &str) -> Option<&'static str> {
+    match step {
+        "installing packages" => Some("packages"),
+        "installing Claude Code" => Some("claude"),
+        "registering MCP servers" => Some("mcp"),
+        _ if step.starts_with("setting up ") => Some("tool"),
+        _ if step.starts_with("running setup script ") => Some("script"),
+        _ => None,
+    }
+}
 
 impl Model {
     /// The default figures, with overrides from `spec` (`"start=20,shell=0.5"`).
@@ -96,6 +125,39 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The modelled seconds of the work a provisioning shell did: its steps' figures. A step
+    /// the model does not know is an error, as for calls.
+    pub fn provisioning(&self, steps: &[String]) -> Result<f64, String> {
+        steps.iter().try_fold(0.0, |sum, step| {
+            let kind = step_kind(step).ok_or_else(|| {
+                format!("the latency model has no figure for the provisioning step `{step}`")
+            })?;
+            Ok(sum + self.figure(kind).unwrap_or(0.0))
+        })
+    }
+}
+
+/// Whether a call is a provisioning shell (the build's script on stdin).
+pub fn is_provisioning(argv: &[String]) -> bool {
+    verb(argv) == "shell" && argv.ends_with(&["bash".to_owned(), "-s".to_owned()])
+}
+
+/// The instance a `shell` call runs in: the first argument after its flags.
+pub fn shell_instance(argv: &[String]) -> Option<&str> {
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--workdir" | "--shell" => {
+                args.next();
+            }
+            _ if a.starts_with("--") => {}
+            _ => return Some(a),
+        }
+    }
+    None
+}
+
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = self
@@ -103,7 +165,11 @@ impl fmt::Display for Model {
             .iter()
             .map(|(k, s)| format!("{k} {}", seconds(*s)))
             .collect();
-        write!(f, "{}; clone --start = clone + start", parts.join(", "))
+        write!(
+            f,
+            "{}; clone --start = clone + start; a provisioning shell adds packages/tool/claude/mcp/script per step it ran",
+            parts.join(", ")
+        )
     }
 }
 

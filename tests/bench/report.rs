@@ -124,6 +124,12 @@ pub fn print(rows: &[Row], model: &Model, runs: usize, spawn: &Spread) {
             "    modelled time-to-agent      {}",
             secs(&spread(samples.iter().map(|s| s.modelled)))
         );
+        if samples.iter().any(|s| s.provisioning > 0.0) {
+            println!(
+                "    of which provisioning work  {}",
+                secs(&spread(samples.iter().map(|s| s.provisioning)))
+            );
+        }
         println!(
             "    claude-vm on critical path  {}",
             ms(&spread(samples.iter().map(|s| s.overhead_to_agent)))
@@ -143,7 +149,16 @@ pub fn print(rows: &[Row], model: &Model, runs: usize, spawn: &Spread) {
     }
 }
 
-/// The targets of issue 6, point 3. Returns whether all that could be checked were met.
+/// `part` as a share of `whole` (NaN when `whole` is not positive).
+pub fn ratio(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole
+    } else {
+        f64::NAN
+    }
+}
+
+/// The targets of issue 6, point 3, and issue 15's second-project goal. Returns whether all that could be checked were met.
 pub fn targets(rows: &[Row], model: &Model) -> bool {
     let find = |name: &str| rows.iter().find(|r| r.name == name).map(|r| &r.samples);
     let mut all_met = true;
@@ -152,7 +167,7 @@ pub fn targets(rows: &[Row], model: &Model) -> bool {
         println!("  {} {text}", if met { "✓" } else { "✗ MISSED:" });
     };
     println!();
-    println!("targets (issue 6)");
+    println!("targets (issues 6 and 15)");
 
     match find("warm") {
         Some(Ok(samples)) => {
@@ -174,6 +189,31 @@ pub fn targets(rows: &[Row], model: &Model) -> bool {
         }
         Some(Err(why)) => println!("  - warm time-to-agent: not measured ({why})"),
         None => {}
+    }
+
+    // Issue 15: a second project with the same tools, and a project-script-only rebuild,
+    // against a first setup.
+    if let Some(Ok(first)) = find("setup") {
+        let first_m = spread(first.iter().map(|s| s.modelled)).median;
+        for (name, goal) in [("second", Some(0.15)), ("rebuild", None)] {
+            let Some(Ok(samples)) = find(name) else {
+                continue;
+            };
+            let m = spread(samples.iter().map(|s| s.modelled)).median;
+            let calls = samples.iter().map(|s| s.own.len()).max().unwrap_or(0);
+            let first_calls = first.iter().map(|s| s.own.len()).max().unwrap_or(0);
+            let text = format!(
+                "{name}: {calls} limactl calls vs {first_calls}; modelled {m:.3} s = {:.1}% of a first setup's {first_m:.3} s",
+                ratio(m, first_m) * 100.0
+            );
+            match goal {
+                Some(g) => verdict(
+                    ratio(m, first_m) < g,
+                    format!("{text} (goal: under {:.0}%)", g * 100.0),
+                ),
+                None => println!("  - {text}"),
+            }
+        }
     }
 
     if let Some(Ok(samples)) = find("cold") {

@@ -29,6 +29,9 @@ pub struct Timed {
     pub exited: f64,
     /// Every call the log recorded from the spawn on, by any process.
     pub calls: Vec<Call>,
+    /// The steps each provisioning shell ran, by the instance it ran in (read from the
+    /// builds' logs by [`World::read_steps`]; empty until then).
+    pub steps: Vec<(String, Vec<String>)>,
 }
 
 impl Timed {
@@ -38,6 +41,15 @@ impl Timed {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// The steps a provisioning script announced (`==> [i/n] what`).
+pub fn steps_in(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.trim().strip_prefix("==> ["))
+        .filter_map(|l| l.split_once("] "))
+        .map(|(_, what)| what.to_owned())
+        .collect()
 }
 
 pub fn now() -> f64 {
@@ -94,7 +106,28 @@ impl World {
             spawned,
             exited,
             calls,
+            steps: Vec::new(),
         })
+    }
+
+    /// Fills `run.steps` from the build logs of its provisioning shells
+    /// (`logs/<base or template>.setup.log`: a rebuild's `<template>.build-ID` logs under
+    /// its template's name).
+    pub fn read_steps(&self, run: &mut Timed) -> Result<(), String> {
+        let logs = self.sandbox.home.join(".local/share/claude-vm/logs");
+        for c in run.calls.iter().filter(|c| c.ppid == run.pid) {
+            if !crate::model::is_provisioning(&c.argv) {
+                continue;
+            }
+            let instance = crate::model::shell_instance(&c.argv)
+                .ok_or_else(|| format!("a shell call without an instance: {:?}", c.argv))?;
+            let key = instance.split('.').next().unwrap_or(instance);
+            let path = logs.join(format!("{key}.setup.log"));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            run.steps.push((instance.to_owned(), steps_in(&text)));
+        }
+        Ok(())
     }
 
     /// Runs claude-vm outside any measurement and requires success.

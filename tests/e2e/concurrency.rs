@@ -12,6 +12,7 @@ use crate::support::*;
 fn eight_sessions_of_one_project_at_once_all_succeed_and_leave_nothing() {
     let w = World::new();
     w.setup();
+    let template = w.templates().remove(0);
     let mut runs: Vec<Spawned> = (0..8)
         .map(|i| {
             w.spawn(&[
@@ -33,7 +34,8 @@ fn eight_sessions_of_one_project_at_once_all_succeed_and_leave_nothing() {
     let clones: BTreeSet<String> = w
         .logged()
         .iter()
-        .filter(|c| c[0] == "clone")
+        // The sessions' clones of the template (setup's own is of the shared base).
+        .filter(|c| c[0] == "clone" && c[c.len() - 2] == template)
         .map(|c| c.last().unwrap().clone())
         .collect();
     assert_eq!(clones.len(), 8, "eight distinct clones: {clones:?}");
@@ -60,9 +62,10 @@ fn a_session_during_a_rebuild_uses_the_old_template_or_waits_for_the_new_one() {
     w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/version\"\n");
     let read = ["shell", "--", "sh", "-c", "cat \"$HOME/version\""];
 
-    let mut setup = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "create=3,rename=4")]);
+    // The rebuild clones the shared base (a project-only rebuild).
+    let mut setup = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "clone=3,rename=4")]);
     // While the new template is being built, sessions use the old one.
-    w.await_call(setup.pid(), "create");
+    w.await_call(setup.pid(), "clone");
     let mut during_build = w.spawn(&read);
     assert_eq!(during_build.finish(), 0, "{}", during_build.stderr());
     assert_eq!(during_build.stdout(), "v1\n");

@@ -164,7 +164,8 @@ fn no_template_without_a_terminal_says_what_to_do_and_never_waits() {
     r.ok();
     assert_eq!(
         r.verbs(),
-        ["list", "create", "start", "shell", "stop", "clone", "shell", "delete"]
+        // The shared base, the template (only a clone of it: no setup script), the session.
+        ["list", "create", "start", "shell", "stop", "clone", "clone", "shell", "delete"]
     );
     assert_eq!(r.claude_argv(), ["--dangerously-skip-permissions", "hello"]);
 }

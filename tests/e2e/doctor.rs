@@ -74,8 +74,19 @@ fn a_healthy_setup_passes_with_two_limactl_calls() {
         &format!("✓ template {t} ({}): stopped, ", w.project.display()),
     );
     finding(out, "✓ sessions: none running, no orphans");
+    let base = w.bases().remove(0);
+    finding(
+        out,
+        &format!(
+            "✓ shared base {base} (no extra tools): used by {}",
+            w.project.display()
+        ),
+    );
     finding(out, "✓ disk: claude-vm's VMs use ");
-    assert!(out.contains("for 1 template and 0 sessions"), "{out}");
+    assert!(
+        out.contains("for 1 template, 1 shared base and 0 sessions"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -138,7 +149,10 @@ fn orphans_and_leftovers_are_found_and_their_fixes_work() {
     let head = format!("! hand-over directory {}", leftover.display());
     finding(&out, &head);
     let fix_dir = fix_of(&out, &head).to_owned();
-    assert!(out.contains("1 template and 1 session"), "{out}");
+    assert!(
+        out.contains("1 template, 1 shared base and 1 session"),
+        "{out}"
+    );
 
     // The fixes, run as printed.
     for fix in [fix.to_owned(), fix_dir] {

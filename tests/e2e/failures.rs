@@ -136,7 +136,12 @@ fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() 
             "{step}: {}",
             r.stderr
         );
-        assert!(w.instances().is_empty(), "{step}: {:?}", w.instances());
+        // The first build fails in the shared base: neither it nor a template stays.
+        assert!(
+            w.all_instances().is_empty(),
+            "{step}: {:?}",
+            w.all_instances()
+        );
         assert!(
             r.stderr.contains("full output of the build:"),
             "{}",
@@ -160,14 +165,31 @@ fn each_failing_setup_step_leaves_no_template_and_a_rebuild_keeps_the_old_one() 
             r.stderr
         );
     }
+    w.write_project(".claude-vm.setup.sh", "true\n");
     w.setup();
     let template = w.templates();
-    for step in ["create", "start", "shell", "stop", "rename"] {
+    // A project-only rebuild (clone of the base, script, stop, swap) failing at each step.
+    for step in ["clone", "shell", "stop", "rename"] {
         let r = w.run_with(&["setup"], &[("LIMA_SIM_FAIL", step)]);
         assert_eq!(r.code, 1, "{step}: {}", r.stderr);
+        assert!(
+            r.calls.iter().all(|c| c[0] != "create"),
+            "{step}: the base is reused"
+        );
         // Even a failing swap (`swap.rs`) puts the old template back.
         assert_eq!(w.templates(), template, "{step}: the old template survives");
         assert_eq!(w.instances(), template, "{step}: nothing half-built stays");
+        w.run(&["shell", "--", "true"]).ok();
+    }
+    // A rebuild of the shared base failing at each of its steps: the template survives.
+    for step in ["create", "start", "shell", "stop"] {
+        let r = w.run_with(
+            &["setup", "--rebuild", "--base"],
+            &[("LIMA_SIM_FAIL", step)],
+        );
+        assert_eq!(r.code, 1, "{step}: {}", r.stderr);
+        assert_eq!(w.instances(), template, "{step}: nothing half-built stays");
+        assert!(w.bases().is_empty(), "{step}: {:?}", w.bases());
         w.run(&["shell", "--", "true"]).ok();
     }
 }

@@ -149,14 +149,16 @@ fn dry_runs_of_clean_count_and_name_the_vms_that_exist() {
     let other = other_project(&w);
     let templates = w.templates();
     assert_eq!(templates.len(), 2);
+    let bases = w.bases();
+    assert_eq!(bases.len(), 1, "both templates were cloned from one base");
     let r = w.run(&["--dry-run", "clean-all"]);
     r.ok();
     assert!(
-        r.stdout.contains("would delete all 2 claude-vm VMs"),
+        r.stdout.contains("would delete all 3 claude-vm VMs"),
         "{}",
         r.stdout
     );
-    for t in &templates {
+    for t in templates.iter().chain(&bases) {
         assert!(r.stdout.contains(t.as_str()), "{t} in {}", r.stdout);
     }
     assert_eq!(r.verbs(), ["list"], "a read-only question, nothing else");
@@ -173,10 +175,19 @@ fn dry_runs_of_clean_count_and_name_the_vms_that_exist() {
     w.run_in(&["clean", "--yes"], &other).ok();
     let r = w.run(&["--dry-run", "clean-all"]);
     assert!(
+        r.stdout.contains("would delete all 2 claude-vm VMs"),
+        "the template and the shared base: {}",
+        r.stdout
+    );
+    // `clean` leaves the shared base (other projects may clone it): the only VM left.
+    w.run(&["clean", "--yes"]).ok();
+    let r = w.run(&["--dry-run", "clean-all"]);
+    assert!(
         r.stdout.contains("would delete the only claude-vm VM"),
         "{}",
         r.stdout
     );
+    assert!(r.stdout.contains(&bases[0]), "{}", r.stdout);
     assert!(!r.stdout.contains("VMs"), "{}", r.stdout);
 }
 

@@ -88,12 +88,29 @@ fn a_sigkilled_setup_is_reaped_and_a_finished_one_is_kept() {
     w.await_call(s.pid(), "shell");
     s.signal_group(libc::SIGKILL);
     s.finish();
+    // The first shell provisions the shared base: it is what is half-built.
+    assert_eq!(w.bases().len(), 1, "the half-built base is there");
+    let r = w.run(&["list"]);
+    r.ok();
+    assert_eq!(r.verbs(), ["delete", "list"], "{}", r.stderr);
+    assert!(r.stderr.contains("shared base build"), "{}", r.stderr);
+    assert!(w.all_instances().is_empty(), "{:?}", w.all_instances());
+
+    // Killed while its template is provisioned (the base is complete): the template goes.
+    w.write_project(".claude-vm.setup.sh", "true\n");
+    w.setup();
+    w.run(&["clean", "--yes"]).ok();
+    let mut s = w.spawn_with(&["setup"], &[("LIMA_SIM_DELAY", "shell=60")]);
+    w.await_call(s.pid(), "shell");
+    s.signal_group(libc::SIGKILL);
+    s.finish();
     assert_eq!(w.instances().len(), 1, "the half-built template is there");
     let r = w.run(&["list"]);
     r.ok();
     assert_eq!(r.verbs(), ["delete", "list"], "{}", r.stderr);
     assert!(r.stderr.contains("template build"), "{}", r.stderr);
     assert!(w.instances().is_empty(), "{:?}", w.instances());
+    assert_eq!(w.bases().len(), 1, "the complete base stays");
 
     // A rebuild killed the same way: its build goes, the old template stays.
     w.setup();

@@ -77,7 +77,12 @@ impl World {
 
     /// With extra environment for this run only (e.g. `LIMA_SIM_DELAY`).
     pub fn spawn_with(&self, args: &[&str], env: &[(&str, &str)]) -> Spawned {
-        let mut cmd = self.command(args, &self.project);
+        self.spawn_in(args, &self.project.clone(), env)
+    }
+
+    /// In another directory (another project).
+    pub fn spawn_in(&self, args: &[&str], cwd: &std::path::Path, env: &[(&str, &str)]) -> Spawned {
+        let mut cmd = self.command(args, cwd);
         cmd.process_group(0);
         for (k, v) in env {
             cmd.env(k, v);

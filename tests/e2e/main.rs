@@ -10,6 +10,7 @@ mod tty;
 
 mod artefacts;
 mod audit;
+mod base;
 mod boundary;
 mod closed_stdout;
 mod completions;

@@ -21,16 +21,18 @@ fn setup_on_a_terminal_spins_then_prints_counted_check_lines_with_durations() {
     let r = w.run_pty(&["setup"], &[("LIMA_SIM_DELAY", "start=1")]);
     r.ok();
     assert!(
-        has_spinner_for(&r.transcript, "[2/4] booting the VM"),
+        has_spinner_for(&r.transcript, "[2/4] booting the shared base"),
         "a spinner named the step while it ran:\n{:?}",
         r.transcript
     );
     let lines = r.screen_lines();
     for step in [
-        "[1/4] creating the VM",
-        "[2/4] booting the VM",
+        "[1/4] creating the shared base",
+        "[2/4] booting the shared base",
         "[3/4] provisioning",
-        "[4/4] stopping the VM",
+        "[4/4] stopping the shared base",
+        // Then the template, a clone of the base (no setup script to run).
+        "[1/1] cloning the shared base",
     ] {
         let line = lines
             .iter()
@@ -40,10 +42,10 @@ fn setup_on_a_terminal_spins_then_prints_counted_check_lines_with_durations() {
     }
     let boot = lines
         .iter()
-        .find(|l| l.starts_with("✓ [2/4] booting the VM ("))
+        .find(|l| l.starts_with("✓ [2/4] booting the shared base ("))
         .unwrap();
     let secs: f64 = boot
-        .trim_start_matches("✓ [2/4] booting the VM (")
+        .trim_start_matches("✓ [2/4] booting the shared base (")
         .trim_end_matches("s)")
         .parse()
         .unwrap_or_else(|_| panic!("duration in {boot}"));
@@ -63,7 +65,7 @@ fn no_color_keeps_the_spinner_but_drops_colours() {
         &[("LIMA_SIM_DELAY", "start=1"), ("NO_COLOR", "1")],
     );
     r.ok();
-    assert!(has_spinner_for(&r.transcript, "booting the VM"));
+    assert!(has_spinner_for(&r.transcript, "booting the shared base"));
     for sgr in ["\x1b[32m", "\x1b[36m", "\x1b[31m", "\x1b[2m", "\x1b[1m"] {
         assert!(
             !r.transcript.contains(sgr),
@@ -74,7 +76,7 @@ fn no_color_keeps_the_spinner_but_drops_colours() {
     assert!(r
         .screen_lines()
         .iter()
-        .any(|l| l.starts_with("✓ [4/4] stopping the VM (")));
+        .any(|l| l.starts_with("✓ [4/4] stopping the shared base (")));
 }
 
 #[test]
@@ -88,13 +90,13 @@ fn off_a_terminal_every_message_is_one_plain_line() {
     );
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert!(
-        lines.contains(&"claude-vm: [2/4] booting the VM..."),
+        lines.contains(&"claude-vm: [2/4] booting the shared base..."),
         "{lines:#?}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("claude-vm: ✓ [2/4] booting the VM (") && l.ends_with("s)")),
+        lines.iter().any(
+            |l| l.starts_with("claude-vm: ✓ [2/4] booting the shared base (") && l.ends_with("s)")
+        ),
         "{lines:#?}"
     );
 }
@@ -133,18 +135,18 @@ fn verbose_on_a_terminal_streams_lima_without_spinners() {
     let r = w.run_pty(&["-v", "setup"], &[("LIMA_SIM_DELAY", "start=1")]);
     r.ok();
     assert!(
-        !has_spinner_for(&r.transcript, "booting the VM"),
+        !has_spinner_for(&r.transcript, "booting the shared base"),
         "{:?}",
         r.transcript
     );
     let lines = r.screen_lines();
     let announce = lines
         .iter()
-        .position(|l| l == "claude-vm: [2/4] booting the VM...")
+        .position(|l| l == "claude-vm: [2/4] booting the shared base...")
         .unwrap_or_else(|| panic!("{lines:#?}"));
     let done = lines
         .iter()
-        .position(|l| l.starts_with("claude-vm: ✓ [2/4] booting the VM ("))
+        .position(|l| l.starts_with("claude-vm: ✓ [2/4] booting the shared base ("))
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(
         done > announce + 1,

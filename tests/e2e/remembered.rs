@@ -85,7 +85,8 @@ fn a_plain_setup_rebuilds_with_the_remembered_flags_and_info_shows_them() {
         "{}",
         r.stderr
     );
-    assert_eq!(flag(r.call("create"), "--cpus").as_deref(), Some("2"));
+    // A project-only rebuild: the clone of the shared base takes the resources.
+    assert_eq!(flag(r.call("clone"), "--cpus").as_deref(), Some("2"));
     assert_eq!(
         manifest(&w)["tools"],
         serde_json::json!(["gpg"]),
@@ -109,7 +110,7 @@ fn a_plain_setup_rebuilds_with_the_remembered_flags_and_info_shows_them() {
     let r = w.run(&["setup", "--fresh"]);
     r.ok();
     assert!(!r.stderr.contains("remembered"), "{}", r.stderr);
-    assert_eq!(flag(r.call("create"), "--cpus").as_deref(), Some("4"));
+    assert_eq!(flag(r.call("clone"), "--cpus").as_deref(), Some("4"));
     assert_eq!(manifest(&w)["setup_flags"], serde_json::json!({}));
 }
 

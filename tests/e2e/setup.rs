@@ -9,8 +9,18 @@ fn setup_is_list_create_start_shell_stop() {
     let r = w.setup();
     assert_eq!(
         r.verbs(),
-        // The first command ever checks Lima's version (then cached).
-        ["--version", "list", "create", "start", "shell", "stop"],
+        // The first command ever checks Lima's version (then cached); the shared base is
+        // built (create, start, shell, stop) and the template is a clone of it (no setup
+        // script: nothing of its own to boot for).
+        [
+            "--version",
+            "list",
+            "create",
+            "start",
+            "shell",
+            "stop",
+            "clone"
+        ],
         "stderr:\n{}",
         r.stderr
     );
@@ -18,26 +28,30 @@ fn setup_is_list_create_start_shell_stop() {
     assert_eq!(templates.len(), 1, "{:?}", w.instances());
     let t = &templates[0];
     assert!(t.starts_with("claude-vm-app-"), "{t}");
+    let base = w.bases().remove(0);
 
     // The template is stopped and mounts nothing (never the home directory): the scripts
     // went in on the provisioning shell's stdin.
     let yaml = w.lima_yaml(t);
     assert_eq!(yaml["mounts"], serde_json::json!([]), "{yaml}");
+    assert_eq!(w.lima_yaml(&base)["mounts"], serde_json::json!([]));
     assert_eq!(
         &r.call("shell")[r.call("shell").len() - 2..],
         ["bash", "-s"]
     );
-    assert!(
-        !w.lima_home.join(t).join("ha.pid").exists(),
-        "template left running"
-    );
+    for vm in [t, &base] {
+        assert!(
+            !w.lima_home.join(vm).join("ha.pid").exists(),
+            "{vm} left running"
+        );
+    }
 
     let create = r.call("create");
     for (flag, value) in [
         ("--cpus", "4"),
         ("--memory", "8"),
         ("--disk", "20"),
-        ("--name", t.as_str()),
+        ("--name", base.as_str()),
     ] {
         let i = create
             .iter()
@@ -49,6 +63,12 @@ fn setup_is_list_create_start_shell_stop() {
         create.last().map(String::as_str),
         Some("template:debian-13")
     );
+    let clone = r.call("clone");
+    assert_eq!(&clone[clone.len() - 2..], [base.clone(), t.clone()]);
+    for (flag, value) in [("--cpus", "4"), ("--memory", "8"), ("--disk", "20")] {
+        let i = clone.iter().position(|a| a == flag).unwrap();
+        assert_eq!(clone[i + 1], value, "{flag}");
+    }
 
     // Claude Code went in once, by the installer; the manifest records the build.
     let check = w.run(&[
@@ -105,13 +125,15 @@ fn a_failing_setup_script_is_named_and_leaves_nothing() {
         w.instances()
     );
     assert_eq!(r.verbs().last(), Some(&"delete"));
-    assert!(
-        !w.data_dir().join("templates").exists()
-            || std::fs::read_dir(w.data_dir().join("templates"))
-                .unwrap()
-                .next()
-                .is_none()
-    );
+    // No template record; the shared base (complete, reusable) stays with its own.
+    let records: Vec<String> = std::fs::read_dir(w.data_dir().join("templates"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(records, ["bases"], "{records:?}");
+    let base = w.bases().remove(0);
+    assert!(w.base_record(&base).is_some());
 }
 
 #[test]
@@ -135,12 +157,10 @@ fn rebuild_keeps_the_old_template_until_the_new_one_is_complete() {
     r.ok();
     assert_eq!(
         r.verbs(),
-        ["list", "create", "start", "shell", "stop", "rename", "rename", "delete"]
+        ["list", "clone", "shell", "stop", "rename", "rename", "delete"],
+        "a project-only rebuild: the shared base is cloned"
     );
-    assert_ne!(
-        r.call("create")[r.call("create").iter().position(|a| a == "--name").unwrap() + 1],
-        template
-    );
+    assert_ne!(r.call("clone").last().unwrap(), &template);
     assert_eq!(w.instances(), [template]);
     let s = w.run(&["shell", "--", "sh", "-c", "cat \"$HOME/version\""]);
     assert_eq!(s.ok().stdout, "v2\n");
@@ -215,7 +235,8 @@ fn a_boot_failure_during_setup_removes_the_half_built_template() {
         r.verbs(),
         ["--version", "list", "create", "start", "delete"]
     );
-    assert!(w.instances().is_empty());
+    assert!(r.stderr.contains("shared base"), "{}", r.stderr);
+    assert!(w.all_instances().is_empty(), "{:?}", w.all_instances());
 }
 
 #[test]

@@ -4,8 +4,9 @@
 use crate::support::*;
 
 const STALE: &str = "is out of date";
-const REBUILD: [&str; 8] = [
-    "list", "create", "start", "shell", "stop", "rename", "rename", "delete",
+/// A project-only rebuild: the shared base is cloned, no package is installed again.
+const REBUILD: [&str; 7] = [
+    "list", "clone", "shell", "stop", "rename", "rename", "delete",
 ];
 
 fn version(w: &World, args: &[&str]) -> Run {
@@ -82,7 +83,7 @@ fn auto_rebuild_rebuilds_only_when_stale() {
     w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/version\"\n");
     let r = version(&w, &[]);
     assert_eq!(r.stdout, "v2\n");
-    assert_eq!(&r.verbs()[..8], REBUILD, "{}", r.stderr);
+    assert_eq!(&r.verbs()[..7], REBUILD, "{}", r.stderr);
     assert!(r.stderr.contains("rebuilding it first"), "{}", r.stderr);
     // A new tool in the provisioning counts too (here: an extra setup script in the file).
     w.write_project("extra.sh", "echo extra >> \"$HOME/version\"\n");
@@ -113,9 +114,11 @@ fn setup_flags_are_remembered_so_the_template_is_not_stale_for_sessions() {
     std::fs::write(&script, "echo from-flag-2 > \"$HOME/version\"\n").unwrap();
     let r = version(&w, &["--rebuild"]);
     assert_eq!(r.stdout, "from-flag-2\n");
-    let create = r.call("create");
-    let disk = create.iter().position(|a| a == "--disk").unwrap();
-    assert_eq!(create[disk + 1], "40");
+    // The template is a clone of the shared base: the clone takes the recorded resources.
+    let clone = r.call("clone");
+    let disk = clone.iter().position(|a| a == "--disk").unwrap();
+    assert_eq!(clone[disk + 1], "40");
+    assert!(r.calls.iter().all(|c| c[0] != "create"), "{:?}", r.calls);
 }
 
 #[test]
@@ -149,7 +152,10 @@ fn a_dry_run_with_rebuild_shows_the_rebuild_and_runs_nothing() {
     let setup = r.stdout.find("setup of template").expect(&r.stdout);
     let session = r.stdout.find("session in a clone of").expect(&r.stdout);
     assert!(setup < session, "the rebuild first:\n{}", r.stdout);
-    assert!(r.stdout.contains("limactl create"), "{}", r.stdout);
+    // The base exists: the rebuild clones it.
+    assert!(r.stdout.contains("limactl clone"), "{}", r.stdout);
+    assert!(r.stdout.contains("the shared base"), "{}", r.stdout);
+    assert!(!r.stdout.contains("limactl create"), "{}", r.stdout);
     assert_eq!(w.templates(), before);
     // Without --rebuild, a fresh template: the session's plan only.
     let r = w.run(&["--dry-run", "shell"]);
@@ -174,8 +180,9 @@ fn a_stale_template_says_which_provisioning_step_changed() {
     let r = w.run(&["shell", "--", "true"]);
     r.ok();
     assert!(
-        r.stderr
-            .contains("out of date: the provisioning step \"installing packages\" changed"),
+        r.stderr.contains(
+            "out of date: the shared base's provisioning step \"installing packages\" changed"
+        ),
         "{}",
         r.stderr
     );
@@ -183,7 +190,7 @@ fn a_stale_template_says_which_provisioning_step_changed() {
     let r = w.run(&["info"]);
     assert!(
         r.stdout
-            .contains("the provisioning step \"installing packages\" changed"),
+            .contains("the shared base's provisioning step \"installing packages\" changed"),
         "{}",
         r.stdout
     );

@@ -113,6 +113,9 @@ impl Run {
     }
 }
 
+/// How a shared base's name starts (`names::BASE_PREFIX`).
+pub const BASE_PREFIX: &str = "claude-vm_base-";
+
 impl World {
     /// A fresh world with a git project called `name` (any bytes the file system allows).
     pub fn with_project_name(name: &OsStr) -> World {
@@ -227,8 +230,17 @@ impl World {
             .collect()
     }
 
-    /// Lima instances on disk.
+    /// Lima instances on disk, but the shared bases (see [`World::bases`]): templates,
+    /// clones, builds and whatever else is there.
     pub fn instances(&self) -> Vec<String> {
+        self.all_instances()
+            .into_iter()
+            .filter(|n| !n.starts_with(BASE_PREFIX))
+            .collect()
+    }
+
+    /// Every Lima instance on disk.
+    pub fn all_instances(&self) -> Vec<String> {
         let Ok(dir) = std::fs::read_dir(&self.lima_home) else {
             return Vec::new();
         };
@@ -239,6 +251,22 @@ impl World {
             .collect();
         v.sort();
         v
+    }
+
+    /// The shared bases on disk (`claude-vm_base-<hex>`).
+    pub fn bases(&self) -> Vec<String> {
+        self.all_instances()
+            .into_iter()
+            .filter(|n| n.starts_with(BASE_PREFIX))
+            .collect()
+    }
+
+    /// The record of a complete shared base.
+    pub fn base_record(&self, base: &str) -> Option<Value> {
+        let text =
+            std::fs::read_to_string(self.data_dir().join(format!("templates/bases/{base}.json")))
+                .ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// The instance's lima.yaml (JSON text in the simulator).
@@ -349,6 +377,16 @@ impl World {
         assert!(
             left.is_empty(),
             "instances left behind: {left:?}\nstderr:\n{context}"
+        );
+        // A shared base stays only complete (recorded); an unfinished one is left behind.
+        let unfinished: Vec<String> = self
+            .bases()
+            .into_iter()
+            .filter(|b| self.base_record(b).is_none() && !pooled.contains(b))
+            .collect();
+        assert!(
+            unfinished.is_empty(),
+            "unfinished shared bases left behind: {unfinished:?}\nstderr:\n{context}"
         );
         let handover = self.data_dir().join("handover");
         let leftovers: Vec<_> = std::fs::read_dir(&handover)

@@ -67,17 +67,18 @@ fn usable(w: &World, template: &str, version: &str, fingerprint: &Value) {
 fn a_rebuild_moves_the_old_template_aside_before_the_new_one_goes_in() {
     let (w, template) = rebuilt_world();
     let r = w.setup();
+    // A project-only rebuild: the build is a clone of the shared base, swapped in.
     assert_eq!(
         r.verbs(),
-        ["list", "create", "start", "shell", "stop", "rename", "rename", "delete"]
+        ["list", "clone", "shell", "stop", "rename", "rename", "delete"]
     );
-    let build =
-        r.call("create")[r.call("create").iter().position(|a| a == "--name").unwrap() + 1].clone();
-    let aside = &r.calls[5][3];
+    let build = r.call("clone").last().unwrap().clone();
+    assert!(build.starts_with(&format!("{template}.build-")), "{build}");
+    let aside = &r.calls[4][3];
     assert!(aside.starts_with(&format!("{template}.old-")), "{aside}");
-    assert_eq!(r.calls[5][2..], [template.clone(), aside.clone()]);
-    assert_eq!(r.calls[6][2..], [build, template.clone()]);
-    assert_eq!(r.calls[7][3..], *std::slice::from_ref(aside));
+    assert_eq!(r.calls[4][2..], [template.clone(), aside.clone()]);
+    assert_eq!(r.calls[5][2..], [build, template.clone()]);
+    assert_eq!(r.calls[6][3..], *std::slice::from_ref(aside));
     let fp = manifest(&w, &template)["fingerprint"].clone();
     usable(&w, &template, "v2", &fp);
 }

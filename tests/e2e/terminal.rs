@@ -34,6 +34,8 @@ fn no_template_on_a_terminal_builds_it_after_yes_and_runs_the_session() {
             "start",
             "shell",
             "stop",
+            // The template: a clone of the shared base (no setup script to run).
+            "clone",
             "clone",
             "shell",
             "delete"

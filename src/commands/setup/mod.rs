@@ -28,6 +28,10 @@ pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32
         }
     }
     let template = ctx.template()?;
+    if args.base && !args.rebuild {
+        return Err(Error::usage("--base needs --rebuild: `claude-vm setup --rebuild --base` builds the shared base again")
+            .with_hint("a plain `claude-vm setup` reuses the shared base when it is up to date"));
+    }
     let remembered = if args.fresh {
         SetupFlags::default()
     } else {
@@ -47,6 +51,12 @@ pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32
         ));
     }
     let loaded = ctx.load_config(&build::overrides(&flags))?;
+    if args.base && !loaded.config.vm.shared_base {
+        return Err(Error::usage(
+            "--rebuild --base: this project's template is built in one layer (`[vm] shared_base = false`), there is no shared base",
+        )
+        .with_hint("`claude-vm setup --rebuild` rebuilds it"));
+    }
     ctx.enforce_trust(&loaded, &build::setup_script_review(ctx), args.yes)?;
     if args.login && !ctx.dry_run {
         super::login::require_terminal()?;
@@ -57,6 +67,7 @@ pub fn run(ctx: &Context, args: &SetupArgs, before: &ResourceOpts) -> Result<i32
         when: build::When::Always,
         yes: args.yes,
         login: args.login,
+        fresh_base: args.base,
     };
     build::build_template(ctx, &loaded.config, &template, &how)?;
     Ok(0)
