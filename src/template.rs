@@ -30,7 +30,7 @@ pub use crate::manifest::{
 /// nothing behind and an old template keeps working. The build is in the journal from
 /// before `create`/`clone` until it is swapped in or deleted, so a SIGKILLed setup is reaped
 /// later. `base_lock` (the shared base's, held so nobody removes the base while it is
-/// cloned) is released once the clone is made.
+/// cloned) is released once the manifest that names the base is written.
 pub fn build(
     lima: &Limactl,
     ui: &Ui,
@@ -212,9 +212,14 @@ fn build_recorded(
         .io_context("create", log_path)
         .map_err(early)?;
     let (build, cleanup) = (vm.build, vm.cleanup);
+    // Held until the manifest that names the base is written: a gc in between would see a
+    // base no template uses yet.
+    let mut vm = vm;
+    let base_lock = vm.base_lock.take();
     let result = run_steps(lima, ui, paths, vm, &log, bundle)
         .map_err(Installed::Before)
         .and_then(|login| install().map(|()| login));
+    drop(base_lock);
     let err = match result {
         Ok(login) => return Ok(login),
         // The swap settles its own failures (the build is gone or recorded with the swap).
@@ -314,8 +319,6 @@ fn run_steps(
             // Ours from the moment it exists (`owner.rs`); renames keep the mark, a clone's
             // copy of the base's is overwritten.
             crate::owner::mark(paths, vm.build)?;
-            // The clone is made: the base may go (a gc) without harming it.
-            vm.base_lock = None;
         }
         step.done();
     }
