@@ -302,19 +302,7 @@ pub fn describe_setup(config: &Config, tools: &[&str]) -> Vec<String> {
     let mut out = vec![
         "build network: setup's list, through the proxy on the host (logged as `claude-vm network log setup-<template>`); in-guest rules refuse the rest".to_owned(),
     ];
-    for p in presets::setup(tools) {
-        out.push(format!(
-            "  allow {} (preset: {})",
-            p.hosts.join(", "),
-            p.origin
-        ));
-    }
-    if !n.allow.is_empty() {
-        out.push(format!(
-            "  allow {} ([network] allow, --allow)",
-            n.allow.join(", ")
-        ));
-    }
+    allow_lines(&presets::setup(tools), &n.allow, &mut out);
     if !n.deny.is_empty() {
         out.push(format!("  deny {}", n.deny.join(", ")));
     }
@@ -323,6 +311,23 @@ pub fn describe_setup(config: &Config, tools: &[&str]) -> Vec<String> {
         out.push(format!("  host ports {}", ports.join(", ")));
     }
     out
+}
+
+/// One `allow` line per preset, with its origin, and one for the user's own allows.
+fn allow_lines(presets: &[presets::Preset], allow: &[String], out: &mut Vec<String>) {
+    for p in presets {
+        out.push(format!(
+            "  allow {} (preset: {})",
+            p.hosts.join(", "),
+            p.origin
+        ));
+    }
+    if !allow.is_empty() {
+        out.push(format!(
+            "  allow {} ([network] allow, --allow)",
+            allow.join(", ")
+        ));
+    }
 }
 
 /// The end-of-session line and events from the session's log.
@@ -365,19 +370,7 @@ pub fn describe(config: &Config, tools: &[String]) -> Vec<String> {
         }
     )];
     if policy == Policy::Allowlist {
-        for p in &presets {
-            out.push(format!(
-                "  allow {} (preset: {})",
-                p.hosts.join(", "),
-                p.origin
-            ));
-        }
-        if !n.allow.is_empty() {
-            out.push(format!(
-                "  allow {} ([network] allow, --allow)",
-                n.allow.join(", ")
-            ));
-        }
+        allow_lines(&presets, &n.allow, &mut out);
     }
     if !n.deny.is_empty() {
         out.push(format!("  deny {}", n.deny.join(", ")));
