@@ -31,10 +31,15 @@ def test_setup_builds_the_template_and_list_shows_it(world):
     result = world.sandbox().setup()
     assert result.ok
     assert "step.finished" in types(result.events)
-    templates = [n for n in world.instances() if "." not in n]
+    # The project's template and the shared base it was cloned from.
+    bases = [n for n in world.instances() if n.startswith("claude-vm_base-")]
+    templates = [n for n in world.instances() if "." not in n and n not in bases]
     assert len(templates) == 1 and templates[0].startswith("claude-vm-app-")
+    assert len(bases) == 1
     doc = world.sandbox().list()
     assert [t["name"] for t in doc["templates"]] == templates
+    assert [b["name"] for b in doc["bases"]] == bases
+    assert doc["bases"][0]["used_by"] != []
     assert doc["templates"][0]["project"] == str(world.project)
     assert doc["sessions"] == []
 
