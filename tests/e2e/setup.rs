@@ -12,15 +12,7 @@ fn setup_is_list_create_start_shell_stop() {
         // The first command ever checks Lima's version (then cached); the shared base is
         // built (create, start, shell, stop) and the template is a clone of it (no setup
         // script: nothing of its own to boot for).
-        [
-            "--version",
-            "list",
-            "create",
-            "start",
-            "shell",
-            "stop",
-            "clone"
-        ],
+        FIRST_SETUP,
         "stderr:\n{}",
         r.stderr
     );

@@ -424,6 +424,18 @@ impl World {
     }
 }
 
+/// The calls of a project's first setup without a setup script: the shared base (create,
+/// boot, one provisioning shell, stop), then the template, a clone of it with nothing to boot.
+pub const FIRST_SETUP: [&str; 7] = [
+    "--version",
+    "list",
+    "create",
+    "start",
+    "shell",
+    "stop",
+    "clone",
+];
+
 /// True where the simulator enforces mounts for real (Linux namespaces).
 pub fn isolated() -> bool {
     cfg!(target_os = "linux")

@@ -66,15 +66,7 @@ fn setup_all_for_real_installs_every_tool_in_one_apt_transaction() {
     // The first command of a fresh world also checks Lima's version (cached afterwards).
     assert_eq!(
         r.verbs(),
-        [
-            "--version",
-            "list",
-            "create",
-            "start",
-            "shell",
-            "stop",
-            "clone"
-        ],
+        FIRST_SETUP,
         "all of it in the shared base's one provisioning shell; the template is its clone"
     );
     let apt = apt_calls(&w);
