@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
@@ -31,6 +31,27 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The files `write` finished in `dir` whose names end in `.ext`, sorted: never a writer's
+/// temporary file (hidden, and whole only once renamed), never a link or a directory.
+pub fn written(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let suffix = format!(".{ext}");
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name.ends_with(&suffix)
+        })
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
 }
 
 /// `create_dir_all`, with the directories it creates readable by the owner only.
@@ -64,5 +85,24 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn written_lists_finished_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write(dir, "b.json", b"{}").unwrap();
+        write(dir, "a.json", b"{}").unwrap();
+        // What a writer holds before its rename: whole JSON under a hidden name.
+        fs::write(dir.join(".c.json.Ab12Cd.tmp"), b"{}").unwrap();
+        fs::write(dir.join(".d.json"), b"{}").unwrap();
+        fs::write(dir.join("e.txt"), b"").unwrap();
+        fs::create_dir(dir.join("f.json")).unwrap();
+        std::os::unix::fs::symlink(dir.join("a.json"), dir.join("g.json")).unwrap();
+        assert_eq!(
+            written(dir, "json"),
+            [dir.join("a.json"), dir.join("b.json")]
+        );
+        assert!(written(&dir.join("missing"), "json").is_empty());
     }
 }

@@ -100,13 +100,9 @@ pub fn remove_base(paths: &HostPaths, base: &str) -> Result<()> {
 
 /// Every shared base's record, by name.
 pub fn all_bases(paths: &HostPaths) -> Vec<BaseRecord> {
-    let Ok(dir) = fs::read_dir(paths.bases_dir()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<BaseRecord> = dir
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| fs::read_to_string(e.path()).ok())
+    let mut out: Vec<BaseRecord> = crate::atomic::written(&paths.bases_dir(), "json")
+        .into_iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
         .filter_map(|t| serde_json::from_str(&t).ok())
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -205,13 +201,9 @@ pub fn read_manifest(paths: &HostPaths, template: &str) -> Result<Option<Manifes
 
 /// Every template record, for `list` and `clean-all`.
 pub fn all_manifests(paths: &HostPaths) -> Vec<Manifest> {
-    let Ok(dir) = fs::read_dir(paths.templates_dir()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Manifest> = dir
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| fs::read_to_string(e.path()).ok())
+    let mut out: Vec<Manifest> = crate::atomic::written(&paths.templates_dir(), "json")
+        .into_iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
         .filter_map(|t| serde_json::from_str(&t).ok())
         .collect();
     out.sort_by(|a, b| a.template.cmp(&b.template));

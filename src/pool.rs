@@ -78,12 +78,11 @@ impl Pool {
 
     /// The clones ready to be taken, oldest first.
     pub fn ready(&self) -> Vec<Ready> {
-        let Ok(dir) = fs::read_dir(self.ready_dir()) else {
-            return Vec::new();
-        };
-        let mut out: Vec<Ready> = dir
-            .flatten()
-            .filter_map(|e| fs::read_to_string(e.path()).ok())
+        // Only finished records: a record being written is whole JSON under its temporary
+        // name, and counting it would call a clone ready before sessions can claim it.
+        let mut out: Vec<Ready> = crate::atomic::written(&self.ready_dir(), "json")
+            .into_iter()
+            .filter_map(|p| fs::read_to_string(p).ok())
             .filter_map(|t| serde_json::from_str(&t).ok())
             .collect();
         out.sort_by_key(|r| (r.created_at, r.instance.clone()));
@@ -353,6 +352,17 @@ mod tests {
             created_at: 1,
             settings: Vec::new(),
         };
+        // Mid-write, the record is whole JSON under its temporary name: not ready yet, as
+        // no session could claim it under that name.
+        let text = serde_json::to_string(&r).unwrap();
+        crate::atomic::create_private_dir(&pool.ready_dir()).unwrap();
+        fs::write(
+            pool.ready_dir().join(".t.warm-aaaaaa.json.x1Y2z3.tmp"),
+            &text,
+        )
+        .unwrap();
+        assert!(pool.ready().is_empty(), "{:?}", pool.ready());
+        fs::remove_file(pool.ready_dir().join(".t.warm-aaaaaa.json.x1Y2z3.tmp")).unwrap();
         pool.add(&r).unwrap();
         assert_eq!(pool.ready(), vec![r.clone()]);
         let winners: Vec<bool> = std::thread::scope(|s| {

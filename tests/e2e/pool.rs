@@ -202,8 +202,11 @@ fn a_rebuild_removes_the_old_templates_clones() {
     let _drained = Drained(&w);
     w.write_project(".claude-vm.setup.sh", "echo v1 > \"$HOME/v\"\n");
     w.setup();
-    w.run(&["warm", "1"]).ok();
+    let warm = w.run(&["warm", "1"]);
+    warm.ok();
+    // `warm` returns once the clone can be claimed, not while its record is being written.
     let old = w.pooled();
+    assert_eq!(old.len(), 1, "{old:?}\n{}", warm.stderr);
     w.write_project(".claude-vm.setup.sh", "echo v2 > \"$HOME/v\"\n");
     let r = w.run(&["setup"]);
     r.ok();

@@ -41,6 +41,9 @@ pub fn run(ctx: &Context, count: Option<u32>) -> Result<i32> {
         last_used: now(),
     })?;
     if n == 0 {
+        // The keeper may be booting clones this moment: stop it first (it removes what it
+        // made on its way out), so that none appears once `warm 0` has returned.
+        let _paused = control::pause(ctx, &pool, &basis.template)?;
         let gone = control::drain(ctx, &pool, &basis.template, |_| true)?;
         ctx.ui.info(&format!(
             "the pool of {} is empty ({} removed)",
