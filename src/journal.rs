@@ -104,24 +104,15 @@ impl Journal {
     /// Every readable entry, oldest first. Unreadable files are skipped: a damaged entry
     /// must not stop a session (`claude-vm gc` still finds its VM through `limactl list`).
     pub fn entries(&self) -> Vec<Entry> {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut out: Vec<Entry> = dir
-            .flatten()
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                !name.starts_with('.') && name.ends_with(".json")
-            })
-            // Only regular files (no FIFO, device or link is opened), small, whose name is
-            // the instance they describe.
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| {
-                let text = crate::fsread::small_regular_file(&e.path(), 64 * 1024).ok()?;
+        // Finished regular files only: no writer's temporary, no FIFO, device or link.
+        let mut out: Vec<Entry> = crate::atomic::written(&self.dir, "json")
+            .into_iter()
+            // Small, and named for the instance they describe.
+            .filter_map(|path| {
+                let text = crate::fsread::small_regular_file(&path, 64 * 1024).ok()?;
                 let entry: Entry = serde_json::from_str(&text).ok()?;
                 (crate::names::is_valid_lima_name(&entry.instance)
-                    && e.file_name().to_string_lossy() == format!("{}.json", entry.instance))
+                    && path.file_name()? == format!("{}.json", entry.instance).as_str())
                 .then_some(entry)
             })
             .collect();
@@ -173,6 +164,11 @@ mod tests {
         j.record(&a).unwrap();
         fs::write(j.dir.join("t.run-zzzzzz.json"), "{not json").unwrap();
         fs::write(j.dir.join(".t.run-yyyyyy.tmp"), "{}").unwrap();
+        // A record mid-write: whole JSON under the writer's hidden temporary name.
+        let whole = fs::read_to_string(j.path(&a.instance)).unwrap();
+        let b = whole.replace("t.run-aaaaaa", "t.run-bbbbbb");
+        fs::write(j.dir.join(".t.run-bbbbbb.json.Ab12Cd.tmp"), &b).unwrap();
+        fs::write(j.dir.join(".t.run-bbbbbb.json"), &b).unwrap();
         assert_eq!(j.entries(), vec![a]);
     }
 

@@ -244,7 +244,7 @@ impl Server {
     }
 
     #[tool(
-        description = "List claude-vm's templates and running sessions ({\"templates\": [...], \"sessions\": [...]}, as `claude-vm --json list`)."
+        description = "List claude-vm's templates, running sessions and shared base VMs ({\"templates\": [...], \"sessions\": [...], \"bases\": [...]}, as `claude-vm --json list`; a base's used_by lists the projects whose templates are cloned from it)."
     )]
     async fn list_sessions(
         &self,

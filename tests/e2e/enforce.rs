@@ -79,17 +79,25 @@ fn limactl(w: &World, args: &[&str], stdin: &str) -> (i32, String, String) {
     (status.code().unwrap_or(-1), out, err)
 }
 
-fn host_ruleset() -> String {
-    let out = Command::new("nft")
-        .args(["list", "ruleset"])
+/// A network namespace's identity (`net:[INODE]`), of the process `pid` or of this one.
+fn netns_of(pid: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/ns/net: {e}"))
+        .display()
+        .to_string()
+}
+
+/// `program args...` run inside the network namespace of the guest's agent process `pid`.
+fn in_guest_netns(pid: &str, program: &str, args: &[&str]) -> std::process::Output {
+    Command::new("nsenter")
+        .args(["-t", pid, "-n", program])
+        .args(args)
         .output()
-        .expect("run nft on the host");
-    assert!(out.status.success(), "nft list ruleset on the host failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .expect("run nsenter into the guest's network namespace")
 }
 
 /// `name=ok` when COMMAND succeeds, `name=no` when it fails, one line per probe.
-fn probe(name: &str, command: &str) -> String {
+fn guest_probe(name: &str, command: &str) -> String {
     format!("if ( {command} ) >/dev/null 2>&1; then echo {name}=ok; else echo {name}=no; fi\n")
 }
 
@@ -100,13 +108,13 @@ fn attempts(p: &Ports) -> String {
         format!("timeout 5 bash -c 'exec 3<>/dev/udp/{host}/{port} && printf x >&3'")
     };
     [
-        probe("proxy", &tcp("192.168.5.2", p.proxy)),
-        probe("host_port", &tcp("192.168.5.2", p.allowed)),
-        probe("host_loopback", &tcp("192.168.5.2", p.service)),
-        probe("dns_lima", &udp("192.168.5.3", 53)),
-        probe("dns_public", &udp("1.1.1.1", 53)),
-        probe("dns_tcp", &tcp("1.1.1.1", 53)),
-        probe("ipv6", &udp("fd00:1::2", 9)),
+        guest_probe("proxy", &tcp("192.168.5.2", p.proxy)),
+        guest_probe("host_port", &tcp("192.168.5.2", p.allowed)),
+        guest_probe("host_loopback", &tcp("192.168.5.2", p.service)),
+        guest_probe("dns_lima", &udp("192.168.5.3", 53)),
+        guest_probe("dns_public", &udp("1.1.1.1", 53)),
+        guest_probe("dns_tcp", &tcp("1.1.1.1", 53)),
+        guest_probe("ipv6", &udp("fd00:1::2", 9)),
     ]
     .concat()
 }
@@ -151,7 +159,6 @@ const HOSTILE: &str = "it's \"$x\" `id`\nline é";
 /// runtime part, then `drop_and_run`) as that user, and reads what each probe got.
 fn run_enforced(keep_sudo: bool) -> Outcome {
     let w = World::new();
-    let before_host = host_ruleset();
     let (proxy, proxy_hits) = listener();
     let (allowed, allowed_hits) = listener();
     let (service, service_hits) = listener();
@@ -166,13 +173,13 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
         keep_sudo,
     };
     let probes = [
-        probe("sudo", "sudo -n true"),
-        probe("nft_list", "nft list ruleset"),
-        probe("nft_flush", "nft flush ruleset"),
-        probe("nft_via_sudo", "sudo -n nft list ruleset"),
-        probe("unshare_net", "unshare -n true"),
-        probe("sg_docker", "sg docker -c 'id -Gn' | grep -qw docker"),
-        probe(
+        guest_probe("sudo", "sudo -n true"),
+        guest_probe("nft_list", "nft list ruleset"),
+        guest_probe("nft_flush", "nft flush ruleset"),
+        guest_probe("nft_via_sudo", "sudo -n nft list ruleset"),
+        guest_probe("unshare_net", "unshare -n true"),
+        guest_probe("sg_docker", "sg docker -c 'id -Gn' | grep -qw docker"),
+        guest_probe(
             "newgrp_docker",
             "echo 'id -Gn' | newgrp docker | grep -qw docker",
         ),
@@ -192,11 +199,12 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
          export CVM_PROBE={h} CVM_WANT={h}\n\
          export PATH=$PATH:/opt/runtime-bin\n\
          echo '== before'\n\
+         echo netns=$(readlink /proc/self/ns/net)\n\
          {pre}{sudo_pre}echo groups=$(id -Gn | tr ' ' ,)\n\
          {drop}",
         h = quote(HOSTILE),
         pre = attempts(&ports),
-        sudo_pre = probe("sudo", "sudo -n true"),
+        sudo_pre = guest_probe("sudo", "sudo -n true"),
         drop = drop_and_run(&e, "echo '== after'; exec bash /tmp/probe.sh"),
     );
     // As root (through Debian's sudo): docker's packages make the group and its install
@@ -222,7 +230,7 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
         probes = quote(&probes),
         deny = quote(SUDOERS_DENY),
         // This login shell is a process of the user's without no_new_privs.
-        fresh = probe("sudo_fresh", "sudo -n true"),
+        fresh = guest_probe("sudo_fresh", "sudo -n true"),
     );
     let name = "enforce1";
     let (code, _, err) = limactl(
@@ -252,19 +260,20 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
     let (code, mut out, err) = limactl(&w, &["shell", name, "bash", "-s"], &setup);
     // The guest's ruleset as root sees it, from the host (the user can no longer ask sudo).
     let agent = std::fs::read_to_string(w.lima_home.join(name).join("ha.pid")).unwrap_or_default();
-    let table = Command::new("nsenter")
-        .args([
-            "-t",
-            agent.trim(),
-            "-n",
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "claude_vm",
-        ])
-        .output()
-        .expect("run nsenter");
+    let agent = agent.trim();
+    let table = in_guest_netns(agent, "nft", &["list", "table", "inet", "claude_vm"]);
+    // Rules are per network namespace: the shell that installed them ran in the guest's,
+    // which is not this test's (the host's), so the host's firewall was never in reach.
+    let guest_netns = netns_of(agent);
+    assert_ne!(
+        guest_netns,
+        netns_of("self"),
+        "the guest shares the host's network"
+    );
+    assert!(
+        out.contains(&format!("netns={guest_netns}\n")),
+        "the session ran outside the guest's network namespace ({guest_netns}):\n{out}"
+    );
     if table.status.success() {
         out.push_str("table=present\n");
     }
@@ -272,11 +281,6 @@ fn run_enforced(keep_sudo: bool) -> Outcome {
     assert_eq!(deleted, 0, "delete: {derr}");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("== status 0"), "{out}\n{err}");
-    assert_eq!(
-        host_ruleset(),
-        before_host,
-        "the host's nftables ruleset changed"
-    );
     Outcome {
         user,
         before: results(&out, "before"),

@@ -122,6 +122,14 @@ fn an_mcp_client_lists_the_tools_runs_an_agent_and_a_command_and_reads_the_audit
         assert_eq!(schema("exec")["properties"]["argv"]["items"]["type"], "string");
         assert_eq!(required("session_log"), ["name"]);
         assert_eq!(schema("list_sessions")["type"], "object");
+        let described = |n: &str| {
+            tools
+                .iter()
+                .find(|t| t.name == n)
+                .and_then(|t| t.description.as_deref().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        assert!(described("list_sessions").contains("\"bases\""), "{}", described("list_sessions"));
 
         // run_agent: claude -p PROMPT --output-format json ARGS in a fresh VM.
         let r = call(
@@ -187,6 +195,10 @@ fn an_mcp_client_lists_the_tools_runs_an_agent_and_a_command_and_reads_the_audit
             assert_eq!(r.is_error, Some(false), "{}", text(&r));
             let s = structured(&r).clone();
             assert!(s["templates"].as_array().is_some_and(|t| !t.is_empty()), "{s}");
+            // The project's template was cloned from one shared base, which names the project.
+            let bases = s["bases"].as_array().expect("bases");
+            assert_eq!(bases.len(), 1, "{s}");
+            assert_eq!(bases[0]["used_by"], json!([s["templates"][0]["project"]]), "{s}");
             if let Some(first) = s["sessions"].as_array().and_then(|a| a.first()) {
                 break first.clone();
             }

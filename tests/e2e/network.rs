@@ -541,7 +541,7 @@ fn a_session_cannot_get_around_the_proxy_or_get_root() {
             "if timeout 5 bash -c 'exec 3<>/dev/tcp/192.168.5.2/{port}' 2>/dev/null; then echo open; else echo closed; fi"
         )
     };
-    let fails = |what: &str, cmd: &str| {
+    let in_guest_fails = |what: &str, cmd: &str| {
         format!(
             "if {cmd} >/dev/null 2>&1; then echo '{what}: worked'; else echo '{what}: refused'; fi"
         )
@@ -551,19 +551,19 @@ fn a_session_cannot_get_around_the_proxy_or_get_root() {
         format!("{CURL} --noproxy '*' http://host.lima.internal:{secret}/ || echo bypass-refused"),
         tcp(secret),
         tcp(listed),
-        fails(
+        in_guest_fails(
             "dns to the slirp resolver",
             "timeout 5 getent hosts example.com",
         ),
-        fails(
+        in_guest_fails(
             "udp 53",
             "timeout 5 bash -c 'exec 3<>/dev/udp/1.1.1.1/53 && printf x >&3'",
         ),
-        fails("ipv6", "timeout 5 bash -c 'exec 3<>/dev/tcp/::1/22'"),
-        fails("sudo", "sudo -n true"),
-        fails("nft flush", "nft flush ruleset"),
-        fails("unshare -n", "unshare -n true"),
-        fails("su", "su -c true root </dev/null"),
+        in_guest_fails("ipv6", "timeout 5 bash -c 'exec 3<>/dev/tcp/::1/22'"),
+        in_guest_fails("sudo", "sudo -n true"),
+        in_guest_fails("nft flush", "nft flush ruleset"),
+        in_guest_fails("unshare -n", "unshare -n true"),
+        in_guest_fails("su", "su -c true root </dev/null"),
         "grep NoNewPrivs /proc/self/status".to_owned(),
     ]
     .join("\n");
