@@ -144,6 +144,11 @@ impl Reply {
     }
 }
 
+/// A GET with exactly these headers and no body.
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
+    http(port, "GET", path, headers, None)
+}
+
 /// One HTTP/1.1 request with exactly these headers; the whole answer (chunks joined).
 fn http(
     port: u16,
@@ -489,15 +494,13 @@ fn a_wrong_token_is_refused_by_the_api_and_the_page_says_so() {
     let server = Server::start(&w);
     let driver = Driver::start();
     let wrong = "0".repeat(64);
-    let r = http(
+    let r = get(
         server.port,
-        "GET",
         "/api/sessions",
         &[
             ("Host", &server.host()),
             ("Authorization", &format!("Bearer {wrong}")),
         ],
-        None,
     );
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.json()["error"].as_str().unwrap().contains("token"));
@@ -560,33 +563,19 @@ fn api_calls_without_the_token_to_another_host_or_from_another_origin_are_refuse
         format!("[::1]:{}", server.port),
     ] {
         for p in ["/api/sessions", "/", "/app.js"] {
-            let r = http(
-                server.port,
-                "GET",
-                p,
-                &[("Host", &bad), ("Authorization", &good)],
-                None,
-            );
+            let r = get(server.port, p, &[("Host", &bad), ("Authorization", &good)]);
             assert_eq!(r.status, 403, "Host {bad} {p}: {}", r.body);
             assert!(r.json()["error"].as_str().unwrap().contains("Host"));
         }
     }
-    let r = http(
-        server.port,
-        "GET",
-        "/api/sessions",
-        &[("Authorization", &good)],
-        None,
-    );
+    let r = get(server.port, "/api/sessions", &[("Authorization", &good)]);
     assert!(r.status == 400 || r.status == 403, "no Host: {}", r.status);
     // localhost is the same server.
     let lh = format!("localhost:{}", server.port);
-    let r = http(
+    let r = get(
         server.port,
-        "GET",
         "/api/sessions",
         &[("Host", &lh), ("Authorization", &good)],
-        None,
     );
     assert_eq!(r.status, 200, "{}", r.body);
     // Another page's Origin: refused with the token, and the login too.
@@ -603,7 +592,7 @@ fn api_calls_without_the_token_to_another_host_or_from_another_origin_are_refuse
             ("Origin", &origin),
             ("Content-Type", "application/json"),
         ];
-        let r = http(server.port, "GET", "/api/sessions", &h, None);
+        let r = get(server.port, "/api/sessions", &h);
         assert_eq!(r.status, 403, "Origin {origin}: {}", r.body);
         let login = json!({"token": server.token}).to_string();
         let r = http(server.port, "POST", "/api/login", &h, Some(&login));
@@ -643,25 +632,21 @@ fn api_calls_without_the_token_to_another_host_or_from_another_origin_are_refuse
         assert!(cookie.contains(attr), "{cookie}");
     }
     let pair = cookie.split(';').next().unwrap().to_owned();
-    let r = http(
+    let r = get(
         server.port,
-        "GET",
         "/api/sessions",
         &[("Host", &host), ("Cookie", &pair)],
-        None,
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let forged = format!("{}x", pair);
-    let r = http(
+    let r = get(
         server.port,
-        "GET",
         "/api/sessions",
         &[("Host", &host), ("Cookie", &forged)],
-        None,
     );
     assert_eq!(r.status, 401);
     // The page is served with a policy that runs only its own script.
-    let r = http(server.port, "GET", "/", &[("Host", &host)], None);
+    let r = get(server.port, "/", &[("Host", &host)]);
     assert_eq!(r.status, 200);
     assert!(r
         .header("content-security-policy")
@@ -684,12 +669,10 @@ fn wrong_tokens_are_rate_limited_while_a_logged_in_page_keeps_working() {
     let cookie = r.header("set-cookie").split(';').next().unwrap().to_owned();
     for i in 0..10 {
         let guess = format!("Bearer {i:064}");
-        let r = http(
+        let r = get(
             server.port,
-            "GET",
             "/api/sessions",
             &[("Host", &host), ("Authorization", &guess)],
-            None,
         );
         assert_eq!(r.status, 401, "guess {i}");
     }
@@ -700,21 +683,13 @@ fn wrong_tokens_are_rate_limited_while_a_logged_in_page_keeps_working() {
     let r = http(server.port, "POST", "/api/login", &ct, Some(&login));
     assert_eq!(r.status, 429);
     // No credential at all guesses nothing: refused, not counted (any page could send it).
-    let r = http(
-        server.port,
-        "GET",
-        "/api/sessions",
-        &[("Host", &host)],
-        None,
-    );
+    let r = get(server.port, "/api/sessions", &[("Host", &host)]);
     assert_eq!(r.status, 401, "no credential at all");
     // ...but the page that logged in before keeps working.
-    let r = http(
+    let r = get(
         server.port,
-        "GET",
         "/api/sessions",
         &[("Host", &host), ("Cookie", &cookie)],
-        None,
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -1179,15 +1154,13 @@ fn open_gives_the_browser_a_one_use_code_and_never_the_token() {
     let r = http(server.port, "POST", "/api/login", &ct, Some(&body));
     assert_eq!(r.status, 401, "the code works once");
     // Not as a bearer token either, once used.
-    let r = http(
+    let r = get(
         server.port,
-        "GET",
         "/api/sessions",
         &[
             ("Host", &host),
             ("Authorization", &format!("Bearer {code}")),
         ],
-        None,
     );
     assert_eq!(r.status, 401);
 }
@@ -1575,13 +1548,7 @@ fn stopped_from_the_page_its_vm_is_gone_and_the_review_shows_audit_network_and_w
 
 /// An SSE stream read to its `end` event: the `message` events' data.
 fn read_stream(port: u16, host: &str, auth: &str, path: &str) -> Vec<Value> {
-    let r = http(
-        port,
-        "GET",
-        path,
-        &[("Host", host), ("Authorization", auth)],
-        None,
-    );
+    let r = get(port, path, &[("Host", host), ("Authorization", auth)]);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("event: end"), "the stream ended");
     let mut out = Vec::new();
@@ -1680,13 +1647,7 @@ fn many_page_loads_and_streams_at_once_do_not_block_a_running_session() {
                 for i in 0..25 {
                     let p = &paths[(t + i) % paths.len()];
                     let t0 = Instant::now();
-                    let r = http(
-                        port,
-                        "GET",
-                        p,
-                        &[("Host", &host), ("Authorization", &auth)],
-                        None,
-                    );
+                    let r = get(port, p, &[("Host", &host), ("Authorization", &auth)]);
                     assert_eq!(r.status, 200, "{p}: {}", r.body);
                     if t0.elapsed() > slowest.0 {
                         slowest = (t0.elapsed(), p.clone());
@@ -1782,7 +1743,7 @@ fn oversized_bodies_long_prompts_and_wrong_tokens_on_streams_get_json_errors() {
         );
     }
     // A path axum rejects itself still answers JSON.
-    let r = http(server.port, "GET", "/api/sessions/%ff%fe", &ct, None);
+    let r = get(server.port, "/api/sessions/%ff%fe", &ct);
     assert!(r.status >= 400 && r.status < 500, "{}", r.status);
     assert!(r.json()["error"].is_string(), "{}", r.body);
     // open-folder: only a session's own folder, only with the token.
@@ -1797,12 +1758,10 @@ fn oversized_bodies_long_prompts_and_wrong_tokens_on_streams_get_json_errors() {
     // A wrong token on the streams: 401 (counted: fewer than the limit here).
     for p in ["/api/stream", "/api/sessions/0000000000000-00000000/events"] {
         let wrong = format!("Bearer {}", "1".repeat(64));
-        let r = http(
+        let r = get(
             server.port,
-            "GET",
             p,
             &[("Host", &host), ("Authorization", &wrong)],
-            None,
         );
         assert_eq!(r.status, 401, "{p}: {}", r.body);
         assert!(r.json()["error"].as_str().unwrap().contains("token"));
