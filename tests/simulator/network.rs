@@ -349,41 +349,67 @@ fn the_hosts_network_only_when_asked_for() {
 
 /// A guest on the host's network (`LIMA_SIM_NETWORK=host`, or fallback mode) would change the
 /// host's own firewall: its firewall tools refuse, by name, by absolute path and through
-/// sudo. The attempts are `nft --check` (parse, never commit), so even a broken guard could
-/// not change the host's ruleset: it would show as a run that was not refused.
+/// sudo. Two guards keep a broken refusal from reaching this machine: the guest runs in a
+/// network namespace the harness made for it (`unshare --net`), and the guest's attempts only
+/// parse a rule, never commit it. A broken refusal shows as a run that was not refused.
 #[test]
 fn a_guest_on_the_hosts_network_cannot_touch_the_hosts_firewall() {
-    // (iptables is refused the same way where it is installed.)
-    let attempts = "for c in '/usr/sbin/nft --check add table inet cvm_t' \
-                    'sudo nft --check add table inet cvm_t' \
-                    'sudo /usr/sbin/nft --check add table inet cvm_t'; do \
-                    $c >/dev/null 2>\"$HOME/err\"; echo \"$c: $? $(grep -c 'refused by the Lima simulator' \"$HOME/err\")\"; done";
-    let want = "/usr/sbin/nft --check add table inet cvm_t: 1 1\n\
-                sudo nft --check add table inet cvm_t: 1 1\n\
-                sudo /usr/sbin/nft --check add table inet cvm_t: 1 1\n";
+    // In the guest; iptables and its kin are refused the same way.
+    const GUEST_RULE: &str = "nft --check add table inet cvm_t";
+    // The guest's network namespace, then "COMMAND: STATUS REFUSALS" for each command.
+    let try_in_guest = |commands: &[String]| -> (String, String) {
+        let quoted: Vec<String> = commands.iter().map(|c| format!("'{c}'")).collect();
+        let script = format!(
+            "readlink /proc/self/ns/net; for c in {}; do $c >/dev/null 2>\"$HOME/err\"; \
+             echo \"$c: $? $(grep -c 'refused by the Lima simulator' \"$HOME/err\")\"; done",
+            quoted.join(" ")
+        );
+        let want = commands.iter().map(|c| format!("{c}: 1 1\n")).collect();
+        (script, want)
+    };
+    let (attempts, want) = try_in_guest(&[
+        format!("/usr/sbin/{GUEST_RULE}"),
+        format!("sudo {GUEST_RULE}"),
+        format!("sudo /usr/sbin/{GUEST_RULE}"),
+    ]);
+    let own_netns = fs::read_link("/proc/self/ns/net").expect("this test's netns");
+    // The namespace the guest's commands ran in (the first line), and the rest.
+    let netns_and_rest = |stdout: &str| -> (String, String) {
+        let (first, rest) = stdout.split_once('\n').unwrap_or((stdout, ""));
+        assert!(first.starts_with("net:["), "{stdout}");
+        assert_ne!(
+            first,
+            own_netns.display().to_string(),
+            "not the harness's namespace"
+        );
+        (first.to_owned(), rest.to_owned())
+    };
 
     let mut sim = Sim::new();
     sim.set_env("LIMA_SIM_NETWORK", "host");
     sim.create("vm", &["--mount-none"]);
-    sim.run(&["start", "vm"]).ok();
-    let out = sim.sh("vm", attempts).ok();
+    sim.run_in_own_netns(&["start", "vm"]).ok();
+    let out = sim
+        .run_in_own_netns(&["shell", "vm", "bash", "-c", &attempts])
+        .ok();
     assert_namespace_mode(&sim);
-    assert_eq!(out.stdout, want, "{}", out.stderr);
+    let (guest_netns, rest) = netns_and_rest(&out.stdout);
+    assert_eq!(rest, want, "{}", out.stderr);
+    // The guest kept the namespace it booted in: a later shell joins it, wherever it starts.
+    let again = sim.sh("vm", "readlink /proc/self/ns/net").ok();
+    assert_eq!(again.stdout.trim_end(), guest_netns);
 
     let mut sim = Sim::new();
     sim.set_env("LIMA_SIM_ISOLATION", "fallback");
     sim.create("vm", &["--mount-none"]);
-    sim.run(&["start", "vm"]).ok();
-    // Fallback has no root of its own: /usr/sbin/nft is the host's, only PATH can guard it,
-    // so only names are tried here.
-    let by_name = "for c in 'nft --check add table inet cvm_t' 'sudo nft --check add table inet cvm_t'; do \
-                   $c >/dev/null 2>\"$HOME/err\"; echo \"$c: $? $(grep -c 'refused by the Lima simulator' \"$HOME/err\")\"; done";
-    let out = sim.sh("vm", by_name).ok();
+    sim.run_in_own_netns(&["start", "vm"]).ok();
+    // Fallback has no root of its own: the absolute paths are the host's tools, only PATH can
+    // guard the guest, so only names are tried here.
+    let (by_name, want) = try_in_guest(&[GUEST_RULE.to_owned(), format!("sudo {GUEST_RULE}")]);
+    let out = sim
+        .run_in_own_netns(&["shell", "vm", "bash", "-c", &by_name])
+        .ok();
     assert_eq!(sim.isolation(), "fallback");
-    assert_eq!(
-        out.stdout,
-        "nft --check add table inet cvm_t: 1 1\nsudo nft --check add table inet cvm_t: 1 1\n",
-        "{}",
-        out.stderr
-    );
+    let (_, rest) = netns_and_rest(&out.stdout);
+    assert_eq!(rest, want, "{}", out.stderr);
 }

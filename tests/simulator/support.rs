@@ -148,6 +148,32 @@ impl Sim {
         self.cmd(args).output().expect("run limactl").into()
     }
 
+    /// `limactl ARGS` in a new network namespace that the harness owns: a guest on "the host's
+    /// network" started this way shares that namespace, never the machine's own.
+    pub fn run_in_own_netns(&self, args: &[&str]) -> Out {
+        let inner = self.cmd(args);
+        let mut c = Command::new("unshare");
+        c.arg("--net");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            c.arg("--map-current-user");
+        }
+        c.arg("--")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_clear()
+            .current_dir(&self.project)
+            .stdin(Stdio::null());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.output()
+            .expect("run limactl under unshare --net (util-linux)")
+            .into()
+    }
+
     /// `limactl shell NAME bash -c SCRIPT`.
     pub fn sh(&self, name: &str, script: &str) -> Out {
         self.run(&["shell", name, "bash", "-c", script])
