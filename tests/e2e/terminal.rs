@@ -25,21 +25,10 @@ fn no_template_on_a_terminal_builds_it_after_yes_and_runs_the_session() {
     let w = World::new();
     let r = w.run_tty(&["hello"], "y\n");
     r.ok();
+    // The first setup, then the session: a clone, its one shell, the delete.
     assert_eq!(
         r.verbs(),
-        [
-            "--version",
-            "list",
-            "create",
-            "start",
-            "shell",
-            "stop",
-            // The template: a clone of the shared base (no setup script to run).
-            "clone",
-            "clone",
-            "shell",
-            "delete"
-        ]
+        [&FIRST_SETUP[..], &["clone", "shell", "delete"]].concat()
     );
     assert_eq!(r.claude_argv(), ["--dangerously-skip-permissions", "hello"]);
 }
